@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# tools/test.sh: the whole test suite, as CI runs it. Installs what is missing, builds
+# with -Werror, then runs
+#   1. every meson test (suites 'unit' and 'integration'; the latter mounts for real),
+#   2. the unit suite again under AddressSanitizer + UBSan,
+#   3. each libFuzzer target for a short while (clang build, -Dfuzz=true).
+# The last line is the plain summary "N passed, N failed"; exit status is non-zero on
+# any failure. Build trees go under build-test/ so a developer's build/ is left alone.
+set -u
+cd "$(dirname "$0")/.."
+top=$PWD
+out=$top/build-test
+tools/deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
+
+fail_setup=0
+step() { echo "== $*" >&2; }
+setup() { # dir, meson args...
+  local dir=$1; shift
+  [ -f "$dir/build.ninja" ] || meson setup -q "$dir" "$@" >/dev/null ||
+    { echo "meson setup $dir failed" >&2; return 1; }
+  ninja -C "$dir" >"$dir.ninja.log" 2>&1 ||
+    { tail -40 "$dir.ninja.log" >&2; echo "build of $dir failed" >&2; return 1; }
+}
+
+step "build (-Werror)"
+if setup "$out/main" -Dwerror=true; then
+  step "meson test: unit + integration"
+  meson test -C "$out/main" --print-errorlogs --num-processes 2 --suite unit --suite integration
+else fail_setup=$((fail_setup + 1)); fi
+
+step "build with ASan + UBSan; unit tests"
+if setup "$out/asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C "$out/asan" --print-errorlogs --suite unit
+else fail_setup=$((fail_setup + 1)); fi
+
+step "libFuzzer targets, short runs"
+if CC=clang setup "$out/fuzz" -Dfuzz=true -Dtests=true -Db_lundef=false; then
+  meson test -C "$out/fuzz" --print-errorlogs --suite fuzz
+else fail_setup=$((fail_setup + 1)); fi
+
+python3 tools/test-summary.py "$fail_setup" "$out/main" "$out/asan" "$out/fuzz"
