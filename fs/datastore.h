@@ -1,0 +1,38 @@
+/* datastore.h - one backing directory of the namespace.
+ *
+ * A datastore is opened once at mount time and then only ever reached through its
+ * directory fd: every backing operation is an *at() call relative to ds->fd, so no
+ * path walk ever starts outside it. Each datastore owns a hidden state folder
+ * (VDS_STATE_DIR) that the mount never shows, and a lock file inside it that makes a
+ * datastore belong to one vdsfs at a time.
+ */
+#ifndef VDS_DATASTORE_H
+#define VDS_DATASTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VDS_STATE_DIR	".vdsfs"
+
+struct datastore {
+	char name[33];
+	char *path;	/* canonical, absolute */
+	int fd;		/* O_DIRECTORY on path */
+	int state_fd;	/* O_DIRECTORY on path/.vdsfs */
+	int lock_fd;	/* holds flock(LOCK_EX) while mounted */
+	dev_t dev;
+};
+
+bool path_within(const char *outer, const char *inner);
+int ds_check_layout(char *const paths[], const char *const names[], int n,
+		    const char *mountpoint, char *err, size_t len);
+int ds_canonicalize(const char *name, const char *path, char **out, char *err, size_t len);
+int ds_open(struct datastore *ds, const char *name, const char *canon_path, char *err,
+	    size_t len);
+void ds_close(struct datastore *ds);
+void ds_write_pid(struct datastore *ds);
+int ds_space(const struct datastore *ds, uint64_t *avail, uint64_t *total);
+
+#endif

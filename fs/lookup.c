@@ -1,0 +1,185 @@
+/* lookup.c - resolving names across datastores, and placing new ones.
+ *
+ * A name resolves to the first datastore (in the order given on the command line)
+ * where it exists. For a regular file that is its only home; for a directory the
+ * first copy supplies the attributes and the others only add entries to readdir.
+ * New objects go where the create policy says; their parent directory is created
+ * there on demand, copying mode, owner and times from an existing copy, so the union
+ * looks the same whichever datastore a name lands on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "placement.h"
+#include "vdsfs.h"
+
+int vds_find(struct vds *v, const char *path, struct stat *st)
+{
+	for (int i = 0; i < v->nds; i++)
+		if (fstatat(v->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0)
+			return i;
+		else if (errno != ENOENT && errno != ENOTDIR)
+			return -errno;
+	return -ENOENT;
+}
+
+int vds_stat_node(struct vds *v, struct node *n, struct stat *st)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	if (!n->is_dir) {
+		if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	} else {
+		ret = node_dir_path(&v->nodes, n, path, sizeof(path));
+		if (ret)
+			return ret;
+		ret = vds_find(v, path, st);
+		if (ret < 0)
+			return ret;
+	}
+	st->st_ino = n->st_ino;
+	return 0;
+}
+
+void vds_fill_entry(struct vds *v, struct node *n, const struct stat *st,
+		    struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = node_id(&v->nodes, n);
+	e->attr = *st;
+	e->attr.st_ino = n->st_ino;
+	e->attr_timeout = v->opts.timeout;
+	e->entry_timeout = v->opts.timeout;
+}
+
+static struct node *ref_backing(struct vds *v, struct node *parent, const char *name,
+				const char *path, int ds, const struct stat *st)
+{
+	struct stat st2;
+	int fd;
+
+	if (S_ISDIR(st->st_mode))
+		return node_ref_dir(&v->nodes, parent, name, node_st_ino(ds, st->st_ino));
+	fd = openat(v->ds[ds].fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	/* The name may have been replaced between stat and open: trust the fd. */
+	if (fstatat(fd, "", &st2, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+	    S_ISDIR(st2.st_mode)) {
+		close(fd);
+		errno = ESTALE;
+		return NULL;
+	}
+	return node_ref_file(&v->nodes, ds, fd, &st2);
+}
+
+/* Resolve parent/name and take a kernel reference on its node (nlookup + 1). */
+int vds_entry(struct vds *v, struct node *parent, const char *name, struct fuse_entry_param *e)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	struct node *n;
+	int ds, ret;
+
+	if (name_hidden(v, parent, name))
+		return -ENOENT;
+	ret = node_child_path(&v->nodes, parent, name, path, sizeof(path));
+	if (ret)
+		return ret;
+	ds = vds_find(v, path, &st);
+	if (ds < 0)
+		return ds;
+	n = ref_backing(v, parent, name, path, ds, &st);
+	if (!n)
+		return errno ? -errno : -ENOMEM;
+	if (!n->is_dir && fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		ret = -errno;
+		node_forget(&v->nodes, n, 1);
+		return ret;
+	}
+	vds_fill_entry(v, n, &st, e);
+	return 0;
+}
+
+int vds_pick_ds(struct vds *v)
+{
+	uint64_t avail[VDS_MAX_DS];
+	bool usable[VDS_MAX_DS];
+
+	for (int i = 0; i < v->nds; i++) {
+		usable[i] = true;
+		if (v->opts.create == VDS_CREATE_MFS)
+			usable[i] = ds_space(&v->ds[i], &avail[i], NULL) == 0;
+	}
+	return placement_pick(v->opts.create, v->create_named, avail, usable, v->nds);
+}
+
+/* Create one missing directory on datastore ds, shaped like its copy elsewhere. */
+static int clone_dir(struct vds *v, int ds, const char *path)
+{
+	struct stat st;
+	int src = vds_find(v, path, &st);
+	struct timespec ts[2];
+
+	if (src < 0)
+		return src;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (mkdirat(v->ds[ds].fd, path, st.st_mode & 07777) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	if (v->root && fchownat(v->ds[ds].fd, path, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	fchmodat(v->ds[ds].fd, path, st.st_mode & 07777, 0);	/* undo umask/setgid quirks */
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	utimensat(v->ds[ds].fd, path, ts, AT_SYMLINK_NOFOLLOW);
+	return 0;
+}
+
+/* mkdir -p of a directory path ("." is the root) on datastore ds. */
+int vds_mkpath(struct vds *v, int ds, const char *dirpath)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	if (!strcmp(dirpath, "."))
+		return 0;
+	if (fstatat(v->ds[ds].fd, dirpath, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	if (strlen(dirpath) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	strcpy(buf, dirpath);
+	for (char *p = buf;; p++) {
+		if (*p != '/' && *p)
+			continue;
+		char c = *p;
+		*p = 0;
+		ret = clone_dir(v, ds, buf);
+		if (ret)
+			return ret;
+		if (!c)
+			return 0;
+		*p = c;
+	}
+}
+
+/* New objects belong to the caller. In a setgid directory the group was already
+ * inherited from it by the backing filesystem, exactly as a local mkdir would. */
+void vds_set_owner(struct vds *v, fuse_req_t req, int ds, const char *path,
+		   const struct stat *parent_st)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t gid = (parent_st && (parent_st->st_mode & S_ISGID)) ? (gid_t)-1 : ctx->gid;
+
+	if (!v->root)
+		return;
+	if (fchownat(v->ds[ds].fd, path, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		fuse_log(FUSE_LOG_WARNING, "vdsfs: chown %s on %s: %s\n", path, v->ds[ds].name,
+			 strerror(errno));
+}

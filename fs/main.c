@@ -1,0 +1,215 @@
+/* main.c - vdsfs: mount several datastores as one namespace.
+ *
+ * Order matters: everything that can be refused (options, datastore and mountpoint
+ * layout, the per-datastore ownership lock, libfuse's own options) is checked before
+ * the mount, so bad input leaves nothing mounted and exits 1 with one line on stderr.
+ * Worker threads start only after daemonizing, since fork() keeps only the caller.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "vdsfs.h"
+
+void vds_ops_attr(struct fuse_lowlevel_ops *ops);
+void vds_ops_names(struct fuse_lowlevel_ops *ops);
+void vds_ops_io(struct fuse_lowlevel_ops *ops);
+void vds_ops_dir(struct fuse_lowlevel_ops *ops);
+void vds_ops_xattr(struct fuse_lowlevel_ops *ops);
+void vds_ops_fs(struct fuse_lowlevel_ops *ops);
+
+static int stop_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+	char c = (char)sig;
+
+	if (write(stop_pipe[1], &c, 1) < 0)
+		return;
+}
+
+static int die(const char *msg)
+{
+	fprintf(stderr, "vdsfs: %s\n", msg);
+	return 1;
+}
+
+static int open_datastores(struct vds *v, const char *mnt, char *err, size_t len)
+{
+	char *canon[VDS_MAX_DS] = { 0 };
+	const char *names[VDS_MAX_DS];
+	int ret = 0, n = v->opts.nds;
+
+	for (int i = 0; i < n && !ret; i++) {
+		names[i] = v->opts.ds[i].name;
+		ret = ds_canonicalize(names[i], v->opts.ds[i].path, &canon[i], err, len);
+	}
+	if (!ret)
+		ret = ds_check_layout(canon, names, n, mnt, err, len);
+	for (int i = 0; i < n && !ret; i++) {
+		ret = ds_open(&v->ds[i], names[i], canon[i], err, len);
+		v->nds = i + 1;
+		if (v->opts.create == VDS_CREATE_NAMED && !strcmp(names[i], v->opts.create_name))
+			v->create_named = i;
+	}
+	for (int i = 0; i < n; i++)
+		free(canon[i]);
+	return ret;
+}
+
+static int check_mountpoint(const char *mp, char **canon, char *err, size_t len)
+{
+	struct stat st;
+
+	*canon = realpath(mp, NULL);
+	if (!*canon) {
+		snprintf(err, len, "mountpoint %s: %s", mp, strerror(errno));
+		return -errno;
+	}
+	if (stat(*canon, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, len, "mountpoint %s is not a directory", mp);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+static struct fuse_session *new_session(struct vds *v, const char *argv0)
+{
+	struct fuse_lowlevel_ops ops = { 0 };
+	size_t len = strlen(v->opts.fuse_opts) + 64;
+	char *o = malloc(len);
+	char *args[] = { (char *)argv0, "-o", o, v->opts.debug ? "-d" : NULL, NULL };
+	struct fuse_args fa = FUSE_ARGS_INIT(v->opts.debug ? 4 : 3, args);
+	struct fuse_session *se;
+
+	if (!o)
+		return NULL;
+	/* default_permissions: the kernel checks access as the caller; without it a
+	 * root daemon would let any user of an allow_other mount read every file. */
+	snprintf(o, len, "fsname=vdsfs,subtype=vdsfs,default_permissions%s%s",
+		 v->opts.fuse_opts[0] ? "," : "", v->opts.fuse_opts);
+	vds_ops_attr(&ops);
+	vds_ops_names(&ops);
+	vds_ops_io(&ops);
+	vds_ops_dir(&ops);
+	vds_ops_xattr(&ops);
+	vds_ops_fs(&ops);
+	se = fuse_session_new(&fa, &ops, sizeof(ops), v);
+	fuse_opt_free_args(&fa);
+	free(o);
+	return se;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	/* One O_PATH fd per inode the kernel caches, plus open handles. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int serve(struct vds *v)
+{
+	struct vds_loop *lp;
+	char c;
+	int ret = loop_start(v->se, v->opts.threads, stop_pipe[1], &lp);
+
+	if (ret) {
+		fuse_log(FUSE_LOG_ERR, "vdsfs: cannot start workers: %s\n", strerror(-ret));
+		return 1;
+	}
+	while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
+		;
+	fuse_session_exit(v->se);
+	fuse_session_unmount(v->se);
+	loop_stop(lp);
+	return 0;
+}
+
+static void vds_free(struct vds *v)
+{
+	if (v->se)
+		fuse_session_destroy(v->se);
+	for (int i = 0; i < v->nds; i++)
+		ds_close(&v->ds[i]);
+	node_table_destroy(&v->nodes);
+	opts_free(&v->opts);
+	free(v);
+}
+
+int main(int argc, char **argv)
+{
+	struct vds *v = calloc(1, sizeof(*v));
+	char err[VDS_ERR_LEN] = "";
+	char *mnt = NULL;
+	int ret;
+
+	if (!v)
+		return die("out of memory");
+	v->create_named = -1;
+	node_table_init(&v->nodes);
+	ret = opts_parse(&v->opts, argc, argv, err, sizeof(err));
+	if (!ret && v->opts.help)
+		opts_usage(argv[0]);
+	if (!ret && v->opts.version)
+		printf("vdsfs %s (libfuse %d)\n", VDS_VERSION, fuse_version());
+	if (!ret && (v->opts.help || v->opts.version))
+		goto out;
+	if (!ret)
+		ret = check_mountpoint(v->opts.mountpoint, &mnt, err, sizeof(err));
+	if (!ret)
+		ret = open_datastores(v, mnt, err, sizeof(err));
+	if (ret) {
+		ret = die(err);
+		goto out;
+	}
+	umask(0);	/* the kernel already applied the caller's umask */
+	v->root = geteuid() == 0;
+	raise_nofile();
+	if (pipe2(stop_pipe, O_CLOEXEC) < 0) {
+		ret = die("cannot create a pipe");
+		goto out;
+	}
+	v->se = new_session(v, argv[0]);
+	if (!v->se) {
+		ret = 1;	/* libfuse printed why */
+		goto out;
+	}
+	install_signals();
+	if (fuse_session_mount(v->se, mnt)) {
+		ret = die("mount failed");
+		goto out;
+	}
+	if (fuse_daemonize(v->opts.foreground)) {
+		fuse_session_unmount(v->se);
+		ret = 1;
+		goto out;
+	}
+	for (int i = 0; i < v->nds; i++)
+		ds_write_pid(&v->ds[i]);
+	ret = serve(v);
+out:
+	free(mnt);
+	vds_free(v);
+	return ret;
+}

@@ -1,0 +1,266 @@
+/* ops_io.c - open files: open, create, read, write, fsync, fallocate, lseek, release.
+ *
+ * The I/O path does no path walk and no allocation: the handle (fi->fh) carries the
+ * backing fd, the worker's aligned buffer receives reads, and the vfile gate is held
+ * shared around each backing call so that a migration switch can wait for in-flight
+ * I/O (vfile.h).
+ *
+ * Opens with O_DIRECT keep their meaning end to end: the backing fd is opened
+ * O_DIRECT too, and the kernel is told FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES
+ * so that concurrent direct writes to one image are not serialised on the inode
+ * lock. libfuse 3.14 has no field for the latter, so the open reply is built here.
+ * Buffered opens get FOPEN_KEEP_CACHE: the page cache stays valid across opens
+ * because no one but this daemon writes the backing files.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "iobuf.h"
+#include "vdsfs.h"
+#include "vfile.h"
+
+static inline struct vhandle *fh_of(struct fuse_file_info *fi)
+{
+	return (struct vhandle *)(uintptr_t)fi->fh;
+}
+
+static uint32_t open_flags_for(int flags)
+{
+	if (flags & O_DIRECT)
+		return FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
+	return FOPEN_KEEP_CACHE;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vds *v = req_vds(req);
+	struct node *n = req_node(req, ino);
+	struct fuse_open_out out;
+	struct iovec iov = { &out, sizeof(out) };
+	struct vhandle *h;
+	int ret;
+
+	if (n->is_dir) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	ret = vfile_open(v, n, fi->flags, &h);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	memset(&out, 0, sizeof(out));
+	out.fh = (uintptr_t)h;
+	out.open_flags = open_flags_for(fi->flags);
+	if (fuse_reply_iov(req, &iov, 1))
+		vfile_release(v, h);	/* the opener was interrupted: nobody holds h */
+}
+
+/* Open or create parent/name on its datastore; returns the backing fd. */
+static int create_backing(fuse_req_t req, struct node *p, const char *name, mode_t mode,
+			  int flags)
+{
+	struct vds *v = req_vds(req);
+	char path[PATH_MAX], ppath[PATH_MAX];
+	struct stat pst;
+	int ds, fd, ret;
+
+	ret = node_child_path(&v->nodes, p, name, path, sizeof(path));
+	if (!ret)
+		ret = node_dir_path(&v->nodes, p, ppath, sizeof(ppath));
+	if (ret)
+		return ret;
+	ds = vds_find(v, path, &pst);
+	if (ds >= 0) {
+		/* Created meanwhile by someone else: O_CREAT without O_EXCL opens it. */
+		if (flags & O_EXCL)
+			return -EEXIST;
+		fd = openat(v->ds[ds].fd, path, (flags & ~(O_CREAT | O_APPEND)) | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	ds = vds_pick_ds(v);
+	if (ds < 0)
+		return ds;
+	ret = vds_mkpath(v, ds, ppath);
+	if (ret)
+		return ret;
+	fstatat(v->ds[ds].fd, ppath, &pst, 0);
+	fd = openat(v->ds[ds].fd, path, (flags & ~O_APPEND) | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	vds_set_owner(v, req, ds, path, &pst);
+	return fd;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct vds *v = req_vds(req);
+	struct node *p = req_node(req, parent);
+	struct fuse_entry_param e;
+	struct vhandle *h;
+	int fd, ret;
+
+	if (name_hidden(v, p, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	fd = create_backing(req, p, name, mode, fi->flags);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	ret = vds_entry(v, p, name, &e);
+	if (!ret && (ret = vfile_attach(v, node_of(&v->nodes, e.ino), fd,
+					(fi->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_APPEND)),
+					&h)))
+		node_forget(&v->nodes, node_of(&v->nodes, e.ino), 1);
+	if (ret) {
+		close(fd);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = !!(fi->flags & O_DIRECT);
+	fi->keep_cache = !fi->direct_io;
+	if (fuse_reply_create(req, &e, fi))
+		vfile_release(v, h);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct vhandle *h = fh_of(fi);
+	void *buf = iobuf_get();
+	ssize_t n;
+
+	(void)ino;
+	if (!buf || size > VDS_IO_MAX) {
+		fuse_reply_err(req, buf ? EINVAL : ENOMEM);
+		return;
+	}
+	vfile_io_begin(h);
+	n = pread(h->fd, buf, size, off);
+	vfile_io_end(h);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, n);
+}
+
+static ssize_t pwrite_full(int fd, const char *buf, size_t size, off_t off)
+{
+	size_t done = 0;
+
+	while (done < size) {
+		ssize_t n = pwrite(fd, buf + done, size - done, off + done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return done ? (ssize_t)done : -errno;
+		}
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct vhandle *h = fh_of(fi);
+	ssize_t n;
+
+	(void)ino;
+	if (h->direct && !iobuf_aligned(buf, 0, 0)) {
+		char *bounce = iobuf_get();
+
+		if (!bounce || size > VDS_IO_MAX) {
+			fuse_reply_err(req, bounce ? EINVAL : ENOMEM);
+			return;
+		}
+		memcpy(bounce, buf, size);
+		buf = bounce;
+	}
+	vfile_io_begin(h);
+	n = pwrite_full(h->fd, buf, size, off);
+	vfile_io_end(h);
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_write(req, n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct vhandle *h = fh_of(fi);
+	int ret;
+
+	(void)ino;
+	vfile_io_begin(h);
+	ret = (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? errno : 0;
+	vfile_io_end(h);
+	fuse_reply_err(req, ret);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	vfile_release(req_vds(req), fh_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct vhandle *h = fh_of(fi);
+	int ret;
+
+	(void)ino;
+	vfile_io_begin(h);
+	ret = fallocate(h->fd, mode, off, len) < 0 ? errno : 0;
+	vfile_io_end(h);
+	fuse_reply_err(req, ret);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct vhandle *h = fh_of(fi);
+	off_t res;
+
+	(void)ino;
+	vfile_io_begin(h);
+	res = lseek(h->fd, off, whence);
+	vfile_io_end(h);
+	if (res < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, res);
+}
+
+void vds_ops_io(struct fuse_lowlevel_ops *ops)
+{
+	ops->open = op_open;
+	ops->create = op_create;
+	ops->read = op_read;
+	ops->write = op_write;
+	ops->flush = op_flush;
+	ops->fsync = op_fsync;
+	ops->release = op_release;
+	ops->fallocate = op_fallocate;
+	ops->lseek = op_lseek;
+}

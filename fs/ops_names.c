@@ -1,0 +1,334 @@
+/* ops_names.c - operations that add, remove or move names.
+ *
+ * New names: refuse if the name exists on any datastore (a union must never show two
+ * objects under one name), pick a datastore by policy, create the parent path there,
+ * create the object, give it to the caller, reply with a fresh entry.
+ * rename: a file moves inside its own datastore (the target directory is created
+ * there if it only existed elsewhere, so users never see EXDEV); a directory moves on
+ * every datastore that has a copy. A replaced target on another datastore is removed
+ * after the move, so at no moment does the name resolve to nothing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vdsfs.h"
+
+struct newname {
+	char path[PATH_MAX];
+	char parent_path[PATH_MAX];
+	struct stat parent_st;
+	int ds;
+};
+
+/* Everything that precedes the creation of parent/name on some datastore. */
+static int newname_prepare(struct vds *v, struct node *parent, const char *name, int ds,
+			   struct newname *nn)
+{
+	struct stat st;
+	int ret;
+
+	if (name_hidden(v, parent, name))
+		return -EPERM;
+	ret = node_dir_path(&v->nodes, parent, nn->parent_path, sizeof(nn->parent_path));
+	if (!ret)
+		ret = node_child_path(&v->nodes, parent, name, nn->path, sizeof(nn->path));
+	if (ret)
+		return ret;
+	ret = vds_find(v, nn->path, &st);
+	if (ret >= 0)
+		return -EEXIST;
+	if (ret != -ENOENT)
+		return ret;
+	nn->ds = ds >= 0 ? ds : vds_pick_ds(v);
+	if (nn->ds < 0)
+		return nn->ds;
+	ret = vds_mkpath(v, nn->ds, nn->parent_path);
+	if (!ret && fstatat(v->ds[nn->ds].fd, nn->parent_path, &nn->parent_st, 0) < 0)
+		ret = -errno;
+	return ret;
+}
+
+static void reply_new(fuse_req_t req, struct node *parent, const char *name, int ret)
+{
+	struct fuse_entry_param e;
+
+	if (!ret)
+		ret = vds_entry(req_vds(req), parent, name, &e);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	struct vds *v = req_vds(req);
+	struct node *p = req_node(req, parent);
+	struct newname nn;
+	int ret = newname_prepare(v, p, name, -1, &nn);
+
+	if (!ret && mknodat(v->ds[nn.ds].fd, nn.path, mode, rdev) < 0)
+		ret = -errno;
+	if (!ret)
+		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
+	reply_new(req, p, name, ret);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct vds *v = req_vds(req);
+	struct node *p = req_node(req, parent);
+	struct newname nn;
+	int ret = newname_prepare(v, p, name, -1, &nn);
+
+	if (!ret && mkdirat(v->ds[nn.ds].fd, nn.path, mode) < 0)
+		ret = -errno;
+	if (!ret)
+		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
+	reply_new(req, p, name, ret);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		       const char *name)
+{
+	struct vds *v = req_vds(req);
+	struct node *p = req_node(req, parent);
+	struct newname nn;
+	int ret = newname_prepare(v, p, name, -1, &nn);
+
+	if (!ret && symlinkat(target, v->ds[nn.ds].fd, nn.path) < 0)
+		ret = -errno;
+	if (!ret)
+		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
+	reply_new(req, p, name, ret);
+}
+
+/* A hard link must stay on its file's datastore: that is where the inode is. */
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct vds *v = req_vds(req);
+	struct node *n = req_node(req, ino), *p = req_node(req, newparent);
+	struct newname nn;
+	char src[32];
+	int ret;
+
+	if (n->is_dir) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ret = newname_prepare(v, p, newname, n->ds, &nn);
+	fd_path(n->fd, src);
+	if (!ret && linkat(AT_FDCWD, src, v->ds[nn.ds].fd, nn.path, AT_SYMLINK_FOLLOW) < 0)
+		ret = -errno;
+	reply_new(req, p, newname, ret);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vds *v = req_vds(req);
+	struct node *p = req_node(req, parent);
+	char path[PATH_MAX];
+	struct stat st;
+	int ret = name_hidden(v, p, name) ? -ENOENT
+					  : node_child_path(&v->nodes, p, name, path, sizeof(path));
+	int ds = ret ? ret : vds_find(v, path, &st);
+
+	if (ds >= 0)
+		ret = unlinkat(v->ds[ds].fd, path, 0) < 0 ? -errno : 0;
+	else
+		ret = ds;
+	fuse_reply_err(req, -ret);
+}
+
+/* 0 if the directory copy at path on dfd has no entries (or does not exist). */
+static int dir_empty(int dfd, const char *path)
+{
+	int fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			ret = -ENOTEMPTY;
+			break;
+		}
+	closedir(d);
+	return ret;
+}
+
+/* Which datastores hold path, as a bitmask; -errno if it is not a directory. */
+static int64_t dir_copies(struct vds *v, const char *path)
+{
+	int64_t mask = 0;
+	struct stat st;
+
+	for (int i = 0; i < v->nds; i++) {
+		if (fstatat(v->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+		mask |= 1ll << i;
+	}
+	return mask;
+}
+
+static int rmdir_all(struct vds *v, const char *path)
+{
+	int64_t mask = dir_copies(v, path);
+	int ret = 0;
+
+	if (mask <= 0)
+		return mask ? (int)mask : -ENOENT;
+	for (int i = 0; i < v->nds && !ret; i++)
+		if (mask & (1ll << i))
+			ret = dir_empty(v->ds[i].fd, path);
+	for (int i = 0; i < v->nds && !ret; i++)
+		if ((mask & (1ll << i)) && unlinkat(v->ds[i].fd, path, AT_REMOVEDIR) < 0 &&
+		    errno != ENOENT)
+			ret = -errno;
+	return ret;
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vds *v = req_vds(req);
+	struct node *p = req_node(req, parent);
+	char path[PATH_MAX];
+	int ret = name_hidden(v, p, name) ? -ENOENT
+					  : node_child_path(&v->nodes, p, name, path, sizeof(path));
+
+	if (!ret)
+		ret = rmdir_all(v, path);
+	if (!ret)
+		node_unhash_dir(&v->nodes, p, name);
+	fuse_reply_err(req, -ret);
+}
+
+struct rename_ctx {
+	char from[PATH_MAX], to[PATH_MAX], to_parent[PATH_MAX];
+	unsigned flags;
+};
+
+/* Remove what the moved object replaced on datastores other than `keep`. */
+static int drop_replaced(struct vds *v, const char *to, int64_t keep)
+{
+	struct stat st;
+
+	for (int i = 0; i < v->nds; i++) {
+		if ((keep & (1ll << i)) || fstatat(v->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (unlinkat(v->ds[i].fd, to, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int rename_file(struct vds *v, int ds, struct rename_ctx *c)
+{
+	int ret = vds_mkpath(v, ds, c->to_parent);
+
+	if (!ret && renameat2(v->ds[ds].fd, c->from, v->ds[ds].fd, c->to, c->flags) < 0)
+		ret = -errno;
+	if (!ret && !(c->flags & RENAME_EXCHANGE))
+		ret = drop_replaced(v, c->to, 1ll << ds);
+	return ret;
+}
+
+static int rename_dir(struct vds *v, struct rename_ctx *c)
+{
+	int64_t mask = dir_copies(v, c->from), tmask = dir_copies(v, c->to);
+	int ret = 0;
+
+	if (mask <= 0)
+		return mask ? (int)mask : -ENOENT;
+	if (tmask < 0)
+		return -ENOTDIR;
+	for (int i = 0; i < v->nds && !ret; i++)
+		if (tmask & (1ll << i))
+			ret = dir_empty(v->ds[i].fd, c->to);
+	for (int i = 0; i < v->nds && !ret; i++) {
+		if (!(mask & (1ll << i)))
+			continue;
+		ret = vds_mkpath(v, i, c->to_parent);
+		if (!ret && renameat2(v->ds[i].fd, c->from, v->ds[i].fd, c->to, c->flags) < 0)
+			ret = -errno;
+	}
+	return ret ? ret : drop_replaced(v, c->to, mask);
+}
+
+static int rename_any(struct vds *v, struct node *p, const char *name, struct node *np,
+		      const char *newname, struct rename_ctx *c)
+{
+	struct stat st, tst;
+	int ds, tds, ret;
+
+	if (name_hidden(v, p, name) || name_hidden(v, np, newname))
+		return -EPERM;
+	ret = node_child_path(&v->nodes, p, name, c->from, sizeof(c->from));
+	if (!ret)
+		ret = node_child_path(&v->nodes, np, newname, c->to, sizeof(c->to));
+	if (!ret)
+		ret = node_dir_path(&v->nodes, np, c->to_parent, sizeof(c->to_parent));
+	if (ret)
+		return ret;
+	ds = vds_find(v, c->from, &st);
+	if (ds < 0)
+		return ds;
+	tds = vds_find(v, c->to, &tst);
+	if (tds >= 0 && (c->flags & RENAME_NOREPLACE))
+		return -EEXIST;
+	if (c->flags & RENAME_EXCHANGE) {
+		/* Swapping two names is only atomic within one filesystem. */
+		if (tds < 0)
+			return -ENOENT;
+		if (S_ISDIR(st.st_mode) || S_ISDIR(tst.st_mode) || tds != ds)
+			return -EXDEV;
+	}
+	if (tds >= 0 && S_ISDIR(tst.st_mode) != S_ISDIR(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -ENOTDIR : -EISDIR;
+	if (S_ISDIR(st.st_mode))
+		return rename_dir(v, c);
+	return rename_file(v, ds, c);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct vds *v = req_vds(req);
+	struct node *p = req_node(req, parent), *np = req_node(req, newparent);
+	struct rename_ctx *c = malloc(sizeof(*c));
+	int ret = c ? 0 : -ENOMEM;
+
+	if (c) {
+		c->flags = flags;
+		ret = rename_any(v, p, name, np, newname, c);
+		free(c);
+	}
+	if (!ret)
+		ret = node_move_dir(&v->nodes, p, name, np, newname);
+	fuse_reply_err(req, -ret);
+}
+
+void vds_ops_names(struct fuse_lowlevel_ops *ops)
+{
+	ops->mknod = op_mknod;
+	ops->mkdir = op_mkdir;
+	ops->symlink = op_symlink;
+	ops->link = op_link;
+	ops->unlink = op_unlink;
+	ops->rmdir = op_rmdir;
+	ops->rename = op_rename;
+}

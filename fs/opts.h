@@ -1,0 +1,50 @@
+/* opts.h - the vdsfs command line, parsed without side effects.
+ *
+ * opts_parse() only reads argv and fills a struct vds_opts; it opens nothing and
+ * mounts nothing, so every bad-input case can be unit-tested and reported before the
+ * daemon touches the system. Options meant for libfuse are collected verbatim in
+ * fuse_opts and validated by libfuse itself (which knows its own list).
+ */
+#ifndef VDS_OPTS_H
+#define VDS_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define VDS_MAX_DS	64
+#define VDS_NAME_MAX	32
+#define VDS_ERR_LEN	256
+
+enum vds_create_policy {
+	VDS_CREATE_MFS,		/* most free space (default) */
+	VDS_CREATE_FF,		/* first datastore listed */
+	VDS_CREATE_NAMED,	/* the datastore named in create_name */
+};
+
+struct vds_ds_spec {
+	char name[VDS_NAME_MAX + 1];
+	char *path;		/* as given; canonicalised later by ds_validate */
+};
+
+struct vds_opts {
+	struct vds_ds_spec ds[VDS_MAX_DS];
+	int nds;
+	char *mountpoint;
+	bool foreground;
+	bool debug;
+	bool help;
+	bool version;
+	enum vds_create_policy create;
+	char create_name[VDS_NAME_MAX + 1];
+	char *control;		/* control socket path; NULL = default */
+	unsigned threads;	/* FUSE worker threads */
+	double timeout;		/* entry and attribute cache timeout, seconds */
+	char *fuse_opts;	/* comma list handed to libfuse, never NULL after parse */
+};
+
+int opts_parse(struct vds_opts *o, int argc, char **argv, char *err, size_t errlen);
+int opts_parse_datastores(struct vds_opts *o, const char *spec, char *err, size_t errlen);
+void opts_free(struct vds_opts *o);
+void opts_usage(const char *argv0);
+
+#endif

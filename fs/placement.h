@@ -1,0 +1,16 @@
+/* placement.h - which datastore receives a new file or directory. Pure logic. */
+#ifndef VDS_PLACEMENT_H
+#define VDS_PLACEMENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "opts.h"
+
+/* avail[i]: free bytes of datastore i, or UINT64_MAX if unknown. usable[i] false
+ * removes a datastore from consideration (statfs failed, ...). Returns an index, or
+ * -ENOSPC when no datastore can take it. */
+int placement_pick(enum vds_create_policy policy, int named, const uint64_t *avail,
+		   const bool *usable, int n);
+
+#endif

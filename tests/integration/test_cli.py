@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Command line and mount conventions: bad input is refused with one clear line and
+exit status 1, leaving nothing mounted; good input mounts via vdsfs itself, via
+mount -t fuse.vdsfs (mount.fuse3's calling convention) and unmounts on SIGTERM."""
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from vdsfs_fixture import VDSFS, Mount, main, mounted, run
+
+
+class BadInput(unittest.TestCase):
+    def setUp(self):
+        self.m = Mount(self, n=2)
+
+    def refuse(self, args, expect):
+        p = run([VDSFS] + args, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertIn(expect, lines[0])
+        self.assertFalse(mounted(self.m.mnt))
+
+    def test_missing_datastore(self):
+        self.refuse([f"a={self.m.top}/nope", self.m.mnt], "No such file")
+
+    def test_datastore_not_a_directory(self):
+        f = os.path.join(self.m.top, "file")
+        open(f, "w").close()
+        self.refuse([f"a={f}", self.m.mnt], "not a directory")
+
+    def test_duplicate_names(self):
+        self.refuse([f"a={self.m.paths[0]}:a={self.m.paths[1]}", self.m.mnt], "given twice")
+
+    def test_same_directory_twice(self):
+        self.refuse([f"a={self.m.paths[0]}:b={self.m.paths[0]}/.", self.m.mnt], "same directory")
+
+    def test_nested_datastores(self):
+        inner = os.path.join(self.m.paths[0], "sub")
+        os.mkdir(inner)
+        self.refuse([f"a={self.m.paths[0]}:b={inner}", self.m.mnt], "inside datastore")
+
+    def test_datastore_inside_mountpoint(self):
+        inner = os.path.join(self.m.mnt, "sub")
+        os.mkdir(inner)
+        self.refuse([f"a={inner}", self.m.mnt], "inside the mountpoint")
+
+    def test_mountpoint_inside_datastore(self):
+        inner = os.path.join(self.m.paths[0], "mnt")
+        os.mkdir(inner)
+        self.refuse([f"a={self.m.paths[0]}", inner], "inside datastore")
+
+    def test_no_mountpoint(self):
+        self.refuse([self.m.spec], "no mountpoint")
+
+    def test_no_arguments(self):
+        self.refuse([], "no datastores")
+
+    def test_bad_spec(self):
+        self.refuse([f"{self.m.paths[0]}", self.m.mnt], "NAME=PATH")
+
+    def test_unknown_flag(self):
+        self.refuse(["--bogus", self.m.spec, self.m.mnt], "unknown option")
+
+    def test_unknown_mount_option(self):
+        self.refuse([self.m.spec, self.m.mnt, "-o", "no_such_option"], "unknown option")
+
+    def test_create_names_no_datastore(self):
+        self.refuse([self.m.spec, self.m.mnt, "-o", "create=zzz"], "names no datastore")
+
+    def test_second_instance_refused(self):
+        self.m.start()
+        other = os.path.join(self.m.top, "mnt2")
+        os.mkdir(other)
+        p = run([VDSFS, self.m.spec, other], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("already served by another vdsfs", p.stderr)
+        self.assertFalse(mounted(other))
+        self.assertTrue(mounted(self.m.mnt))
+
+
+class GoodInput(unittest.TestCase):
+    def test_help_and_version(self):
+        self.assertIn("usage:", run([VDSFS, "--help"]).stdout)
+        self.assertIn("vdsfs", run([VDSFS, "--version"]).stdout)
+
+    def test_state_folder_created_and_hidden(self):
+        m = Mount(self, n=2).start()
+        for p in m.paths:
+            self.assertTrue(os.path.isdir(os.path.join(p, ".vdsfs")))
+        self.assertNotIn(".vdsfs", os.listdir(m.mnt))
+        self.assertFalse(os.path.exists(m.path(".vdsfs")))
+        with self.assertRaises(PermissionError):
+            os.mkdir(m.path(".vdsfs"))
+
+    def test_mount_fuse3_convention(self):
+        m = Mount(self, n=2)
+        self.addCleanup(m.stop)
+        # mount(8) resets PATH, so name the uninstalled binary through the PROG#SOURCE
+        # form; mount.fuse3 then runs `PROG SOURCE MOUNTPOINT -o OPTS` exactly as it
+        # runs an installed vdsfs for -t fuse.vdsfs and fstab lines.
+        prog = os.path.abspath(VDSFS)
+        run(["mount", "-t", "fuse", f"{prog}#{m.spec}", m.mnt, "-o", "allow_other,create=ff,nofail"])
+        self.assertTrue(mounted(m.mnt))
+        with open(m.path("f"), "w") as f:
+            f.write("x")
+        self.assertEqual(m.where("f"), [0])
+        fstype = [l.split(" - ")[1].split()[0] for l in open("/proc/self/mountinfo")
+                  if l.split()[4] == m.mnt]
+        self.assertEqual(fstype, ["fuse.vdsfs"])
+
+    def test_sigterm_unmounts(self):
+        m = Mount(self, n=2)
+        self.addCleanup(m.stop)
+        p = subprocess.Popen([VDSFS, "-f", m.spec, m.mnt])
+        self.addCleanup(p.kill)
+        for _ in range(100):
+            if mounted(m.mnt):
+                break
+            time.sleep(0.05)
+        self.assertTrue(mounted(m.mnt))
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=20), 0)
+        self.assertFalse(mounted(m.mnt))
+
+    def test_fusermount_unmount_ends_daemon(self):
+        m = Mount(self, n=2)
+        self.addCleanup(m.stop)
+        p = subprocess.Popen([VDSFS, "-f", m.spec, m.mnt])
+        self.addCleanup(p.kill)
+        for _ in range(100):
+            if mounted(m.mnt):
+                break
+            time.sleep(0.05)
+        run(["fusermount3", "-u", m.mnt])
+        self.assertEqual(p.wait(timeout=20), 0)
+
+
+if __name__ == "__main__":
+    main()
