@@ -38,12 +38,16 @@ void copier_limiter_set_rate(struct copier_limiter *lim, uint64_t bytes_per_sec)
 uint64_t copier_limiter_rate(const struct copier_limiter *lim);
 void copier_limiter_free(struct copier_limiter *lim);
 
+#define COPIER_WARN_OWNER  0x1u  /* not root: owner could not be preserved */
+#define COPIER_USED_DIRECT 0x2u  /* both sides used O_DIRECT for the data */
+
 struct copier_progress {
 	uint64_t done;          /* bytes of data copied so far (resumed bytes included) */
 	uint64_t total;         /* bytes of data (non-hole) in the source */
 	uint64_t checkpointed;  /* file offset below which the copy is durable */
 	uint64_t resumed_from;  /* offset this run started from (0: fresh copy) */
 	double rate;            /* bytes/s over this run so far */
+	unsigned flags;         /* COPIER_USED_DIRECT while both sides use it */
 };
 typedef void (*copier_progress_fn)(void *arg, const struct copier_progress *p);
 
@@ -67,8 +71,6 @@ struct copier_opts {
 };
 
 /* Result details; err is also the return value. */
-#define COPIER_WARN_OWNER  0x1u  /* not root: owner could not be preserved */
-#define COPIER_USED_DIRECT 0x2u  /* both sides used O_DIRECT for the data */
 struct copier_result {
 	int err;                     /* 0 or negative errno */
 	char msg[COPIER_MSG_LEN];    /* one line, set whenever err != 0 */

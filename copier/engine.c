@@ -311,6 +311,7 @@ static void report(struct loop *l, bool force)
 		p.done = p.total;  /* alignment padding is not data */
 	p.checkpointed = l->last_ckpt;
 	p.resumed_from = l->ej->start_off;
+	p.flags = l->ej->src.direct && l->ej->dst.direct ? COPIER_USED_DIRECT : 0;
 	p.rate = now > l->t0 ? (double)l->written * 1e9 / (double)(now - l->t0) : 0;
 	o->progress(o->progress_arg, &p);
 }

@@ -182,6 +182,7 @@ static void emit(struct sched *s, struct sched_job *j, enum sched_event_type t,
 		.src_ds = j->src, .dst_ds = j->dst, .user = j->user,
 		.done = j->last.done, .total = j->last.total,
 		.resumed_from = j->last.resumed_from, .rate = j->last.rate,
+		.checkpointed = j->last.checkpointed, .flags = j->last.flags,
 		.status = status,
 	};
 

@@ -55,6 +55,8 @@ struct sched_event {
 	void *user;
 	uint64_t done, total;      /* progress / finished */
 	uint64_t resumed_from;
+	uint64_t checkpointed;     /* durable offset of a copy (resume point) */
+	unsigned flags;            /* copier_progress.flags */
 	double rate;
 	int status;                /* finished 0, failed -errno, cancelled -ECANCELED */
 	char name[SCHED_NAME_LEN];

@@ -6,6 +6,9 @@
  * margin for metadata and for everybody else on that filesystem. Refusing
  * up front is kinder than failing with ENOSPC after an hour; the engine
  * still handles ENOSPC, since others may fill the disk meanwhile.
+ * A filesystem that reports no size at all (f_blocks == 0: ramfs, some FUSE
+ * filesystems) cannot be checked; refusing every copy there would be wrong,
+ * so the check passes and ENOSPC, if it comes, ends the copy cleanly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +35,8 @@ int copier_check_space(int src_fd, int dst_dirfd, const char *dst_rel,
 		snprintf(msg, msglen, "free-space check: statvfs of destination failed");
 		return -errno;
 	}
+	if (vfs.f_blocks == 0)
+		return 0;
 	if (dst_rel && fstatat(dst_dirfd, dst_rel, &dst, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISREG(dst.st_mode))
 		reuse = (uint64_t)dst.st_blocks * 512;

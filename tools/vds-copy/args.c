@@ -1,0 +1,271 @@
+/* args.c -- vds-copy's command line.
+ *
+ * Positional arguments are told apart by shape: "NAME=PATH" names a
+ * datastore, "SRC:relpath=DST" is a job (the colon comes before the first
+ * '='). Jobs may refer to datastores named later on the line; names are
+ * resolved once everything is read. Every error is one line on stderr and
+ * exit status 2, decided in main().
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vds-copy.h"
+
+void vc_usage(FILE *f)
+{
+	fputs("usage: vds-copy [OPTIONS] NAME=PATH... SRC:relpath=DST...\n"
+	      "Copy files between datastore directories, up to --parallel at once and\n"
+	      "never two at once on one datastore (sparse-aware, O_DIRECT, resumable).\n"
+	      "A job SRC:relpath=DST copies SRC's relpath to the same relpath in DST,\n"
+	      "through a temporary \"relpath.vds-copy-part\" renamed into place when done.\n"
+	      "\n"
+	      "  -p, --parallel N          copies at once (default 4)\n"
+	      "  -k, --per-datastore K     copies at once per datastore (default 1)\n"
+	      "  -b, --bwlimit RATE        limit every datastore to RATE bytes/s (K, M, G)\n"
+	      "  -b, --bwlimit NAME=RATE   limit one datastore\n"
+	      "      --job-bwlimit RATE    limit every single copy\n"
+	      "  -V, --verify              compare checksums of source and copy\n"
+	      "  -j, --json                one JSON object per event on stdout\n"
+	      "  -q, --quiet               print errors only\n"
+	      "  -f, --force               replace destination files that exist\n"
+	      "      --no-resume           start over even if a checkpoint exists\n"
+	      "      --keep-partial        keep failed partial copies for a resume\n"
+	      "      --no-direct           never use O_DIRECT\n"
+	      "      --no-space-check      skip the free-space pre-check\n"
+	      "      --space-margin BYTES  free space to leave (default 64M)\n"
+	      "      --checkpoint-every BYTES  resume granularity (default 256M)\n"
+	      "      --queue-depth N       I/Os in flight per copy (default 16)\n"
+	      "      --chunk-size BYTES    bytes per I/O (default 1M)\n"
+	      "  -h, --help                this text\n"
+	      "Exit status: 0 all copied, 1 some copy failed or was cancelled, 2 usage.\n", f);
+}
+
+int vc_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v *= 1024; end++; break;
+	case 'm': case 'M': v *= 1048576; end++; break;
+	case 'g': case 'G': v *= 1073741824; end++; break;
+	case 't': case 'T': v *= 1099511627776.0; end++; break;
+	}
+	if (*end == 'i' || *end == 'B')  /* "MiB", "MB" read as binary units */
+		end += end[0] == 'i' && end[1] == 'B' ? 2 : 1;
+	if (*end || v > 1.8e19)
+		return -EINVAL;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+static int find_ds(struct vc *vc, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < vc->nds; i++)
+		if (strlen(vc->ds[i].name) == len && !strncmp(vc->ds[i].name, name, len))
+			return (int)i;
+	return -1;
+}
+
+static int add_ds(struct vc *vc, const char *arg, const char *eq)
+{
+	if (vc->nds == VC_MAX_DS || eq == arg || !eq[1]) {
+		fprintf(stderr, "vds-copy: bad datastore '%s' (want NAME=PATH)\n", arg);
+		return -1;
+	}
+	if (find_ds(vc, arg, (size_t)(eq - arg)) >= 0) {
+		fprintf(stderr, "vds-copy: datastore '%.*s' named twice\n", (int)(eq - arg), arg);
+		return -1;
+	}
+	vc->ds[vc->nds].name = strndup(arg, (size_t)(eq - arg));
+	vc->ds[vc->nds].path = strdup(eq + 1);
+	vc->ds[vc->nds].fd = -1;
+	vc->nds++;
+	return 0;
+}
+
+/* A ".." component could leave the datastore. */
+static bool has_dotdot(const char *p)
+{
+	size_t n;
+
+	while (*p) {
+		n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += n;
+		p += strspn(p, "/");
+	}
+	return false;
+}
+
+/* Jobs keep their text until every datastore is known. */
+static char *pending_jobs[VC_MAX_JOBS];
+static unsigned npending;
+
+static int resolve_job(struct vc *vc, const char *arg)
+{
+	const char *colon = strchr(arg, ':'), *eq = strchr(colon, '=');
+	struct vc_job *j = &vc->jobs[vc->njobs];
+	int s = find_ds(vc, arg, (size_t)(colon - arg));
+	int d = eq ? find_ds(vc, eq + 1, strlen(eq + 1)) : -1;
+
+	if (!eq || eq == colon + 1 || s < 0 || d < 0) {
+		fprintf(stderr, "vds-copy: bad job '%s' (want SRC:relpath=DST with named datastores)\n", arg);
+		return -1;
+	}
+	j->src = (uint32_t)s;
+	j->dst = (uint32_t)d;
+	j->rel = strndup(colon + 1, (size_t)(eq - colon - 1));
+	while (j->rel[0] == '/')
+		memmove(j->rel, j->rel + 1, strlen(j->rel));
+	j->label = strndup(arg, (size_t)(eq - arg));
+	j->dst_dirfd = -1;
+	if (!j->rel[0] || has_dotdot(j->rel)) {
+		fprintf(stderr, "vds-copy: bad relative path in '%s'\n", arg);
+		return -1;
+	}
+	vc->njobs++;
+	return 0;
+}
+
+static int set_ds_rate(struct vc *vc, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	uint64_t rate;
+	int i;
+
+	if (!eq)
+		return vc_parse_size(arg, &vc->bwlimit_all);
+	i = find_ds(vc, arg, (size_t)(eq - arg));
+	if (i < 0 || vc_parse_size(eq + 1, &rate))
+		return -EINVAL;
+	vc->ds[i].rate = rate;
+	return 0;
+}
+
+enum { O_JOBBW = 256, O_NORESUME, O_KEEP, O_NODIRECT, O_NOSPACE, O_MARGIN,
+       O_CKPT, O_QD, O_CHUNK };
+
+static const struct option longopts[] = {
+	{ "parallel", required_argument, NULL, 'p' },
+	{ "per-datastore", required_argument, NULL, 'k' },
+	{ "bwlimit", required_argument, NULL, 'b' },
+	{ "job-bwlimit", required_argument, NULL, O_JOBBW },
+	{ "verify", no_argument, NULL, 'V' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "no-resume", no_argument, NULL, O_NORESUME },
+	{ "keep-partial", no_argument, NULL, O_KEEP },
+	{ "no-direct", no_argument, NULL, O_NODIRECT },
+	{ "no-space-check", no_argument, NULL, O_NOSPACE },
+	{ "space-margin", required_argument, NULL, O_MARGIN },
+	{ "checkpoint-every", required_argument, NULL, O_CKPT },
+	{ "queue-depth", required_argument, NULL, O_QD },
+	{ "chunk-size", required_argument, NULL, O_CHUNK },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_uint(const char *s, unsigned *out, unsigned max)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (*end || end == s || v == 0 || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Options that need the datastore list (per-datastore rates) wait too. */
+static char *pending_rates[VC_MAX_DS];
+static unsigned nrates;
+
+static int parse_opt(struct vc *vc, int c, const char *arg)
+{
+	uint64_t v;
+	unsigned u;
+
+	switch (c) {
+	case 'p': return parse_uint(arg, &vc->parallel, 1024);
+	case 'k': return parse_uint(arg, &vc->per_ds, 1024);
+	case 'b':
+		if (nrates == VC_MAX_DS)
+			return -EINVAL;
+		pending_rates[nrates++] = (char *)arg;
+		return 0;
+	case O_JOBBW: return vc_parse_size(arg, &vc->copy.rate_limit);
+	case 'V': vc->copy.verify = true; return 0;
+	case 'j': vc->json = true; return 0;
+	case 'q': vc->quiet = true; return 0;
+	case 'f': vc->force = true; return 0;
+	case O_NORESUME: vc->copy.resume = false; return 0;
+	case O_KEEP: vc->copy.keep_partial = true; return 0;
+	case O_NODIRECT: vc->copy.no_direct = true; return 0;
+	case O_NOSPACE: vc->copy.no_space_check = true; return 0;
+	case O_MARGIN: return vc_parse_size(arg, &vc->copy.space_margin);
+	case O_CKPT: return vc_parse_size(arg, &vc->copy.checkpoint_every);
+	case O_QD:
+		if (parse_uint(arg, &u, 4096))
+			return -EINVAL;
+		vc->copy.queue_depth = u;
+		return 0;
+	case O_CHUNK:
+		if (vc_parse_size(arg, &v) || v < 4096 || v > (64 << 20) || v % 4096)
+			return -EINVAL;
+		vc->copy.chunk_size = (size_t)v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Returns 0, 1 for --help, -1 for a usage error (already reported). */
+int vc_parse_args(struct vc *vc, int argc, char **argv)
+{
+	const char *colon, *eq;
+	int c, i;
+
+	vc->parallel = 4;
+	vc->per_ds = 1;
+	vc->copy.resume = true;
+	while ((c = getopt_long(argc, argv, "p:k:b:Vjqfh", longopts, NULL)) != -1) {
+		if (c == 'h')
+			return 1;
+		if (c == '?' || parse_opt(vc, c, optarg)) {
+			if (c != '?')
+				fprintf(stderr, "vds-copy: bad option value '%s'\n", optarg);
+			return -1;
+		}
+	}
+	for (i = optind; i < argc; i++) {
+		eq = strchr(argv[i], '=');
+		colon = strchr(argv[i], ':');
+		if (colon && (!eq || colon < eq)) {
+			if (npending == VC_MAX_JOBS)
+				return fprintf(stderr, "vds-copy: too many jobs\n"), -1;
+			pending_jobs[npending++] = argv[i];
+		} else if (!eq || add_ds(vc, argv[i], eq)) {
+			if (!eq)
+				fprintf(stderr, "vds-copy: '%s' is neither NAME=PATH nor SRC:relpath=DST\n", argv[i]);
+			return -1;
+		}
+	}
+	for (unsigned k = 0; k < npending; k++)
+		if (resolve_job(vc, pending_jobs[k]))
+			return -1;
+	for (unsigned k = 0; k < nrates; k++)
+		if (set_ds_rate(vc, pending_rates[k]))
+			return fprintf(stderr, "vds-copy: bad --bwlimit '%s'\n", pending_rates[k]), -1;
+	if (!vc->njobs)
+		return fprintf(stderr, "vds-copy: no jobs given (see --help)\n"), -1;
+	return 0;
+}
