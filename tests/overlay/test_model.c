@@ -1,0 +1,222 @@
+/* test_model.c - model-based random test.
+ *
+ * For many seeds, random writes (some past the end, which grow), reads, discards,
+ * resizes, flushes and close/reopen cycles are applied both to an overlay and to a
+ * plain in-memory byte array; every read, and the whole image after every reopen,
+ * must match byte for byte.  At the end the overlay is merged onto a copy of the
+ * base and onto the base itself, and both must equal the model; the base must be
+ * untouched until then, and overlay_check must find the file healthy.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+#define SEEDS 120
+#define OPS 250
+#define MAX_SIZE (768u << 10)
+
+struct model {
+	uint8_t *b;
+	uint64_t size;
+};
+
+static void model_resize(struct model *m, uint64_t size)
+{
+	if (size > m->size)
+		memset(m->b + m->size, 0, size - m->size);
+	m->size = size;
+}
+
+struct world {
+	struct tdir d;
+	char base_p[300], diff_p[300];
+	int base, diff;
+	uint8_t *orig;
+	uint64_t base_size;
+	struct overlay *ov;
+	struct model m;
+	uint64_t rng;
+	uint32_t bs;
+};
+
+static uint64_t pick(struct world *w, uint64_t n)
+{
+	return n ? rng_next(&w->rng) % n : 0;
+}
+
+/* Offsets cluster on block edges half the time: that is where bugs live. */
+static uint64_t pick_off(struct world *w, uint64_t limit)
+{
+	if (!limit)
+		return 0;
+	if (pick(w, 2)) {
+		uint64_t b = pick(w, limit / w->bs + 1) * w->bs;
+		int64_t o = (int64_t)b + (int64_t)pick(w, 9) - 4;
+
+		if (o >= 0 && (uint64_t)o < limit)
+			return (uint64_t)o;
+	}
+	return pick(w, limit);
+}
+
+static void op_write(struct world *w, uint8_t *tmp)
+{
+	uint64_t off = pick_off(w, w->m.size + w->bs), len = 1 + pick(w, 3 * w->bs);
+
+	if (off + len > MAX_SIZE)
+		return;
+	rng_fill(&w->rng, tmp, len);
+	cr_assert_eq(overlay_write(w->ov, tmp, len, off), (ssize_t)len);
+	if (off + len > w->m.size)
+		model_resize(&w->m, off + len);
+	memcpy(w->m.b + off, tmp, len);
+}
+
+static void op_read(struct world *w, uint8_t *tmp)
+{
+	uint64_t off = pick_off(w, w->m.size + 10), len = pick(w, 3 * w->bs);
+	uint64_t want = off >= w->m.size ? 0 : (off + len > w->m.size ? w->m.size - off : len);
+	ssize_t n = overlay_read(w->ov, tmp, len, off);
+
+	cr_assert_eq(n, (ssize_t)want, "read %llu@%llu returned %zd", (unsigned long long)len,
+		     (unsigned long long)off, n);
+	cr_assert(!memcmp(tmp, w->m.b + off, want), "read %llu@%llu differs from the model",
+		  (unsigned long long)len, (unsigned long long)off);
+}
+
+static void op_discard(struct world *w)
+{
+	uint64_t off = pick_off(w, w->m.size), len = pick(w, 4 * w->bs);
+
+	cr_assert_eq(overlay_discard(w->ov, off, len), 0);
+	if (off < w->m.size)
+		memset(w->m.b + off, 0, (off + len > w->m.size ? w->m.size : off + len) - off);
+}
+
+static void op_resize(struct world *w)
+{
+	uint64_t size = pick(w, 4) ? pick_off(w, MAX_SIZE) : w->m.size + pick(w, 3);
+
+	if (size > MAX_SIZE)
+		size = MAX_SIZE;
+	cr_assert_eq(overlay_resize(w->ov, size), 0);
+	model_resize(&w->m, size);
+}
+
+static void op_reopen(struct world *w)
+{
+	cr_assert_eq(overlay_flush(w->ov), 0);
+	overlay_close(w->ov);
+	w->ov = ov_reopen(w->base, w->diff, "model");
+	expect_contents(w->ov, w->m.b, w->m.size);
+}
+
+static void check_end(struct world *w)
+{
+	char copy_p[300];
+	int copy;
+
+	expect_contents(w->ov, w->m.b, w->m.size);
+	cr_assert_eq(overlay_flush(w->ov), 0);
+	cr_assert_eq(overlay_check(w->diff, NULL, NULL), 0, "check found problems");
+	expect_file(w->base, w->orig, w->base_size);	/* the base never changed */
+
+	tdir_file(&w->d, "copy.img", copy_p, sizeof(copy_p));
+	copy = open_new(copy_p);
+	cr_assert_eq(pwrite(copy, w->orig, w->base_size, 0), (ssize_t)w->base_size);
+	cr_assert_eq(overlay_merge(w->ov, copy), 0);
+	expect_file(copy, w->m.b, w->m.size);
+	close(copy);
+
+	cr_assert_eq(overlay_merge(w->ov, w->base), 0);	/* cancel: onto the base */
+	expect_file(w->base, w->m.b, w->m.size);
+	expect_contents(w->ov, w->m.b, w->m.size);	/* still reads the same */
+}
+
+static void run_seed(uint64_t seed)
+{
+	static const uint32_t sizes[] = { 4096, 4096, 8192, 65536 };
+	struct world w = { .rng = seed * 7919 + 1 };
+	uint8_t *tmp = malloc(4 * 65536);
+
+	cr_assert_not_null(tmp);
+	w.bs = sizes[seed % 4];
+	tdir_new(&w.d);
+	tdir_file(&w.d, "base.img", w.base_p, sizeof(w.base_p));
+	tdir_file(&w.d, "diff", w.diff_p, sizeof(w.diff_p));
+	w.base_size = pick(&w, MAX_SIZE / 2);
+	w.base = make_base(w.base_p, w.base_size, seed, &w.orig);
+	w.diff = open_new(w.diff_p);
+	w.ov = ov_new(w.base, w.diff, w.bs, "model");
+	w.m.b = malloc(MAX_SIZE + 16);
+	cr_assert_not_null(w.m.b);
+	memcpy(w.m.b, w.orig, w.base_size);
+	w.m.size = w.base_size;
+
+	for (int i = 0; i < OPS; i++) {
+		uint64_t r = pick(&w, 100);
+
+		if (r < 40)
+			op_write(&w, tmp);
+		else if (r < 75)
+			op_read(&w, tmp);
+		else if (r < 87)
+			op_discard(&w);
+		else if (r < 94)
+			op_resize(&w);
+		else if (r < 97)
+			cr_assert_eq(overlay_flush(w.ov), 0);
+		else
+			op_reopen(&w);
+	}
+	check_end(&w);
+	overlay_close(w.ov);
+	close(w.base);
+	close(w.diff);
+	tdir_rm(&w.d);
+	free(w.orig);
+	free(w.m.b);
+	free(tmp);
+}
+
+Test(model, random_ops_many_seeds, .timeout = 240)
+{
+	for (uint64_t seed = 1; seed <= SEEDS; seed++)
+		run_seed(seed);
+}
+
+/* A logical size smaller than the base: base bytes past it must never reappear,
+ * not even after growing again. */
+Test(model, create_smaller_than_base_then_grow)
+{
+	struct tdir d;
+	char bp[300], dp[300];
+	uint8_t *orig, *z = calloc(1, 20000);
+	struct overlay_create_opts o = { .block_size = 4096, .size = 5000 };
+	struct overlay *ov;
+	int base, diff;
+
+	tdir_new(&d);
+	tdir_file(&d, "b", bp, sizeof(bp));
+	tdir_file(&d, "d", dp, sizeof(dp));
+	base = make_base(bp, 20000, 3, &orig);
+	diff = open_new(dp);
+	cr_assert_eq(overlay_create(base, diff, &o, &ov), 0);
+	cr_assert_eq(overlay_resize(ov, 20000), 0);
+	memcpy(z, orig, 5000);
+	expect_contents(ov, z, 20000);
+	overlay_close(ov);
+	ov = ov_reopen(base, diff, NULL);
+	expect_contents(ov, z, 20000);
+	overlay_close(ov);
+	close(base);
+	close(diff);
+	tdir_rm(&d);
+	free(orig);
+	free(z);
+}

@@ -1,0 +1,58 @@
+/* util.c - argument parsing and error printing for vds-diff.
+ * Errors are one line, prefixed with the program name, on stderr. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vds-diff.h"
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *s == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end || (shift && v > (~0ull >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+void die_usage(const char *usage)
+{
+	fputs(usage, stderr);
+	exit(2);
+}
+
+int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vds-diff: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int open_or_fail(const char *path, int flags, int *fd)
+{
+	*fd = open(path, flags | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		return fail("%s: %s", path, strerror(errno));
+	return 0;
+}
