@@ -420,18 +420,23 @@ struct batch {
 	size_t n, cap;
 };
 
-static void batch_add(struct batch *b, struct sched_job *j)
+/* Out of memory just postpones: callers leave the job as it was, and the
+ * next pass (any event wakes one) tries again. */
+static bool batch_add(struct batch *b, struct sched_job *j)
 {
 	struct sched_job **v;
+	size_t cap;
 
 	if (b->n == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 16;
-		v = realloc(b->v, b->cap * sizeof(*v));
+		cap = b->cap ? b->cap * 2 : 16;
+		v = realloc(b->v, cap * sizeof(*v));
 		if (!v)
-			abort();  /* cannot lose a job: it holds slots */
+			return false;
 		b->v = v;
+		b->cap = cap;
 	}
 	b->v[b->n++] = j;
+	return true;
 }
 
 /* Under lock: FIFO scan, start everything that fits (work-conserving). */
@@ -442,10 +447,11 @@ static void pick(struct sched *s, struct batch *start)
 	for (j = s->head; j && s->running < s->max_running; j = j->next) {
 		if (j->state != JOB_QUEUED || !can_start(s, j))
 			continue;
+		if (!batch_add(start, j))
+			return;
 		j->state = JOB_STARTING;
 		s->queued--;
 		ds_count(s, j, +1);
-		batch_add(start, j);
 	}
 }
 
@@ -456,11 +462,9 @@ static void collect(struct sched *s, struct batch *done, struct batch *cancel)
 
 	for (j = s->head; j; j = next) {
 		next = j->next;
-		if (j->cancel_asked && j->state == JOB_RUNNING) {
+		if (j->cancel_asked && j->state == JOB_RUNNING && batch_add(cancel, j))
 			j->cancel_asked = false;
-			batch_add(cancel, j);
-		}
-		if (j->state != JOB_DONE)
+		if (j->state != JOB_DONE || !batch_add(done, j))
 			continue;
 		if (j->prev)
 			j->prev->next = j->next;
@@ -470,7 +474,6 @@ static void collect(struct sched *s, struct batch *done, struct batch *cancel)
 			j->next->prev = j->prev;
 		else
 			s->tail = j->prev;
-		batch_add(done, j);
 	}
 }
 

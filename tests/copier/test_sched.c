@@ -540,6 +540,77 @@ Test(sched, callback_gets_every_event_in_order)
 	check_log();
 }
 
+/* ---- the ready-made copy run, on real files ---- */
+
+static void write_random(int dirfd, const char *name, size_t size, unsigned seed)
+{
+	unsigned char *b = malloc(size);
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+
+	cr_assert(b && fd >= 0);
+	for (size_t i = 0; i < size; i++)
+		b[i] = (unsigned char)(rand_r(&seed) >> 7);
+	cr_assert_eq(write(fd, b, size), (ssize_t)size);
+	close(fd);
+	free(b);
+}
+
+static bool same_file(int da, int db, const char *name)
+{
+	char cmd[600], pa[64], pb[64];
+
+	snprintf(pa, sizeof(pa), "/proc/self/fd/%d/%s", da, name);
+	snprintf(pb, sizeof(pb), "/proc/self/fd/%d/%s", db, name);
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", pa, pb);
+	return system(cmd) == 0;
+}
+
+/* Seed example 1 with real copies: whatever the copies' speed, VMDK2 starts
+ * after VMDK1 ended, VMDK4 after VMDK3, the rule holds at every start, and
+ * every file arrives whole under its final name. */
+Test(sched, seed_two_pairs_real_copies)
+{
+	static const char *names[] = { "vmdk1", "vmdk2", "vmdk3", "vmdk4" };
+	static const uint32_t src[] = { 1, 1, 2, 2 }, dst[] = { 4, 4, 3, 3 };
+	char root[] = "/var/tmp/copier-sched-XXXXXX", path[300], part[64];
+	struct sched_copy_spec spec;
+	uint64_t id[4];
+	int ds[5];
+
+	setup();
+	cr_assert_not_null(mkdtemp(root));
+	for (int i = 1; i <= 4; i++) {
+		snprintf(path, sizeof(path), "%s/ds%d", root, i);
+		cr_assert_eq(mkdir(path, 0755), 0);
+		ds[i] = open(path, O_RDONLY | O_DIRECTORY);
+	}
+	for (int i = 0; i < 4; i++)
+		write_random(ds[src[i]], names[i], (size_t)(1 << 20) * (3 + i) + 17, (unsigned)i);
+	for (int i = 0; i < 4; i++) {
+		snprintf(part, sizeof(part), "%s.part", names[i]);
+		spec = (struct sched_copy_spec){ .src_dirfd = ds[src[i]], .src_rel = names[i],
+			.dst_dirfd = ds[dst[i]], .dst_rel = part, .final_rel = names[i],
+			.opts = { .chunk_size = 65536, .queue_depth = 4, .space_margin = 1 } };
+		id[i] = sched_submit_copy(S, src[i], dst[i], names[i], &spec, NULL);
+		cr_assert_eq(id[i], (uint64_t)i + 1);
+	}
+	sched_wait_idle(S);
+	check_log();
+	for (int i = 0; i < 4; i++)
+		cr_assert_neq(at(id[i], SCHED_EV_FINISHED), 0, "%s did not finish", names[i]);
+	cr_assert_gt(at(id[1], SCHED_EV_STARTED), at(id[0], SCHED_EV_FINISHED));
+	cr_assert_gt(at(id[3], SCHED_EV_STARTED), at(id[2], SCHED_EV_FINISHED));
+	for (int i = 0; i < 4; i++) {
+		cr_assert(same_file(ds[src[i]], ds[dst[i]], names[i]), "%s differs", names[i]);
+		snprintf(part, sizeof(part), "%s.part", names[i]);
+		cr_assert_neq(faccessat(ds[dst[i]], part, F_OK, 0), 0, "temporary name left");
+	}
+	for (int i = 1; i <= 4; i++)
+		close(ds[i]);
+	snprintf(path, sizeof(path), "rm -rf '%s'", root);
+	cr_assert_eq(system(path), 0);
+}
+
 /* sched_free() with queued and running jobs cancels all and returns. */
 Test(sched, free_cancels_everything, .fini = NULL)
 {
