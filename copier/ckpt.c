@@ -88,12 +88,15 @@ int ckpt_read(int dirfd, const char *dst_rel, struct ckpt *c)
 	return 0;
 }
 
+/* Also removes a ".tmp" a kill between write and rename left behind. */
 int ckpt_remove(int dirfd, const char *dst_rel)
 {
-	char name[4096];
+	char name[4096], tmp[4096 + 8];
 
 	if (ckpt_name(dst_rel, name, sizeof(name)))
 		return -ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	unlinkat(dirfd, tmp, 0);
 	if (unlinkat(dirfd, name, 0) && errno != ENOENT)
 		return -errno;
 	return 0;

@@ -47,6 +47,7 @@ struct loop {
 	unsigned char *mem;
 	size_t chunk;
 	bool fixed;              /* buffers registered */
+	bool ring_ok;            /* ring set up: must be torn down */
 	uint64_t cursor;         /* next offset to issue */
 	uint64_t ext_end;        /* end of the extent the cursor is in */
 	bool no_more;            /* no data left to issue */
@@ -76,6 +77,7 @@ static int loop_setup(struct loop *l)
 	r = io_uring_queue_init(l->nslots * 2, &l->ring, 0);
 	if (r < 0)
 		return copier_fail(l->ej->res, r, "io_uring_queue_init");
+	l->ring_ok = true;
 	if (posix_memalign((void **)&l->mem, COPIER_ALIGN, l->chunk * l->nslots))
 		return copier_fail(l->ej->res, -ENOMEM, "buffer allocation");
 	l->slots = calloc(l->nslots, sizeof(*l->slots));
@@ -98,7 +100,7 @@ static int loop_setup(struct loop *l)
 
 static void loop_teardown(struct loop *l)
 {
-	if (l->ring.ring_fd > 0)
+	if (l->ring_ok)
 		io_uring_queue_exit(&l->ring);
 	free(l->slots);
 	free(l->mem);
@@ -395,7 +397,7 @@ static int loop_run(struct loop *l)
 
 int engine_run(struct engine_job *ej)
 {
-	struct loop l = { .ej = ej, .ring = { .ring_fd = -1 } };
+	struct loop l = { .ej = ej };
 	int r;
 
 	r = loop_setup(&l);

@@ -43,7 +43,7 @@ struct copier_limiter *copier_limiter_new(uint64_t bytes_per_sec)
 void copier_limiter_set_rate(struct copier_limiter *lim, uint64_t bytes_per_sec)
 {
 	pthread_mutex_lock(&lim->lock);
-	lim->rate = bytes_per_sec;
+	__atomic_store_n(&lim->rate, bytes_per_sec, __ATOMIC_RELAXED);  /* see _rate() */
 	lim->tokens = 0;
 	lim->last_ns = copier_now_ns();
 	pthread_mutex_unlock(&lim->lock);
@@ -51,7 +51,7 @@ void copier_limiter_set_rate(struct copier_limiter *lim, uint64_t bytes_per_sec)
 
 uint64_t copier_limiter_rate(const struct copier_limiter *lim)
 {
-	/* a racy read of one aligned word is fine for display */
+	/* lock-free read for display; writers store atomically under the lock */
 	return __atomic_load_n(&lim->rate, __ATOMIC_RELAXED);
 }
 

@@ -416,6 +416,36 @@ Test(copy, cancel_without_keep_removes_partial)
 	close(fd);
 }
 
+static void unlink_dst_once(void *arg, const struct copier_progress *p)
+{
+	bool *done = arg;
+
+	(void)p;
+	if (!*done)
+		unlinkat(dfd, "d", 0);
+	*done = true;
+}
+
+/* The destination's name disappears mid-copy: the copy must not succeed. */
+Test(copy, vanished_destination_fails)
+{
+	struct copier_opts o = small_opts();
+	struct copier_result res;
+	bool done = false;
+	int fd = make_full("s", 4 << 20), r;
+
+	o.progress = unlink_dst_once;
+	o.progress_arg = &done;
+	o.progress_ms = 1;
+	o.checkpoint_every = 1 << 20;  /* a checkpoint forces a progress call */
+	r = copier_copy(fd, dfd, "d", &o, &res);
+	cr_assert(done, "progress callback never ran");
+	cr_assert_eq(r, -ENOENT, "got %d: %s", r, res.msg);
+	cr_assert(strstr(res.msg, "vanished"), "msg: %s", res.msg);
+	cr_assert_neq(faccessat(dfd, "d.ckpt", F_OK, 0), 0, "checkpoint left behind");
+	close(fd);
+}
+
 Test(copy, free_space_precheck_refuses_clearly)
 {
 	struct copier_opts o = small_opts();
