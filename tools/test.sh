@@ -16,7 +16,7 @@ fail_setup=0
 step() { echo "== $*" >&2; }
 setup() { # dir, meson args...
   local dir=$1; shift
-  [ -f "$dir/build.ninja" ] || meson setup -q "$dir" "$@" >/dev/null ||
+  [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null ||
     { echo "meson setup $dir failed" >&2; return 1; }
   ninja -C "$dir" >"$dir.ninja.log" 2>&1 ||
     { tail -40 "$dir.ninja.log" >&2; echo "build of $dir failed" >&2; return 1; }

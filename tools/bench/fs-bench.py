@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""fs-bench: the same fio jobs on a datastore directory itself, on vdsfs over it and on
+mergerfs over it, side by side in one run, on a tmpfs backing and an ext4 backing.
+
+Jobs (direct=1, io_uring, one 1 GiB file): 1M sequential write and read at iodepth 16,
+4k random read and write at iodepth 32. Targets run interleaved (job by job, run by
+run) so machine noise hits them alike; each cell is the median of --runs runs.
+Prints MiB/s, IOPS, p99 latency and the ratios vdsfs/native and vdsfs/mergerfs.
+A target that fails a job (mergerfs 2.33 refuses O_DIRECT writes with EINVAL) is
+shown as FAIL with its error, not dropped.
+
+Usage: tools/bench/fs-bench.py [--runtime S] [--runs N] [--size 1g] [--backing tmpfs,ext4]
+       [--vdsfs PATH] [--jobs seqwrite,seqread,randread,randwrite] [--vdsfs-opts O]
+Needs root, fio, mergerfs (tools/deps.sh bench installs them).
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+JOBS = {
+    "seqwrite": dict(rw="write", bs="1M", iodepth=16),
+    "seqread": dict(rw="read", bs="1M", iodepth=16),
+    "randread": dict(rw="randread", bs="4k", iodepth=32),
+    "randwrite": dict(rw="randwrite", bs="4k", iodepth=32),
+}
+
+
+def sh(cmd, check=True):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=check)
+
+
+def is_mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def wait_mounted(path):
+    for _ in range(200):
+        if is_mounted(path):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{path} did not mount")
+
+
+def unmount(path):
+    if is_mounted(path):
+        if sh(["fusermount3", "-u", path], check=False).returncode:
+            sh(["umount", "-l", path], check=False)
+
+
+def fio(path, job, runtime, size):
+    j = JOBS[job]
+    cmd = ["fio", "--name=b", f"--filename={path}", f"--size={size}", "--direct=1",
+           "--ioengine=io_uring", f"--rw={j['rw']}", f"--bs={j['bs']}",
+           f"--iodepth={j['iodepth']}", "--time_based", f"--runtime={runtime}",
+           "--ramp_time=1", "--randrepeat=0", "--norandommap", "--output-format=json"]
+    p = sh(cmd, check=False)
+    if p.returncode:
+        err = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+        return None, err
+    d = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
+    side = d["read"] if j["rw"] in ("read", "randread") else d["write"]
+    p99 = side["clat_ns"]["percentile"].get("99.000000", 0) / 1000.0
+    return dict(mibs=side["bw"] / 1024.0, iops=side["iops"], p99=p99), None
+
+
+class Backing:
+    def __init__(self, kind, top, size):
+        self.kind = kind
+        self.ds = os.path.join(top, f"{kind}-ds")
+        os.mkdir(self.ds)
+        if kind == "tmpfs":
+            gib = int(size.rstrip("gG")) + 1 if size[-1] in "gG" else 2
+            sh(["mount", "-t", "tmpfs", "-o", f"size={gib}g", "tmpfs", self.ds])
+        self.file = "bench.img"
+        # One fully written file, laid out once through the native path.
+        sh(["fio", "--name=layout", f"--filename={os.path.join(self.ds, self.file)}",
+            f"--size={size}", "--rw=write", "--bs=1M", "--direct=0", "--ioengine=psync"])
+
+    def close(self):
+        if self.kind == "tmpfs":
+            sh(["umount", "-l", self.ds], check=False)
+
+
+def start_targets(b, top, vdsfs, vdsfs_opts):
+    mv = os.path.join(top, f"{b.kind}-vdsfs")
+    mm = os.path.join(top, f"{b.kind}-mergerfs")
+    os.mkdir(mv)
+    os.mkdir(mm)
+    cmd = [vdsfs, f"ds={b.ds}", mv]
+    if vdsfs_opts:
+        cmd += ["-o", vdsfs_opts]
+    sh(cmd)
+    wait_mounted(mv)
+    sh(["mergerfs", "-o", "cache.files=off,category.create=mfs,fsname=mergerfs", b.ds, mm])
+    wait_mounted(mm)
+    return {"native": b.ds, "vdsfs": mv, "mergerfs": mm}
+
+
+def fmt_cell(r):
+    if r is None:
+        return "FAIL"
+    return f"{r['mibs']:9.1f} {r['iops']:9.0f} {r['p99']:8.0f}"
+
+
+def ratio(a, b, key):
+    if a is None or b is None or not b[key]:
+        return "  n/a"
+    return f"{a[key] / b[key]:5.2f}x"
+
+
+def median_result(rs):
+    rs = [r for r in rs if r]
+    if not rs:
+        return None
+    return {k: statistics.median(r[k] for r in rs) for k in ("mibs", "iops", "p99")}
+
+
+def run_backing(kind, args, top):
+    b = Backing(kind, top, args.size)
+    targets = {}
+    try:
+        targets = start_targets(b, top, args.vdsfs, args.vdsfs_opts)
+        results = {}
+        for job in args.jobs:
+            runs = {t: [] for t in targets}
+            errs = {}
+            for _ in range(args.runs):
+                for t, mnt in targets.items():
+                    r, err = fio(os.path.join(mnt, b.file), job, args.runtime, args.size)
+                    runs[t].append(r)
+                    if err:
+                        errs[t] = err
+            results[job] = ({t: median_result(v) for t, v in runs.items()}, errs)
+        return results
+    finally:
+        for t, mnt in targets.items():
+            if t != "native":
+                unmount(mnt)
+        b.close()
+
+
+def report(kind, results):
+    print(f"\n## {kind} backing (median of runs; MiB/s, IOPS, p99 usec)")
+    print(f"| job | native MiB/s IOPS p99 | vdsfs MiB/s IOPS p99 | mergerfs MiB/s IOPS p99 |"
+          f" vdsfs/native | vdsfs/mergerfs |")
+    print("|---|---|---|---|---|---|")
+    for job, (res, errs) in results.items():
+        key = "mibs" if job.startswith("seq") else "iops"
+        cells = [fmt_cell(res[t]) for t in ("native", "vdsfs", "mergerfs")]
+        print(f"| {job} | {cells[0]} | {cells[1]} | {cells[2]} | "
+              f"{ratio(res['vdsfs'], res['native'], key)} | {ratio(res['vdsfs'], res['mergerfs'], key)} |")
+        for t, e in errs.items():
+            print(f"|  | {t} failed: {e} | | | | |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runtime", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--size", default="1g")
+    ap.add_argument("--backing", default="tmpfs,ext4")
+    ap.add_argument("--jobs", default=",".join(JOBS))
+    ap.add_argument("--vdsfs", default=os.path.join(os.path.dirname(__file__), "../../build/fs/vdsfs"))
+    ap.add_argument("--vdsfs-opts", default="")
+    ap.add_argument("--dir", default="/var/tmp", help="where the ext4 backing lives")
+    args = ap.parse_args()
+    args.jobs = args.jobs.split(",")
+    if os.geteuid():
+        sys.exit("fs-bench: needs root")
+    for tool in ("fio", "mergerfs"):
+        if not shutil.which(tool):
+            sys.exit(f"fs-bench: {tool} missing (tools/deps.sh bench)")
+    top = tempfile.mkdtemp(prefix="vdsfs-bench-", dir=args.dir)
+    print(f"# fs-bench: runtime {args.runtime}s x {args.runs} runs, file {args.size}, "
+          f"kernel {os.uname().release}, {os.cpu_count()} cpus")
+    try:
+        for kind in args.backing.split(","):
+            report(kind, run_backing(kind, args, top))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
