@@ -52,8 +52,8 @@ struct copier_progress {
 typedef void (*copier_progress_fn)(void *arg, const struct copier_progress *p);
 
 struct copier_opts {
-	unsigned queue_depth;        /* I/Os in flight; 0 = 16 */
-	size_t chunk_size;           /* bytes per I/O, multiple of 4096; 0 = 1 MiB */
+	unsigned queue_depth;        /* I/Os in flight; 0 = 16, at most 1024 */
+	size_t chunk_size;           /* bytes per I/O, rounded up to 4 KiB; 0 = 1 MiB, at most 64 MiB */
 	uint64_t rate_limit;         /* this job only, bytes/s; 0 = none */
 	/* shared limiters (e.g. source and destination datastore); NULL ends */
 	struct copier_limiter *limiters[COPIER_MAX_LIMITERS];

@@ -72,8 +72,11 @@ static int loop_setup(struct loop *l)
 	unsigned i;
 	int r;
 
+	/* caps keep lengths within uint32_t and the ring within its limits */
 	l->nslots = o->queue_depth ? o->queue_depth : 16;
+	l->nslots = l->nslots > 1024 ? 1024 : l->nslots;
 	l->chunk = o->chunk_size ? align_up(o->chunk_size, COPIER_ALIGN) : 1u << 20;
+	l->chunk = l->chunk > (64u << 20) ? 64u << 20 : l->chunk;
 	r = io_uring_queue_init(l->nslots * 2, &l->ring, 0);
 	if (r < 0)
 		return copier_fail(l->ej->res, r, "io_uring_queue_init");

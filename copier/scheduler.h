@@ -19,10 +19,29 @@
  * in-memory log (if enabled) and are delivered to the event callback in
  * sequence order from the scheduler's own thread.
  *
+ * A daemon-driven job, sketched (live migration holds its pair until the
+ * switch is done, long after the copy itself ended):
+ *
+ *	static void mig_run(struct sched_job *job)      // scheduler thread
+ *	{
+ *		struct mig *m = sched_job_user(job);
+ *		m->job = job;
+ *		start_migration_thread(m);              // returns at once
+ *	}
+ *	... on the migration thread: copier_copy(m->src_fd, m->dst_dirfd,
+ *	    ".vdsfs/tmp", &opts, &res) with opts.limiters = the datastores'
+ *	    sched_ds_limiter(), then converge, switch, and finally
+ *	    sched_job_done(m->job, status, res.msg);  // frees the pair
+ *	static const struct sched_job_ops mig_ops = { .run = mig_run,
+ *		.cancel = mig_cancel, .precheck = mig_space_check };
+ *	sched_submit(s, src_ds, dst_ds, "vm1/disk0", &mig_ops, m);
+ *
  * Locking: one mutex inside struct sched guards everything. No callback
  * (run, cancel, precheck, event) is ever called with it held, so callbacks
  * may call any sched_* function. run, precheck and the event callback are
- * called from the scheduler thread; they must not block for long.
+ * called from the scheduler thread; they must not block for long, and must
+ * not call sched_sync(), sched_wait_idle() or sched_free() (they wait for
+ * that very thread).
  */
 #ifndef VDSFS_SCHEDULER_H
 #define VDSFS_SCHEDULER_H
