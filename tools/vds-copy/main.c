@@ -58,7 +58,17 @@ static int open_parent(int root, const char *rel, const char **base)
 static int prepare_job(struct vc *vc, struct vc_job *j)
 {
 	const char *base;
+	struct stat st;
 
+	/* before creating directories on the destination for nothing */
+	if (fstatat(vc->ds[j->src].fd, j->rel, &st, 0) < 0) {
+		fprintf(stderr, "vds-copy: %s: %s\n", j->label, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "vds-copy: %s: not a regular file\n", j->label);
+		return -1;
+	}
 	j->dst_dirfd = open_parent(vc->ds[j->dst].fd, j->rel, &base);
 	if (j->dst_dirfd < 0) {
 		fprintf(stderr, "vds-copy: %s: cannot create the directory in %s: %s\n",
