@@ -99,7 +99,7 @@ struct sched_job_ops {
 	void (*cancel)(struct sched_job *job);
 	/* Optional: called before "started"; non-zero refuses the job with msg. */
 	int (*precheck)(struct sched_job *job, char *msg, size_t len);
-	/* Optional: called once the job is over and its last event queued. */
+	/* Optional: called once the job is over and its last event delivered. */
 	void (*release)(struct sched_job *job);
 };
 
