@@ -20,141 +20,11 @@
  *    acted on everything and delivered every event (sched_sync waits for it).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "scheduler.h"
-
-enum job_state { JOB_QUEUED, JOB_STARTING, JOB_RUNNING, JOB_DONE };
-
-struct sched_job {
-	struct sched *s;
-	uint64_t id;
-	uint32_t src, dst;
-	char name[SCHED_NAME_LEN];
-	struct sched_job_ops ops;
-	void *user, *impl;
-	atomic_bool cancel;              /* read by the job's own code */
-	/* fields below: guarded by s->lock */
-	enum job_state state;
-	bool cancel_asked;               /* ops.cancel still to be called */
-	struct copier_progress last;     /* latest progress, for the end event */
-	struct sched_job *prev, *next;   /* s->jobs, in submission order */
-};
-
-struct ds {
-	unsigned running;                /* jobs using it (src or dst) */
-	unsigned limit;                  /* 0: s->per_ds */
-	struct copier_limiter *lim;      /* created on demand, freed with s */
-};
-
-struct sched {
-	pthread_mutex_t lock;            /* guards everything below */
-	pthread_cond_t wake;             /* to the scheduler thread: work */
-	pthread_cond_t idle;             /* from it: gen_done moved */
-	pthread_t thread;
-	unsigned max_running, per_ds;
-	sched_event_fn on_event;
-	void *event_arg;
-	bool keep_log, stop;
-	struct ds *ds;
-	uint32_t nds;
-	struct sched_job *head, *tail;   /* all live jobs, submission order */
-	unsigned running, queued;
-	uint64_t next_id, seq, gen_req, gen_done;
-	struct sched_event *pending, *log;
-	size_t npending, cap_pending, nlog, cap_log;
-};
-
-#define SCHED_MAX_DS 65536u
-
-static void *sched_main(void *arg);
-
-/* ---- datastores ---- */
-
-static struct ds *ds_get(struct sched *s, uint32_t id)
-{
-	struct ds *n;
-	uint32_t cap;
-
-	if (id >= SCHED_MAX_DS)
-		return NULL;
-	if (id < s->nds)
-		return &s->ds[id];
-	cap = id + 16 < SCHED_MAX_DS ? id + 16 : SCHED_MAX_DS;
-	n = realloc(s->ds, cap * sizeof(*n));
-	if (!n)
-		return NULL;
-	memset(n + s->nds, 0, (cap - s->nds) * sizeof(*n));
-	s->ds = n;
-	s->nds = cap;
-	return &s->ds[id];
-}
-
-static bool ds_free_for(struct sched *s, uint32_t id)
-{
-	struct ds *d = ds_get(s, id);
-
-	return d && d->running < (d->limit ? d->limit : s->per_ds);
-}
-
-static bool can_start(struct sched *s, const struct sched_job *j)
-{
-	return s->running < s->max_running && ds_free_for(s, j->src) &&
-	       (j->dst == j->src || ds_free_for(s, j->dst));
-}
-
-/* Both datastores exist: can_start() allocated them. */
-static void ds_count(struct sched *s, const struct sched_job *j, int delta)
-{
-	s->ds[j->src].running += (unsigned)delta;
-	if (j->dst != j->src)
-		s->ds[j->dst].running += (unsigned)delta;
-	s->running += (unsigned)delta;
-}
-
-int sched_set_ds_limit(struct sched *s, uint32_t id, unsigned k)
-{
-	struct ds *d;
-
-	pthread_mutex_lock(&s->lock);
-	d = ds_get(s, id);
-	if (d) {
-		d->limit = k;
-		s->gen_req++;  /* a raised limit may let queued jobs start */
-		pthread_cond_signal(&s->wake);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return d ? 0 : -EINVAL;
-}
-
-struct copier_limiter *sched_ds_limiter(struct sched *s, uint32_t id)
-{
-	struct copier_limiter *lim = NULL;
-	struct ds *d;
-
-	pthread_mutex_lock(&s->lock);
-	d = ds_get(s, id);
-	if (d && !d->lim)
-		d->lim = copier_limiter_new(0);
-	if (d)
-		lim = d->lim;
-	pthread_mutex_unlock(&s->lock);
-	return lim;
-}
-
-int sched_set_ds_rate(struct sched *s, uint32_t id, uint64_t bytes_per_sec)
-{
-	struct copier_limiter *lim = sched_ds_limiter(s, id);
-
-	if (!lim)
-		return -ENOMEM;
-	copier_limiter_set_rate(lim, bytes_per_sec);
-	return 0;
-}
+#include "sched_int.h"
 
 /* ---- events (under lock) ---- */
 
@@ -174,8 +44,8 @@ static int ev_push(struct sched_event **arr, size_t *n, size_t *cap,
 	return 0;
 }
 
-static void emit(struct sched *s, struct sched_job *j, enum sched_event_type t,
-		 int status, const char *msg)
+void sched_emit(struct sched *s, struct sched_job *j, enum sched_event_type t,
+		int status, const char *msg)
 {
 	struct sched_event ev = {
 		.seq = ++s->seq, .ts_ns = copier_now_ns(), .type = t, .job = j->id,
@@ -249,7 +119,7 @@ uint64_t sched_submit_impl(struct sched *s, uint32_t src_ds, uint32_t dst_ds,
 		s->head = j;
 	s->tail = j;
 	s->queued++;
-	emit(s, j, SCHED_EV_QUEUED, 0, NULL);
+	sched_emit(s, j, SCHED_EV_QUEUED, 0, NULL);
 	pthread_mutex_unlock(&s->lock);
 	return id;
 }
@@ -282,7 +152,7 @@ int sched_cancel(struct sched *s, uint64_t id)
 	} else if (j->state == JOB_QUEUED) {
 		j->state = JOB_DONE;
 		s->queued--;
-		emit(s, j, SCHED_EV_CANCELLED, -ECANCELED, "cancelled while queued");
+		sched_emit(s, j, SCHED_EV_CANCELLED, -ECANCELED, "cancelled while queued");
 	} else {
 		atomic_store(&j->cancel, true);
 		j->cancel_asked = true;  /* ops.cancel is called by the thread */
@@ -313,7 +183,7 @@ void sched_job_progress(struct sched_job *j, const struct copier_progress *p)
 	pthread_mutex_lock(&s->lock);
 	if (j->state == JOB_RUNNING) {
 		j->last = *p;
-		emit(s, j, SCHED_EV_PROGRESS, 0, NULL);
+		sched_emit(s, j, SCHED_EV_PROGRESS, 0, NULL);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -327,13 +197,13 @@ void sched_job_done(struct sched_job *j, int status, const char *msg)
 	pthread_mutex_lock(&s->lock);
 	if (j->state == JOB_RUNNING) {  /* a second call is ignored */
 		j->state = JOB_DONE;
-		ds_count(s, j, -1);
-		emit(s, j, t, status, status ? (msg && *msg ? msg : strerror(-status)) : NULL);
+		sched_ds_count(s, j, -1);
+		sched_emit(s, j, t, status, status ? (msg && *msg ? msg : strerror(-status)) : NULL);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
 
-static bool sched_idle(const struct sched *s)
+bool sched_idle(const struct sched *s)
 {
 	return !s->queued && !s->running && !s->npending && s->gen_done == s->gen_req;
 }
@@ -392,7 +262,7 @@ void sched_free(struct sched *s)
 		if (j->state == JOB_QUEUED) {
 			j->state = JOB_DONE;
 			s->queued--;
-			emit(s, j, SCHED_EV_CANCELLED, -ECANCELED, "scheduler shut down");
+			sched_emit(s, j, SCHED_EV_CANCELLED, -ECANCELED, "scheduler shut down");
 		} else if (j->state != JOB_DONE) {
 			atomic_store(&j->cancel, true);
 			j->cancel_asked = true;
@@ -411,164 +281,4 @@ void sched_free(struct sched *s)
 	pthread_cond_destroy(&s->idle);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
-}
-
-/* ---- the scheduler thread (sched_loop.c would be one file too many) ---- */
-
-struct batch {
-	struct sched_job **v;
-	size_t n, cap;
-};
-
-/* Out of memory just postpones: callers leave the job as it was, and the
- * next pass (any event wakes one) tries again. */
-static bool batch_add(struct batch *b, struct sched_job *j)
-{
-	struct sched_job **v;
-	size_t cap;
-
-	if (b->n == b->cap) {
-		cap = b->cap ? b->cap * 2 : 16;
-		v = realloc(b->v, cap * sizeof(*v));
-		if (!v)
-			return false;
-		b->v = v;
-		b->cap = cap;
-	}
-	b->v[b->n++] = j;
-	return true;
-}
-
-/* Under lock: FIFO scan, start everything that fits (work-conserving). */
-static void pick(struct sched *s, struct batch *start)
-{
-	struct sched_job *j;
-
-	for (j = s->head; j && s->running < s->max_running; j = j->next) {
-		if (j->state != JOB_QUEUED || !can_start(s, j))
-			continue;
-		if (!batch_add(start, j))
-			return;
-		j->state = JOB_STARTING;
-		s->queued--;
-		ds_count(s, j, +1);
-	}
-}
-
-/* Under lock: unlink finished jobs (released later) and collect cancels. */
-static void collect(struct sched *s, struct batch *done, struct batch *cancel)
-{
-	struct sched_job *j, *next;
-
-	for (j = s->head; j; j = next) {
-		next = j->next;
-		if (j->cancel_asked && j->state == JOB_RUNNING && batch_add(cancel, j))
-			j->cancel_asked = false;
-		if (j->state != JOB_DONE || !batch_add(done, j))
-			continue;
-		if (j->prev)
-			j->prev->next = j->next;
-		else
-			s->head = j->next;
-		if (j->next)
-			j->next->prev = j->prev;
-		else
-			s->tail = j->prev;
-	}
-}
-
-static void run_prechecks(struct sched *s, struct batch *start)
-{
-	char msg[COPIER_MSG_LEN];
-	struct sched_job *j;
-	size_t i;
-	int r;
-
-	for (i = 0; i < start->n; i++) {
-		j = start->v[i];
-		msg[0] = 0;
-		r = j->ops.precheck ? j->ops.precheck(j, msg, sizeof(msg)) : 0;
-		pthread_mutex_lock(&s->lock);
-		if (r || atomic_load(&j->cancel)) {  /* refused, or cancelled meanwhile */
-			j->state = JOB_DONE;
-			ds_count(s, j, -1);
-			if (r)
-				emit(s, j, SCHED_EV_FAILED, r < 0 ? r : -EIO, msg);
-			else
-				emit(s, j, SCHED_EV_CANCELLED, -ECANCELED, "cancelled before start");
-			start->v[i] = NULL;
-		} else {
-			j->state = JOB_RUNNING;
-			emit(s, j, SCHED_EV_STARTED, 0, NULL);
-		}
-		pthread_mutex_unlock(&s->lock);
-	}
-}
-
-static void deliver(struct sched *s)
-{
-	struct sched_event *evs;
-	size_t n, i;
-
-	pthread_mutex_lock(&s->lock);
-	evs = s->pending;
-	n = s->npending;
-	s->pending = NULL;
-	s->npending = s->cap_pending = 0;
-	pthread_mutex_unlock(&s->lock);
-	for (i = 0; i < n && s->on_event; i++)
-		s->on_event(s->event_arg, &evs[i]);
-	free(evs);
-}
-
-/* One pass: everything outside the lock, in an order that keeps events
- * ahead of the callbacks they announce. */
-static void sched_pass(struct sched *s, struct batch *start, struct batch *done,
-		       struct batch *cancel)
-{
-	size_t i;
-
-	run_prechecks(s, start);
-	deliver(s);
-	for (i = 0; i < cancel->n; i++)
-		if (cancel->v[i]->ops.cancel)
-			cancel->v[i]->ops.cancel(cancel->v[i]);
-	for (i = 0; i < done->n; i++) {
-		if (done->v[i]->ops.release)
-			done->v[i]->ops.release(done->v[i]);
-		free(done->v[i]);
-	}
-	for (i = 0; i < start->n; i++)
-		if (start->v[i])
-			start->v[i]->ops.run(start->v[i]);
-}
-
-static void *sched_main(void *arg)
-{
-	struct batch start = { 0 }, done = { 0 }, cancel = { 0 };
-	struct sched *s = arg;
-	uint64_t gen;
-
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (s->gen_done == s->gen_req && !(s->stop && sched_idle(s) && !s->head))
-			pthread_cond_wait(&s->wake, &s->lock);
-		if (s->stop && sched_idle(s) && !s->head)
-			break;
-		gen = s->gen_req;
-		start.n = done.n = cancel.n = 0;
-		collect(s, &done, &cancel);
-		if (!s->stop)
-			pick(s, &start);
-		pthread_mutex_unlock(&s->lock);
-		sched_pass(s, &start, &done, &cancel);
-		pthread_mutex_lock(&s->lock);
-		s->gen_done = gen;
-		pthread_cond_broadcast(&s->idle);
-	}
-	pthread_mutex_unlock(&s->lock);
-	free(start.v);
-	free(done.v);
-	free(cancel.v);
-	return NULL;
 }
