@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# kill-resume.sh VDS_COPY -- a copy killed with SIGKILL resumes from its checkpoint.
+# kill-resume.sh VDS_COPY -- a copy killed with SIGKILL, or cancelled with
+# SIGINT, resumes from its checkpoint.
 #
 # The kill happens once the event stream reports a durable checkpoint (an
 # ordering fact, not a delay). The slow rate limit only keeps the copy from
@@ -37,4 +38,20 @@ cmp "$T/a/disk.img" "$T/b/disk.img" || fail "resumed copy differs from source"
 [ ! -e "$T/b/disk.img.vds-copy-part" ] && [ ! -e "$T/b/disk.img.vds-copy-part.ckpt" ] ||
 	fail "leftovers after a successful resume"
 [ "$(du -k "$T/b/disk.img" | cut -f1)" -lt $((80 * 1024)) ] || fail "holes not preserved"
-echo "PASS: killed copy resumed"
+
+# SIGINT: the tool cancels, reports it, keeps the partial copy to resume
+mkdir "$T/c"
+"$V" --json --bwlimit 4M --checkpoint-every 2M A="$T/a" C="$T/c" A:disk.img=C >"$T/ev3" &
+pid=$!
+wait_for grep -q '"checkpointed":[1-9]' "$T/ev3" || fail "no checkpoint reported (SIGINT run)"
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=
+[ "$rc" = 1 ] || fail "cancelled run should exit 1, got $rc"
+ev_assert "$T/ev3" 'ev("cancelled")["errno"] == 125 and ev("finished") is None' "no cancelled event"
+[ -e "$T/c/disk.img.vds-copy-part.ckpt" ] && [ ! -e "$T/c/disk.img" ] || fail "cancel should keep a resumable partial only"
+"$V" --json A="$T/a" C="$T/c" A:disk.img=C >"$T/ev4" || fail "resume after SIGINT failed"
+ev_assert "$T/ev4" 'ev("finished")["resumed_from"] > 0' "run after SIGINT did not resume"
+cmp "$T/a/disk.img" "$T/c/disk.img" || fail "copy resumed after SIGINT differs"
+echo "PASS: killed and interrupted copies resumed"

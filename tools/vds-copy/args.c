@@ -32,7 +32,8 @@ void vc_usage(FILE *f)
 	      "  -q, --quiet               print errors only\n"
 	      "  -f, --force               replace destination files that exist\n"
 	      "      --no-resume           start over even if a checkpoint exists\n"
-	      "      --keep-partial        keep failed partial copies for a resume\n"
+	      "      --keep-partial        keep partial copies of failed jobs too (those of\n"
+	      "                            cancelled jobs are always kept for a resume)\n"
 	      "      --no-direct           never use O_DIRECT\n"
 	      "      --no-space-check      skip the free-space pre-check\n"
 	      "      --space-margin BYTES  free space to leave (default 64M)\n"
@@ -209,7 +210,7 @@ static int parse_opt(struct vc *vc, int c, const char *arg)
 	case 'q': vc->quiet = true; return 0;
 	case 'f': vc->force = true; return 0;
 	case O_NORESUME: vc->copy.resume = false; return 0;
-	case O_KEEP: vc->copy.keep_partial = true; return 0;
+	case O_KEEP: vc->keep_failed = true; return 0;
 	case O_NODIRECT: vc->copy.no_direct = true; return 0;
 	case O_NOSPACE: vc->copy.no_space_check = true; return 0;
 	case O_MARGIN: return vc_parse_size(arg, &vc->copy.space_margin);

@@ -4,7 +4,10 @@
  * goes to "relpath.vds-copy-part" (+ ".ckpt" while unfinished) and is renamed
  * to relpath only after it is complete and durable, so a file at relpath is
  * always a whole copy. A later run with the same arguments resumes partial
- * copies from their checkpoints. SIGINT/SIGTERM cancel every job; a signal
+ * copies from their checkpoints. The engine is told to keep every partial
+ * copy; output.c removes those of failed jobs (unless --keep-partial), so an
+ * interrupted run (Ctrl-C, SIGKILL) can be resumed and a failed one leaves
+ * nothing behind. SIGINT/SIGTERM cancel every job; a signal
  * thread (the others block the signals) does that with plain library calls.
  */
 #include <errno.h>
@@ -154,6 +157,10 @@ static int run(struct vc *vc)
 	struct sched *s;
 	int bad;
 
+	/* A shell without job control starts background commands with SIGINT
+	 * ignored, and an ignored signal never reaches sigwait(). */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	sigemptyset(&sc.set);
 	sigaddset(&sc.set, SIGINT);
 	sigaddset(&sc.set, SIGTERM);
@@ -186,6 +193,7 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	}
 	vc.tty = isatty(STDERR_FILENO) && !vc.json;
+	vc.copy.keep_partial = true;
 	if (open_datastores(&vc))
 		return 2;
 	return run(&vc);

@@ -5,7 +5,8 @@
  * on a terminal a status line of progress bars is redrawn in place on
  * stderr, with a permanent line per finished job; otherwise only one line
  * per start and end. Everything here runs on the scheduler thread, which is
- * the only writer of the counters in struct vc.
+ * the only writer of the counters in struct vc. It also removes the partial
+ * copies of failed jobs (main.c says why here).
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -96,9 +97,11 @@ static void print_human(struct vc *vc, const struct sched_event *ev, struct vc_j
 				ev->resumed_from ? " (resumed)" : "", secs);
 		break;
 	case SCHED_EV_FAILED:
+		fprintf(stderr, "FAILED %s -> %s: %s\n", j->label, vc->ds[j->dst].name, ev->msg);
+		break;
 	case SCHED_EV_CANCELLED:
-		fprintf(stderr, "%s %s -> %s: %s\n", ev->type == SCHED_EV_FAILED ? "FAILED" : "cancelled",
-			j->label, vc->ds[j->dst].name, ev->msg);
+		fprintf(stderr, "cancelled %s -> %s%s\n", j->label, vc->ds[j->dst].name,
+			j->started ? " (partial copy kept: run again to resume)" : "");
 		break;
 	default:
 		break;
@@ -114,6 +117,11 @@ void vc_on_event(void *arg, const struct sched_event *ev)
 	struct vc_job *j = ev->user;
 
 	j->running = ev->type == SCHED_EV_STARTED || ev->type == SCHED_EV_PROGRESS;
+	j->started |= ev->type == SCHED_EV_STARTED;
+	/* A failed copy leaves nothing; a refused one (never started) must not
+	 * remove a partial copy an earlier, interrupted run left to resume. */
+	if (ev->type == SCHED_EV_FAILED && j->started && !vc->keep_failed)
+		copier_discard(j->dst_dirfd, j->part_base);
 	if (ev->type == SCHED_EV_PROGRESS || ev->type == SCHED_EV_FINISHED) {
 		j->done = ev->done;
 		j->total = ev->total;

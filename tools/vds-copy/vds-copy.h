@@ -35,7 +35,7 @@ struct vc_job {
 	uint64_t id;          /* written by main after submit; signal thread reads */
 	uint64_t done, total; /* latest progress (output.c) */
 	double rate;
-	bool running;
+	bool running, started;
 };
 
 struct vc {
@@ -47,6 +47,7 @@ struct vc {
 	uint64_t bwlimit_all, job_bwlimit;
 	struct copier_opts copy;
 	bool json, quiet, force, tty;
+	bool keep_failed;     /* --keep-partial: keep partials of failed jobs too */
 	/* written by output.c on the scheduler thread */
 	unsigned finished, failed, cancelled;
 	uint64_t t0_ns;
