@@ -114,7 +114,8 @@ int sched_set_ds_rate(struct sched *s, uint32_t ds, uint64_t bytes_per_sec);
 /* The shared limiter of a datastore (created on first use; owned by s). */
 struct copier_limiter *sched_ds_limiter(struct sched *s, uint32_t ds);
 
-/* Queue a job. Returns its id (> 0) or 0 on allocation failure. */
+/* Queue a job. Returns its id (> 0), or 0 when out of memory or when ops has
+ * no run or a datastore id is >= 65536. */
 uint64_t sched_submit(struct sched *s, uint32_t src_ds, uint32_t dst_ds,
 		      const char *name, const struct sched_job_ops *ops,
 		      void *user);

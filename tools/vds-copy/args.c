@@ -41,6 +41,10 @@ void vc_usage(FILE *f)
 	      "      --queue-depth N       I/Os in flight per copy (default 16)\n"
 	      "      --chunk-size BYTES    bytes per I/O (default 1M)\n"
 	      "  -h, --help                this text\n"
+	      "--json prints one object per line: seq, ts (monotonic seconds), event\n"
+	      "(queued, started, progress, finished, failed, cancelled), job, name, src,\n"
+	      "dst; progress and finished add done, total (data bytes), rate, checkpointed,\n"
+	      "resumed_from, direct; failed and cancelled add errno and error.\n"
 	      "Exit status: 0 all copied, 1 some copy failed or was cancelled, 2 usage.\n", f);
 }
 
@@ -133,6 +137,11 @@ static int resolve_job(struct vc *vc, const char *arg)
 		fprintf(stderr, "vds-copy: bad relative path in '%s'\n", arg);
 		return -1;
 	}
+	for (unsigned k = 0; k < vc->njobs; k++)
+		if (vc->jobs[k].dst == j->dst && !strcmp(vc->jobs[k].rel, j->rel)) {
+			fprintf(stderr, "vds-copy: two jobs write %s in %s\n", j->rel, vc->ds[j->dst].name);
+			return -1;
+		}
 	vc->njobs++;
 	return 0;
 }

@@ -61,7 +61,7 @@ static int open_parent(int root, const char *rel, const char **base)
 static int prepare_job(struct vc *vc, struct vc_job *j)
 {
 	const char *base;
-	struct stat st;
+	struct stat st, dst;
 
 	/* before creating directories on the destination for nothing */
 	if (fstatat(vc->ds[j->src].fd, j->rel, &st, 0) < 0) {
@@ -84,7 +84,13 @@ static int prepare_job(struct vc *vc, struct vc_job *j)
 		return -1;
 	strcpy(j->part_base, base);
 	strcat(j->part_base, PART_SUFFIX);
-	if (!vc->force && faccessat(j->dst_dirfd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (fstatat(j->dst_dirfd, base, &dst, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (dst.st_dev == st.st_dev && dst.st_ino == st.st_ino) {
+		fprintf(stderr, "vds-copy: %s: source and destination are the same file\n", j->label);
+		return -1;
+	}
+	if (!vc->force) {
 		fprintf(stderr, "vds-copy: %s: %s already exists in %s (use --force)\n",
 			j->label, j->rel, vc->ds[j->dst].name);
 		return -1;
