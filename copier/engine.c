@@ -255,11 +255,12 @@ static void complete_write(struct loop *l, struct slot *sl, int res)
 		loop_fail(l, res, "write to destination at offset %llu", sl->off + sl->pos);
 	} else {
 		sl->pos += (uint32_t)res;
-		if (sl->pos < sl->len && !l->err) {
+		if (sl->pos < sl->len && !l->err) {  /* short write: the rest */
 			prep_io(l, sl);
 			return;
 		}
-		l->written += sl->len;
+		if (sl->pos >= sl->len)
+			l->written += sl->len;
 	}
 	sl->state = SLOT_FREE;
 	l->busy--;
