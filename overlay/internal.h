@@ -173,6 +173,7 @@ static inline unsigned ov_map_get(struct overlay *ov, uint64_t b)
 	return (unsigned)(w >> (2 * (b % 32))) & 3u;
 }
 void ov_map_set(struct overlay *ov, uint64_t b, unsigned state);
+void ov_map_set_data_run(struct overlay *ov, uint64_t b, uint64_t n);
 void ov_count_states(const _Atomic uint64_t *map, uint64_t nblocks,
 		     uint64_t *ndata, uint64_t *nzero);
 int ov_map_alloc(struct overlay *ov, uint64_t nblocks);
@@ -195,6 +196,19 @@ static inline void ov_mark_changed(struct overlay *ov, uint64_t b)
 
 	if (m)
 		atomic_fetch_or(&m->dirty[b / 64], 1ull << (b % 64));
+}
+
+static inline void ov_mark_changed_run(struct overlay *ov, uint64_t b, uint64_t n)
+{
+	struct overlay_merge *m = ov->merge;
+
+	for (uint64_t e = b + n; m && b < e;) {
+		uint64_t first = b % 64, cnt = e - b < 64 - first ? e - b : 64 - first;
+		uint64_t mask = (cnt == 64 ? ~0ull : ((1ull << cnt) - 1)) << first;
+
+		atomic_fetch_or(&m->dirty[b / 64], mask);
+		b += cnt;
+	}
 }
 
 /* ident.c */

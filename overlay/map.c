@@ -48,6 +48,36 @@ void ov_map_set(struct overlay *ov, uint64_t b, unsigned state)
 	atomic_store(&ov->page_dirty[b / OV_BLOCKS_PER_PAGE], 1);
 }
 
+/* Make blocks [b, b+n) DATA: one CAS per word instead of one per block, for the
+ * sequential write path.  Same ordering rules as ov_map_set. */
+void ov_map_set_data_run(struct overlay *ov, uint64_t b, uint64_t n)
+{
+	const uint64_t lo = 0x5555555555555555ull;
+	uint64_t end = b + n, nd = 0, nz = 0;
+
+	while (b < end) {
+		uint64_t first = b % 32, cnt = end - b < 32 - first ? end - b : 32 - first;
+		uint64_t mask = (cnt == 32 ? ~0ull : ((1ull << (2 * cnt)) - 1)) << (2 * first);
+		uint64_t want = lo & mask;
+		_Atomic uint64_t *w = &ov->map[b / 32];
+		uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+
+		while (!atomic_compare_exchange_weak_explicit(w, &old, (old & ~mask) | want,
+							       memory_order_acq_rel,
+							       memory_order_relaxed))
+			;
+		uint64_t prev = old & mask;
+
+		nd += (uint64_t)__builtin_popcountll(prev & ~(prev >> 1) & lo);
+		nz += (uint64_t)__builtin_popcountll((prev >> 1) & ~prev & lo);
+		if ((prev & lo) != want || (prev & ~lo))	/* something changed */
+			atomic_store(&ov->page_dirty[b / OV_BLOCKS_PER_PAGE], 1);
+		b += cnt;
+	}
+	atomic_fetch_add(&ov->ndata, n - nd);
+	atomic_fetch_sub(&ov->nzero, nz);
+}
+
 void ov_count_states(const _Atomic uint64_t *map, uint64_t nblocks, uint64_t *ndata,
 		     uint64_t *nzero)
 {

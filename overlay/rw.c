@@ -224,10 +224,10 @@ static int write_whole_run(struct overlay *ov, uint64_t b, uint64_t n, const uin
 	if (locked)
 		lock_run(ov, b, n, true);
 	ret = ov_pwrite(ov->diff_fd, ov->diff_direct, src, n << ov->shift, ov_block_off(ov, b));
-	for (uint64_t i = 0; !ret && i < n; i++) {
-		if (ov_map_get(ov, b + i) != OVERLAY_DATA)
-			ov_map_set(ov, b + i, OVERLAY_DATA);
-		ov_mark_changed(ov, b + i);
+	if (!ret) {
+		if (locked)
+			ov_map_set_data_run(ov, b, n);
+		ov_mark_changed_run(ov, b, n);
 	}
 	if (locked)
 		lock_run(ov, b, n, false);

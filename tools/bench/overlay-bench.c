@@ -123,7 +123,6 @@ static struct tgt open_overlay(const char *dp, int fresh)
 
 	t.base = xopen(base_p, O_RDONLY);
 	if (fresh) {
-		unlink(dp);
 		t.diff = xopen(dp, O_RDWR | O_CREAT | O_EXCL);
 		ret = overlay_create(t.base, t.diff, &co, &t.ov);
 	} else {
@@ -151,9 +150,14 @@ static const char *wl_name[NWL] = {
 /* Returns MB/s of one workload on one target. */
 static double run_wl(enum wl w, int overlay, unsigned run)
 {
+	char dp[4200];
+
+	/* A new file name per measurement: deleting a big synced file right before a
+	 * measurement makes the filesystem busy freeing (and discarding) its blocks. */
+	snprintf(dp, sizeof(dp), "%s.%u.%d", diff_p, run, (int)w);
 	struct tgt t = !overlay ? open_plain() :
 		w == RANDREAD_DIFF ? open_overlay(full_p, 0) :
-		open_overlay(diff_p, 1);
+		open_overlay(dp, 1);
 	int wr = w == RANDWRITE || w == SEQWRITE, rnd_io = w <= RANDREAD_DIFF;
 	uint64_t seed = 0x9e3779b97f4a7c15ull * (run + 1) + w, bytes = 0;
 
@@ -247,6 +251,9 @@ int main(int argc, char **argv)
 				int ov = (r + (unsigned)k) % 2;	/* alternate who goes first */
 
 				res[w][ov][r] = run_wl((enum wl)w, ov, r);
+				if (getenv("OVB_VERBOSE"))
+					fprintf(stderr, "run %u %-17s %-7s %8.1f MB/s\n", r,
+						wl_name[w], ov ? "overlay" : "plain", res[w][ov][r]);
 			}
 	printf("overlay-bench: %llu MiB files in %s, %s%s, block size %u, %u runs, %u random ops\n",
 	       (unsigned long long)(cfg.size >> 20), cfg.dir, cfg.direct ? "O_DIRECT" : "buffered",
@@ -261,7 +268,13 @@ int main(int argc, char **argv)
 	}
 	unlink(base_p);
 	unlink(plain_p);
-	unlink(diff_p);
 	unlink(full_p);
+	for (unsigned r = 0; r < cfg.runs; r++)
+		for (int w = 0; w < NWL; w++) {
+			char dp[4200];
+
+			snprintf(dp, sizeof(dp), "%s.%u.%d", diff_p, r, w);
+			unlink(dp);
+		}
 	return 0;
 }
