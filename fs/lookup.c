@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mig.h"
 #include "placement.h"
+#include "vfile.h"
 #include "vdsfs.h"
 
 int vds_find(struct vds *v, const char *path, struct stat *st)
@@ -32,8 +34,14 @@ int vds_stat_node(struct vds *v, struct node *n, struct stat *st)
 	int ret;
 
 	if (!n->is_dir) {
-		if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
+		struct vfile *vf = vfile_hold(n);
+
+		ret = fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+		if (!ret && vf && vf->mig)
+			mig_fix_stat(vf->mig, st);
+		vfile_unhold(v, vf);
+		if (ret)
+			return ret;
 	} else {
 		ret = node_dir_path(&v->nodes, n, path, sizeof(path));
 		if (ret)
@@ -91,12 +99,13 @@ int vds_entry(struct vds *v, struct node *parent, const char *name, struct fuse_
 	ret = node_child_path(&v->nodes, parent, name, path, sizeof(path));
 	if (ret)
 		return ret;
+	pthread_rwlock_rdlock(&v->ns_lock);
 	ds = vds_find(v, path, &st);
-	if (ds < 0)
-		return ds;
-	n = ref_backing(v, parent, name, path, ds, &st);
-	if (!n)
-		return errno ? -errno : -ENOMEM;
+	n = ds < 0 ? NULL : ref_backing(v, parent, name, path, ds, &st);
+	ret = ds < 0 ? ds : n ? 0 : errno ? -errno : -ENOMEM;
+	pthread_rwlock_unlock(&v->ns_lock);
+	if (ret)
+		return ret;
 	if (!n->is_dir && fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		ret = -errno;
 		node_forget(&v->nodes, n, 1);
@@ -182,4 +191,23 @@ void vds_set_owner(struct vds *v, fuse_req_t req, int ds, const char *path,
 	if (fchownat(v->ds[ds].fd, path, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		fuse_log(FUSE_LOG_WARNING, "vdsfs: chown %s on %s: %s\n", path, v->ds[ds].name,
 			 strerror(errno));
+}
+
+/* A relative path inside the mount that cannot leave a datastore: no empty, "." or
+ * ".." component, not absolute, no newline, not the state folder. */
+bool vds_path_sane(const char *p)
+{
+	if (!p || !*p || *p == '/' || strlen(p) >= PATH_MAX || strchr(p, '\n'))
+		return false;
+	for (const char *s = p;;) {
+		size_t l = strcspn(s, "/");
+
+		if (l == 0 || (l == 1 && s[0] == '.') || (l == 2 && !strncmp(s, "..", 2)))
+			return false;
+		if (s == p && l == strlen(VDS_STATE_DIR) && !strncmp(s, VDS_STATE_DIR, l))
+			return false;
+		if (!s[l])
+			return true;
+		s += l + 1;
+	}
 }

@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "loop.h"
+#include "mig.h"
 #include "vdsfs.h"
 
 void vds_ops_attr(struct fuse_lowlevel_ops *ops);
@@ -128,14 +130,22 @@ static void install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* Threads start here, after daemonizing. Shutdown order: no new requests (unmount,
+ * workers joined), no new control requests, then migrations stop where they are and
+ * leave their journals for the next mount. */
 static int serve(struct vds *v)
 {
 	struct vds_loop *lp;
 	char c;
-	int ret = loop_start(v->se, v->opts.threads, stop_pipe[1], &lp);
+	int ret = mig_init(v);
 
+	if (!ret)
+		ret = control_start(v);
+	if (!ret)
+		ret = loop_start(v->se, v->opts.threads, stop_pipe[1], &lp);
 	if (ret) {
-		fuse_log(FUSE_LOG_ERR, "vdsfs: cannot start workers: %s\n", strerror(-ret));
+		fuse_log(FUSE_LOG_ERR, "vdsfs: cannot start: %s\n", strerror(-ret));
+		fuse_session_unmount(v->se);
 		return 1;
 	}
 	while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
@@ -143,11 +153,29 @@ static int serve(struct vds *v)
 	fuse_session_exit(v->se);
 	fuse_session_unmount(v->se);
 	loop_stop(lp);
+	control_stop(v);
+	mig_shutdown(v);
 	return 0;
+}
+
+static int setup_control(struct vds *v, const char *mnt, char *err, size_t len)
+{
+	char path[256];
+	int ret = 0;
+
+	if (!v->opts.control)
+		ret = control_default_path(mnt, path, sizeof(path));
+	if (ret) {
+		snprintf(err, len, "mountpoint path too long for a default control socket; use -o control=");
+		return ret;
+	}
+	return control_open(v, v->opts.control ? v->opts.control : path, err, len);
 }
 
 static void vds_free(struct vds *v)
 {
+	control_stop(v);
+	mig_shutdown(v);
 	if (v->se)
 		fuse_session_destroy(v->se);
 	for (int i = 0; i < v->nds; i++)
@@ -167,6 +195,10 @@ int main(int argc, char **argv)
 	if (!v)
 		return die("out of memory");
 	v->create_named = -1;
+	v->ctl_fd = -1;
+	v->next_mig_id = 1;
+	pthread_rwlock_init(&v->ns_lock, NULL);
+	pthread_mutex_init(&v->mig_lock, NULL);
 	node_table_init(&v->nodes);
 	ret = opts_parse(&v->opts, argc, argv, err, sizeof(err));
 	if (!ret && v->opts.help)
@@ -179,7 +211,13 @@ int main(int argc, char **argv)
 		ret = check_mountpoint(v->opts.mountpoint, &mnt, err, sizeof(err));
 	if (!ret)
 		ret = open_datastores(v, mnt, err, sizeof(err));
+	if (!ret)
+		ret = mig_recover(v);	/* before anyone can see the files */
+	if (!ret)
+		ret = setup_control(v, mnt, err, sizeof(err));
 	if (ret) {
+		if (!err[0])
+			snprintf(err, sizeof(err), "recovery failed: %s", strerror(-ret));
 		ret = die(err);
 		goto out;
 	}

@@ -11,6 +11,8 @@
 
 #include "node.h"
 
+static void maybe_free_locked(struct node_table *t, struct node *n);
+
 static unsigned hash_dir(const struct node *parent, const char *name)
 {
 	uint64_t h = (uintptr_t)parent * 0x9E3779B97F4A7C15ull;
@@ -168,8 +170,31 @@ struct node *node_ref_dir(struct node_table *t, struct node *parent, const char 
 	return n;
 }
 
+static struct node *ref_file(struct node_table *t, int ds, int opath_fd,
+			     const struct stat *st, bool pin);
+
 /* Takes ownership of opath_fd (closed if an existing node already covers the inode). */
 struct node *node_ref_file(struct node_table *t, int ds, int opath_fd, const struct stat *st)
+{
+	return ref_file(t, ds, opath_fd, st, false);
+}
+
+/* Like node_ref_file, but the reference is the daemon's own, not the kernel's. */
+struct node *node_pin_file(struct node_table *t, int ds, int opath_fd, const struct stat *st)
+{
+	return ref_file(t, ds, opath_fd, st, true);
+}
+
+void node_unpin(struct node_table *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	n->pins--;
+	maybe_free_locked(t, n);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static struct node *ref_file(struct node_table *t, int ds, int opath_fd,
+			     const struct stat *st, bool pin)
 {
 	unsigned b = hash_file(st->st_dev, st->st_ino);
 	struct node *n;
@@ -192,7 +217,9 @@ struct node *node_ref_file(struct node_table *t, int ds, int opath_fd, const str
 	} else {
 		close(opath_fd);
 	}
-	if (n)
+	if (n && pin)
+		n->pins++;
+	else if (n)
 		n->nlookup++;
 	pthread_mutex_unlock(&t->lock);
 	return n;
@@ -221,7 +248,7 @@ static void unhash_locked(struct node_table *t, struct node *n)
 /* Frees n, and then each parent left with no reason to live. */
 static void maybe_free_locked(struct node_table *t, struct node *n)
 {
-	while (n != &t->root && n->nlookup == 0 && n->children == 0 && !n->vf) {
+	while (n != &t->root && n->nlookup == 0 && n->children == 0 && !n->vf && !n->pins) {
 		struct node *parent = n->is_dir ? n->parent : NULL;
 
 		unhash_locked(t, n);
@@ -282,4 +309,30 @@ int node_move_dir(struct node_table *t, struct node *parent, const char *name,
 	pthread_mutex_unlock(&t->lock);
 	free(dup);
 	return 0;
+}
+
+/* A migration moved the file: point the node at its new backing inode, keeping
+ * st_ino. Returns the old O_PATH fd for the caller to close once no I/O can use it. */
+int node_rebind_file(struct node_table *t, struct node *n, int ds, int opath_fd,
+		     const struct stat *st)
+{
+	int old;
+
+	pthread_mutex_lock(&t->lock);
+	bool was_hashed = n->hashed;
+	unhash_locked(t, n);
+	old = n->fd;
+	n->fd = opath_fd;
+	n->ds = ds;
+	n->bdev = st->st_dev;
+	n->bino = st->st_ino;
+	if (was_hashed) {
+		unsigned b = hash_file(st->st_dev, st->st_ino);
+
+		n->hnext = t->files[b];
+		t->files[b] = n;
+		n->hashed = true;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return old;
 }

@@ -32,6 +32,7 @@ struct vfile;
 struct node {
 	struct node *hnext;	/* hash chain (dir or file table) */
 	uint64_t nlookup;	/* kernel references */
+	unsigned pins;		/* daemon references (a migration) */
 	unsigned children;	/* directory nodes whose parent we are */
 	bool hashed;		/* false once removed or replaced: lookups miss it */
 	bool is_dir;
@@ -76,7 +77,11 @@ struct node *node_ref_dir(struct node_table *t, struct node *parent, const char 
 struct node *node_ref_file(struct node_table *t, int ds, int opath_fd,
 			   const struct stat *st);
 void node_forget(struct node_table *t, struct node *n, uint64_t nlookup);
+struct node *node_pin_file(struct node_table *t, int ds, int opath_fd, const struct stat *st);
+void node_unpin(struct node_table *t, struct node *n);
 void node_unhash_dir(struct node_table *t, struct node *parent, const char *name);
+int node_rebind_file(struct node_table *t, struct node *n, int ds, int opath_fd,
+		     const struct stat *st);
 int node_move_dir(struct node_table *t, struct node *parent, const char *name,
 		  struct node *newparent, const char *newname);
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mig.h"
 #include "vdsfs.h"
 #include "vfile.h"
 
@@ -74,7 +75,18 @@ static void times_of(const struct stat *attr, int to_set, struct timespec ts[2])
 #define SET_TIMES (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | \
 		   FUSE_SET_ATTR_MTIME_NOW)
 
-static int setattr_file(struct node *n, struct stat *attr, int to_set,
+/* Called with the file's gate held (if it has a vfile): a migrating file is resized
+ * in its overlay, whether or not the caller has it open. */
+static int truncate_file(struct vfile *vf, struct vhandle *h, const char *path, off_t size)
+{
+	if (vf && vf->mig)
+		return mig_truncate(vf->mig, size);
+	if (h)
+		return ftruncate(h->fd, size) < 0 ? -errno : 0;
+	return truncate(path, size) < 0 ? -errno : 0;
+}
+
+static int setattr_file(struct vfile *vf, struct node *n, struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
 {
 	uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
@@ -91,12 +103,7 @@ static int setattr_file(struct node *n, struct stat *attr, int to_set,
 	    fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (h) {
-			vfile_io_begin(h);
-			ret = ftruncate(h->fd, attr->st_size) < 0 ? -errno : 0;
-			vfile_io_end(h);
-		} else
-			ret = truncate(path, attr->st_size) < 0 ? -errno : 0;
+		ret = truncate_file(vf, h, path, attr->st_size);
 		if (ret)
 			return ret;
 	}
@@ -149,9 +156,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	struct node *n = req_node(req, ino);
-	int ret = n->is_dir ? setattr_dir(req_vds(req), n, attr, to_set)
-			    : setattr_file(n, attr, to_set, fi);
+	struct vfile *vf;
+	int ret;
 
+	if (n->is_dir) {
+		ret = setattr_dir(req_vds(req), n, attr, to_set);
+	} else {
+		vf = vfile_hold(n);
+		ret = setattr_file(vf, n, attr, to_set, fi);
+		vfile_unhold(req_vds(req), vf);
+	}
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else

@@ -127,8 +127,10 @@ static int snap_build(struct vds *v, struct node *n, struct dirsnap *d)
 	int ret = node_dir_path(&v->nodes, n, path, sizeof(path));
 
 	snap_clear(d);
+	pthread_rwlock_rdlock(&v->ns_lock);
 	for (int i = 0; !ret && i < v->nds; i++)
 		ret = snap_read_copy(v, d, i, path, n == &v->nodes.root);
+	pthread_rwlock_unlock(&v->ns_lock);
 	return ret;
 }
 

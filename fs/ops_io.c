@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "iobuf.h"
+#include "mig.h"
 #include "vdsfs.h"
 #include "vfile.h"
 
@@ -109,7 +110,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	pthread_rwlock_rdlock(&v->ns_lock);
 	fd = create_backing(req, p, name, mode, fi->flags);
+	pthread_rwlock_unlock(&v->ns_lock);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -144,7 +147,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	vfile_io_begin(h);
-	n = pread(h->fd, buf, size, off);
+	n = h->vf->mig ? mig_read(h->vf->mig, buf, size, off) : pread(h->fd, buf, size, off);
+	if (n < 0 && h->vf->mig)
+		errno = (int)-n;
 	vfile_io_end(h);
 	if (n < 0)
 		fuse_reply_err(req, errno);
@@ -189,7 +194,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		buf = bounce;
 	}
 	vfile_io_begin(h);
-	n = pwrite_full(h->fd, buf, size, off);
+	n = h->vf->mig ? mig_write(h->vf->mig, buf, size, off) : pwrite_full(h->fd, buf, size, off);
 	vfile_io_end(h);
 	if (n < 0)
 		fuse_reply_err(req, -n);
@@ -211,7 +216,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 	(void)ino;
 	vfile_io_begin(h);
-	ret = (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? errno : 0;
+	if (h->vf->mig)
+		ret = -mig_fsync(h->vf->mig, datasync);
+	else
+		ret = (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? errno : 0;
 	vfile_io_end(h);
 	fuse_reply_err(req, ret);
 }
@@ -231,7 +239,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 
 	(void)ino;
 	vfile_io_begin(h);
-	ret = fallocate(h->fd, mode, off, len) < 0 ? errno : 0;
+	if (h->vf->mig)
+		ret = -mig_fallocate(h->vf->mig, mode, off, len);
+	else
+		ret = fallocate(h->fd, mode, off, len) < 0 ? errno : 0;
 	vfile_io_end(h);
 	fuse_reply_err(req, ret);
 }
@@ -244,10 +255,12 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 	(void)ino;
 	vfile_io_begin(h);
-	res = lseek(h->fd, off, whence);
+	res = h->vf->mig ? mig_lseek(h->vf->mig, off, whence) : lseek(h->fd, off, whence);
+	if (res < 0 && !h->vf->mig)
+		res = -errno;
 	vfile_io_end(h);
 	if (res < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, (int)-res);
 	else
 		fuse_reply_lseek(req, res);
 }

@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mig.h"
 #include "vdsfs.h"
+#include "vfile.h"
 
 struct newname {
 	char path[PATH_MAX];
@@ -70,10 +72,13 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct vds *v = req_vds(req);
 	struct node *p = req_node(req, parent);
 	struct newname nn;
-	int ret = newname_prepare(v, p, name, -1, &nn);
+	int ret;
 
+	pthread_rwlock_rdlock(&v->ns_lock);
+	ret = newname_prepare(v, p, name, -1, &nn);
 	if (!ret && mknodat(v->ds[nn.ds].fd, nn.path, mode, rdev) < 0)
 		ret = -errno;
+	pthread_rwlock_unlock(&v->ns_lock);
 	if (!ret)
 		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
 	reply_new(req, p, name, ret);
@@ -84,10 +89,13 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct vds *v = req_vds(req);
 	struct node *p = req_node(req, parent);
 	struct newname nn;
-	int ret = newname_prepare(v, p, name, -1, &nn);
+	int ret;
 
+	pthread_rwlock_rdlock(&v->ns_lock);
+	ret = newname_prepare(v, p, name, -1, &nn);
 	if (!ret && mkdirat(v->ds[nn.ds].fd, nn.path, mode) < 0)
 		ret = -errno;
+	pthread_rwlock_unlock(&v->ns_lock);
 	if (!ret)
 		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
 	reply_new(req, p, name, ret);
@@ -99,10 +107,13 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	struct vds *v = req_vds(req);
 	struct node *p = req_node(req, parent);
 	struct newname nn;
-	int ret = newname_prepare(v, p, name, -1, &nn);
+	int ret;
 
+	pthread_rwlock_rdlock(&v->ns_lock);
+	ret = newname_prepare(v, p, name, -1, &nn);
 	if (!ret && symlinkat(target, v->ds[nn.ds].fd, nn.path) < 0)
 		ret = -errno;
+	pthread_rwlock_unlock(&v->ns_lock);
 	if (!ret)
 		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
 	reply_new(req, p, name, ret);
@@ -121,10 +132,15 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	ret = newname_prepare(v, p, newname, n->ds, &nn);
+	struct vfile *vf = vfile_hold(n);
+
+	pthread_rwlock_rdlock(&v->ns_lock);
+	ret = (vf && vf->mig) ? -EBUSY : newname_prepare(v, p, newname, n->ds, &nn);
 	fd_path(n->fd, src);
 	if (!ret && linkat(AT_FDCWD, src, v->ds[nn.ds].fd, nn.path, AT_SYMLINK_FOLLOW) < 0)
 		ret = -errno;
+	pthread_rwlock_unlock(&v->ns_lock);
+	vfile_unhold(v, vf);
 	reply_new(req, p, newname, ret);
 }
 
@@ -136,12 +152,17 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct stat st;
 	int ret = name_hidden(v, p, name) ? -ENOENT
 					  : node_child_path(&v->nodes, p, name, path, sizeof(path));
-	int ds = ret ? ret : vds_find(v, path, &st);
+	int ds;
 
+	pthread_rwlock_rdlock(&v->ns_lock);
+	ds = ret ? ret : vds_find(v, path, &st);
 	if (ds >= 0)
 		ret = unlinkat(v->ds[ds].fd, path, 0) < 0 ? -errno : 0;
 	else
 		ret = ds;
+	if (!ret && S_ISREG(st.st_mode))
+		mig_path_unlinked(v, path);
+	pthread_rwlock_unlock(&v->ns_lock);
 	fuse_reply_err(req, -ret);
 }
 
@@ -210,8 +231,11 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret = name_hidden(v, p, name) ? -ENOENT
 					  : node_child_path(&v->nodes, p, name, path, sizeof(path));
 
-	if (!ret)
+	if (!ret) {
+		pthread_rwlock_rdlock(&v->ns_lock);
 		ret = rmdir_all(v, path);
+		pthread_rwlock_unlock(&v->ns_lock);
+	}
 	if (!ret)
 		node_unhash_dir(&v->nodes, p, name);
 	fuse_reply_err(req, -ret);
@@ -314,7 +338,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (c) {
 		c->flags = flags;
+		pthread_rwlock_rdlock(&v->ns_lock);
 		ret = rename_any(v, p, name, np, newname, c);
+		if (!ret && !(flags & RENAME_EXCHANGE))
+			mig_path_moved(v, c->from, c->to);
+		pthread_rwlock_unlock(&v->ns_lock);
 		free(c);
 	}
 	if (!ret)

@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 
 #include "vdsfs.h"
+#include "vfile.h"
 
 struct xtarget {
 	char path[PATH_MAX];	/* /proc path (file) or relative path (dir) */
@@ -63,30 +64,34 @@ static int xread_path(struct vds *v, struct node *n, char *out, size_t len)
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	struct vds *v = req_vds(req);
+	struct vfile *vf = vfile_hold(req_node(req, ino));
 	char path[PATH_MAX + 64];
 	char *buf = size ? malloc(size) : NULL;
-	int ret = (size && !buf) ? -ENOMEM : xread_path(req_vds(req), req_node(req, ino),
-							path, sizeof(path));
+	int ret = (size && !buf) ? -ENOMEM : xread_path(v, req_node(req, ino), path, sizeof(path));
 
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
 		reply_size_or_data(req, getxattr(path, name, buf, size), size, buf);
 	free(buf);
+	vfile_unhold(v, vf);	/* req is gone once replied to */
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	struct vds *v = req_vds(req);
+	struct vfile *vf = vfile_hold(req_node(req, ino));
 	char path[PATH_MAX + 64];
 	char *buf = size ? malloc(size) : NULL;
-	int ret = (size && !buf) ? -ENOMEM : xread_path(req_vds(req), req_node(req, ino),
-							path, sizeof(path));
+	int ret = (size && !buf) ? -ENOMEM : xread_path(v, req_node(req, ino), path, sizeof(path));
 
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
 		reply_size_or_data(req, listxattr(path, buf, size), size, buf);
 	free(buf);
+	vfile_unhold(v, vf);	/* req is gone once replied to */
 }
 
 /* Apply fn to the file, or to every copy of the directory. */
@@ -134,14 +139,20 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			size_t size, int flags)
 {
 	struct xset x = { name, value, size, flags };
+	struct vfile *vf = vfile_hold(req_node(req, ino));
+	int ret = xwrite_each(req_vds(req), req_node(req, ino), do_setxattr, &x);
 
-	fuse_reply_err(req, -xwrite_each(req_vds(req), req_node(req, ino), do_setxattr, &x));
+	vfile_unhold(req_vds(req), vf);
+	fuse_reply_err(req, -ret);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, -xwrite_each(req_vds(req), req_node(req, ino), do_removexattr,
-					 (void *)name));
+	struct vfile *vf = vfile_hold(req_node(req, ino));
+	int ret = xwrite_each(req_vds(req), req_node(req, ino), do_removexattr, (void *)name);
+
+	vfile_unhold(req_vds(req), vf);
+	fuse_reply_err(req, -ret);
 }
 
 void vds_ops_xattr(struct fuse_lowlevel_ops *ops)

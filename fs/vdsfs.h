@@ -9,6 +9,7 @@
 
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,9 @@
 #include "node.h"
 #include "opts.h"
 
+struct mig;
+struct sched;
+
 struct vds {
 	struct vds_opts opts;
 	struct datastore ds[VDS_MAX_DS];
@@ -24,6 +28,16 @@ struct vds {
 	int create_named;		/* index for create=NAME, else -1 */
 	bool root;			/* running as root: may chown new objects */
 	struct fuse_session *se;
+	/* Lookups and name changes hold ns_lock shared around "resolve, then act";
+	 * a migration's flip (rename on the destination + unlink on the source) holds
+	 * it exclusive, so no one ever sees the file on both datastores or on none. */
+	pthread_rwlock_t ns_lock;
+	pthread_mutex_t mig_lock;	/* guards migs and the (L) fields of each */
+	struct mig *migs;
+	uint64_t next_mig_id;
+	struct sched *sched;
+	int ctl_fd;			/* listening control socket, -1 if none */
+	char *ctl_path;
 	struct node_table nodes;	/* last: it is large */
 };
 
@@ -60,6 +74,7 @@ void vds_fill_entry(struct vds *v, struct node *n, const struct stat *st,
 		    struct fuse_entry_param *e);
 int vds_mkpath(struct vds *v, int ds, const char *dirpath);
 int vds_pick_ds(struct vds *v);
+bool vds_path_sane(const char *p);
 void vds_set_owner(struct vds *v, fuse_req_t req, int ds, const char *path,
 		   const struct stat *parent_st);
 

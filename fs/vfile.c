@@ -1,8 +1,10 @@
 /* vfile.c - create and tear down the per-node open-file object (see vfile.h).
  *
- * vfile_lock guards node->vf and every vf->handles list. Opens and releases are rare
- * next to reads and writes, so one mutex for all of them costs nothing measurable
- * and keeps the lifetime rule simple: a vfile lives while it has a handle.
+ * vfile_lock guards node->vf, every vf->handles list and vf->refs. Opens and
+ * releases are rare next to reads and writes, so one mutex for all of them costs
+ * nothing measurable and keeps the lifetime rule simple: a vfile lives while it has
+ * a handle or a migration holds it; while it lives, its node lives (node.c never
+ * frees a node whose vf is set).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,53 +36,123 @@ static struct vfile *vfile_get_locked(struct node *n)
 	return vf;
 }
 
-int vfile_attach(struct vds *v, struct node *n, int fd, int flags, struct vhandle **out)
+struct vfile *vfile_get(struct node *n)
+{
+	pthread_mutex_lock(&vfile_lock);
+	struct vfile *vf = vfile_get_locked(n);
+	if (vf)
+		vf->refs++;
+	pthread_mutex_unlock(&vfile_lock);
+	return vf;
+}
+
+struct vfile *vfile_get_existing(struct node *n)
+{
+	pthread_mutex_lock(&vfile_lock);
+	struct vfile *vf = n->vf;
+	if (vf)
+		vf->refs++;
+	pthread_mutex_unlock(&vfile_lock);
+	return vf;
+}
+
+static bool vfile_unref_locked(struct vfile *vf)
+{
+	if (--vf->refs)
+		return false;
+	vf->node->vf = NULL;
+	return true;
+}
+
+static void vfile_free(struct vds *v, struct vfile *vf)
+{
+	struct node *n = vf->node;
+
+	pthread_rwlock_destroy(&vf->gate);
+	free(vf);
+	node_forget(&v->nodes, n, 0);	/* frees n if the kernel forgot it meanwhile */
+}
+
+void vfile_put(struct vds *v, struct vfile *vf)
+{
+	pthread_mutex_lock(&vfile_lock);
+	bool dead = vfile_unref_locked(vf);
+	pthread_mutex_unlock(&vfile_lock);
+	if (dead)
+		vfile_free(v, vf);
+}
+
+void vfile_handles_lock(void)
+{
+	pthread_mutex_lock(&vfile_lock);
+}
+
+void vfile_handles_unlock(void)
+{
+	pthread_mutex_unlock(&vfile_lock);
+}
+
+/* Caller holds vfile_handles_lock(). */
+void vfile_for_each_handle(struct vfile *vf, void (*fn)(struct vhandle *h, void *arg),
+			   void *arg)
+{
+	for (struct vhandle *h = vf->handles; h; h = h->next)
+		fn(h, arg);
+}
+
+static int attach_locked(struct node *n, int fd, int flags, struct vhandle **out)
 {
 	struct vhandle *h = calloc(1, sizeof(*h));
-	struct vfile *vf;
+	struct vfile *vf = h ? vfile_get_locked(n) : NULL;
 
-	(void)v;
-	if (!h)
-		return -ENOMEM;
-	h->fd = fd;
-	h->flags = flags;
-	h->direct = flags & O_DIRECT;
-	pthread_mutex_lock(&vfile_lock);
-	vf = vfile_get_locked(n);
-	if (vf) {
-		h->vf = vf;
-		h->next = vf->handles;
-		vf->handles = h;
-	}
-	pthread_mutex_unlock(&vfile_lock);
 	if (!vf) {
 		free(h);
 		return -ENOMEM;
 	}
+	h->fd = fd;
+	h->flags = flags;
+	h->direct = flags & O_DIRECT;
+	vf->refs++;
+	h->vf = vf;
+	h->next = vf->handles;
+	vf->handles = h;
 	*out = h;
 	return 0;
 }
 
+int vfile_attach(struct vds *v, struct node *n, int fd, int flags, struct vhandle **out)
+{
+	(void)v;
+	pthread_mutex_lock(&vfile_lock);
+	int ret = attach_locked(n, fd, flags, out);
+	pthread_mutex_unlock(&vfile_lock);
+	return ret;
+}
+
+/* The backing fd is opened under vfile_lock: a migration switch holds it while it
+ * moves node->fd and every handle to the destination, so a new handle is either in
+ * the list the switch moves or opened after it, on the destination. */
 int vfile_open(struct vds *v, struct node *n, int flags, struct vhandle **out)
 {
 	char path[32];
 	int fd, ret;
 
+	(void)v;
 	flags = (flags & ~VFILE_STRIP) | O_CLOEXEC;
+	pthread_mutex_lock(&vfile_lock);
 	fd_path(n->fd, path);
 	fd = open(path, flags);
-	if (fd < 0)
-		return -errno;
-	ret = vfile_attach(v, n, fd, flags, out);
-	if (ret)
+	ret = fd < 0 ? -errno : attach_locked(n, fd, flags, out);
+	pthread_mutex_unlock(&vfile_lock);
+	if (ret && fd >= 0)
 		close(fd);
 	return ret;
 }
 
 void vfile_release(struct vds *v, struct vhandle *h)
 {
-	struct vfile *vf = h->vf, *dead = NULL;
-	struct node *n = vf->node;
+	struct vfile *vf = h->vf;
+	bool dead;
 
 	pthread_mutex_lock(&vfile_lock);
 	for (struct vhandle **pp = &vf->handles; *pp; pp = &(*pp)->next)
@@ -88,16 +160,30 @@ void vfile_release(struct vds *v, struct vhandle *h)
 			*pp = h->next;
 			break;
 		}
-	if (!vf->handles) {
-		n->vf = NULL;
-		dead = vf;
-	}
+	dead = vfile_unref_locked(vf);
 	pthread_mutex_unlock(&vfile_lock);
 	close(h->fd);
 	free(h);
-	if (dead) {
-		pthread_rwlock_destroy(&dead->gate);
-		free(dead);
-		node_forget(&v->nodes, n, 0);	/* frees n if the kernel forgot it meanwhile */
-	}
+	if (dead)
+		vfile_free(v, vf);
+}
+
+/* Hold a file node's backing stable for a metadata operation: a migration switch
+ * rebinds node->fd under the gate held exclusive, so with the gate held shared the
+ * fd cannot change or be closed underneath. Nodes without a vfile are not migrating. */
+struct vfile *vfile_hold(struct node *n)
+{
+	struct vfile *vf = vfile_get_existing(n);
+
+	if (vf)
+		pthread_rwlock_rdlock(&vf->gate);
+	return vf;
+}
+
+void vfile_unhold(struct vds *v, struct vfile *vf)
+{
+	if (!vf)
+		return;
+	pthread_rwlock_unlock(&vf->gate);
+	vfile_put(v, vf);
 }

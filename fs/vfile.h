@@ -19,6 +19,7 @@
 
 struct vds;
 struct node;
+struct mig;
 
 struct vhandle {
 	struct vfile *vf;
@@ -32,11 +33,23 @@ struct vfile {
 	pthread_rwlock_t gate;	/* shared: any I/O; exclusive: switching route/backing */
 	struct node *node;
 	struct vhandle *handles;	/* guarded by vfile_lock */
+	unsigned refs;		/* handles + a migration; guarded by vfile_lock */
+	struct mig *mig;	/* non-NULL while migrating: I/O goes through it.
+				 * Written under gate exclusive, read under shared. */
 };
 
 int vfile_open(struct vds *v, struct node *n, int flags, struct vhandle **out);
 int vfile_attach(struct vds *v, struct node *n, int fd, int flags, struct vhandle **out);
 void vfile_release(struct vds *v, struct vhandle *h);
+struct vfile *vfile_get(struct node *n);
+struct vfile *vfile_get_existing(struct node *n);
+void vfile_put(struct vds *v, struct vfile *vf);
+struct vfile *vfile_hold(struct node *n);
+void vfile_unhold(struct vds *v, struct vfile *vf);
+void vfile_handles_lock(void);
+void vfile_handles_unlock(void);
+void vfile_for_each_handle(struct vfile *vf, void (*fn)(struct vhandle *h, void *arg),
+			   void *arg);
 
 static inline void vfile_io_begin(struct vhandle *h)
 {

@@ -1,0 +1,373 @@
+/* control_req.c - the control requests: one JSON object in, one JSON object out.
+ *
+ *   {"cmd":"datastores"}
+ *   {"cmd":"where","paths":["vm/disk1",...]}
+ *   {"cmd":"migrate","moves":[{"path":"vm","to":"DS4"},...],"bwlimit":N}
+ *   {"cmd":"status"[,"id":N]}      {"cmd":"events"}      {"cmd":"cancel","id":N}
+ *
+ * Paths are relative to the mount root (vdsctl turns what the user typed into
+ * that). A migrate request is validated whole — every file of every directory named
+ * — before the first migration is queued: a bad request changes nothing.
+ * Replies: {"ok":true,...} or {"ok":false,"error":"one line"}.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mig.h"
+#include "vdsfs.h"
+
+#define MAX_FILES	4096
+
+static char *finish(json_object *o)
+{
+	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+
+	json_object_put(o);
+	return s;
+}
+
+static char *error_reply(const char *msg)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return finish(o);
+}
+
+static json_object *ok_reply(void)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return o;
+}
+
+static int ds_by_name(struct vds *v, const char *name)
+{
+	for (int i = 0; i < v->nds; i++)
+		if (!strcmp(v->ds[i].name, name))
+			return i;
+	return -1;
+}
+
+/* The filesystem type of a datastore, from the mount table (longest prefix). */
+static void fs_type(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096];
+	size_t best = 0;
+
+	snprintf(out, len, "?");
+	while (f && fgets(line, sizeof(line), f)) {
+		char mnt[2048], type[64];
+		const char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %2047s", mnt) != 1 ||
+		    sscanf(sep + 3, "%63s", type) != 1)
+			continue;
+		if (path_within(mnt, path) && strlen(mnt) >= best) {
+			best = strlen(mnt);
+			snprintf(out, len, "%s", type);
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Bytes allocated to files on a datastore, vdsfs's own state excluded. */
+static uint64_t held_bytes(int dfd, bool top, int depth)
+{
+	int fd = dup(dfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	uint64_t sum = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    (top && !strcmp(de->d_name, VDS_STATE_DIR)) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < 64) {
+			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub >= 0) {
+				sum += held_bytes(sub, false, depth + 1);
+				close(sub);
+			}
+		} else if (S_ISREG(st.st_mode)) {
+			sum += (uint64_t)st.st_blocks * 512;
+		}
+	}
+	closedir(d);
+	return sum;
+}
+
+static char *req_datastores(struct vds *v)
+{
+	json_object *o = ok_reply(), *arr = json_object_new_array();
+
+	for (int i = 0; i < v->nds; i++) {
+		json_object *d = json_object_new_object();
+		uint64_t avail = 0, total = 0;
+		char type[64];
+
+		ds_space(&v->ds[i], &avail, &total);
+		fs_type(v->ds[i].path, type, sizeof(type));
+		json_object_object_add(d, "name", json_object_new_string(v->ds[i].name));
+		json_object_object_add(d, "path", json_object_new_string(v->ds[i].path));
+		json_object_object_add(d, "fs", json_object_new_string(type));
+		json_object_object_add(d, "size", json_object_new_int64((int64_t)total));
+		json_object_object_add(d, "free", json_object_new_int64((int64_t)avail));
+		json_object_object_add(d, "held", json_object_new_int64((int64_t)held_bytes(v->ds[i].fd, true, 0)));
+		json_object_object_add(d, "migrations", json_object_new_int(mig_active_on(v, i)));
+		json_object_array_add(arr, d);
+	}
+	json_object_object_add(o, "datastores", arr);
+	return finish(o);
+}
+
+static char *req_where(struct vds *v, json_object *req)
+{
+	json_object *paths, *o, *arr;
+
+	if (!json_object_object_get_ex(req, "paths", &paths) || !json_object_is_type(paths, json_type_array))
+		return error_reply("where: expected \"paths\": [...]");
+	o = ok_reply();
+	arr = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(paths); i++) {
+		const char *p = json_object_get_string(json_object_array_get_idx(paths, i));
+		json_object *e = json_object_new_object();
+		struct stat st;
+		int ds = vds_path_sane(p) ? vds_find(v, p, &st) : -EINVAL;
+
+		json_object_object_add(e, "path", json_object_new_string(p ? p : ""));
+		if (ds < 0) {
+			json_object_object_add(e, "error", json_object_new_string(strerror(-ds)));
+		} else {
+			uint64_t id = mig_of_path(v, p);
+
+			json_object_object_add(e, "datastore", json_object_new_string(v->ds[ds].name));
+			json_object_object_add(e, "type", json_object_new_string(S_ISDIR(st.st_mode) ? "directory" : "file"));
+			json_object_object_add(e, "migration", id ? json_object_new_int64((int64_t)id) : NULL);
+		}
+		json_object_array_add(arr, e);
+	}
+	json_object_object_add(o, "where", arr);
+	return finish(o);
+}
+
+struct filelist {
+	char *path[MAX_FILES];
+	int dst[MAX_FILES];
+	int n;
+};
+
+static int list_add(struct filelist *l, const char *path, int dst)
+{
+	for (int i = 0; i < l->n; i++)
+		if (!strcmp(l->path[i], path))
+			return 0;
+	if (l->n == MAX_FILES)
+		return -E2BIG;
+	l->path[l->n] = strdup(path);
+	l->dst[l->n++] = dst;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every regular file below rel, across all copies of the union directory, sorted. */
+static int expand_dir(struct vds *v, const char *rel, int dst, struct filelist *l, int depth)
+{
+	char *names[MAX_FILES];
+	int n = 0, ret = 0;
+
+	if (depth > 64)
+		return -ELOOP;
+	for (int i = 0; i < v->nds; i++) {
+		int fd = openat(v->ds[i].fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) && n < MAX_FILES)
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				names[n++] = strdup(de->d_name);
+		closedir(d);
+	}
+	qsort(names, n, sizeof(char *), cmp_str);
+	for (int i = 0; i < n; i++) {
+		char child[4096];
+		struct stat st;
+
+		if ((i && !strcmp(names[i], names[i - 1])) || ret)
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", rel, names[i]);
+		if (vds_find(v, child, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			ret = expand_dir(v, child, dst, l, depth + 1);
+		else if (S_ISREG(st.st_mode))
+			ret = list_add(l, child, dst);
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	return ret;
+}
+
+static int collect_move(struct vds *v, json_object *mv, struct filelist *l, char *err, size_t len)
+{
+	json_object *jp, *jt;
+	const char *path, *to;
+	struct stat st;
+	int dst;
+
+	if (!json_object_object_get_ex(mv, "path", &jp) || !json_object_object_get_ex(mv, "to", &jt) ||
+	    !(path = json_object_get_string(jp)) || !(to = json_object_get_string(jt))) {
+		snprintf(err, len, "migrate: each move needs \"path\" and \"to\"");
+		return -EINVAL;
+	}
+	if (!vds_path_sane(path)) {
+		snprintf(err, len, "'%s' is not a path inside the mount", path);
+		return -EINVAL;
+	}
+	dst = ds_by_name(v, to);
+	if (dst < 0) {
+		snprintf(err, len, "unknown datastore '%s'", to);
+		return -EINVAL;
+	}
+	if (vds_find(v, path, &st) >= 0 && S_ISDIR(st.st_mode))
+		return expand_dir(v, path, dst, l, 0) ?: 0;
+	return list_add(l, path, dst);
+}
+
+static char *req_migrate(struct vds *v, json_object *req)
+{
+	struct filelist *l = calloc(1, sizeof(*l));
+	json_object *moves, *jbw, *o, *ids;
+	uint64_t bw = 0;
+	char err[512] = "";
+	int ret = 0;
+
+	if (!l)
+		return error_reply("out of memory");
+	if (!json_object_object_get_ex(req, "moves", &moves) || !json_object_is_type(moves, json_type_array) ||
+	    !json_object_array_length(moves))
+		ret = -EINVAL, snprintf(err, sizeof(err), "migrate: expected \"moves\": [{\"path\",\"to\"}...]");
+	if (json_object_object_get_ex(req, "bwlimit", &jbw))
+		bw = (uint64_t)json_object_get_int64(jbw);
+	for (size_t i = 0; !ret && i < json_object_array_length(moves); i++)
+		ret = collect_move(v, json_object_array_get_idx(moves, i), l, err, sizeof(err));
+	if (!ret && !l->n)
+		ret = -ENOENT, snprintf(err, sizeof(err), "migrate: no regular file to move");
+	for (int i = 0; !ret && i < l->n; i++)
+		ret = mig_check(v, l->path[i], l->dst[i], err, sizeof(err));
+	o = ret ? NULL : ok_reply();
+	ids = ret ? NULL : json_object_new_array();
+	for (int i = 0; !ret && i < l->n; i++) {
+		uint64_t id;
+
+		ret = mig_submit(v, l->path[i], l->dst[i], bw, &id, err, sizeof(err));
+		if (!ret)
+			json_object_array_add(ids, json_object_new_int64((int64_t)id));
+	}
+	for (int i = 0; i < l->n; i++)
+		free(l->path[i]);
+	free(l);
+	if (ret && !o)
+		return error_reply(err[0] ? err : strerror(-ret));
+	if (ret)	/* a file changed under us after validation: report what was queued */
+		json_object_object_add(o, "error", json_object_new_string(err));
+	json_object_object_add(o, "ids", ids);
+	return finish(o);
+}
+
+static uint64_t req_id(json_object *req)
+{
+	json_object *j;
+
+	if (!json_object_object_get_ex(req, "id", &j) || !json_object_is_type(j, json_type_int))
+		return 0;
+	return json_object_get_int64(j) > 0 ? (uint64_t)json_object_get_int64(j) : 0;
+}
+
+static char *req_status(struct vds *v, json_object *req)
+{
+	json_object *o = ok_reply();
+	uint64_t id = req_id(req);
+	json_object *arr = mig_status(v, id);
+
+	if (id && !json_object_array_length(arr)) {
+		json_object_put(arr);
+		json_object_put(o);
+		return error_reply("no such migration");
+	}
+	json_object_object_add(o, "migrations", arr);
+	return finish(o);
+}
+
+static char *req_cancel(struct vds *v, json_object *req)
+{
+	char err[256];
+	uint64_t id = req_id(req);
+
+	if (!id)
+		return error_reply("cancel: expected \"id\": N");
+	if (mig_cancel(v, id, err, sizeof(err)))
+		return error_reply(err);
+	return finish(ok_reply());
+}
+
+char *control_handle(struct vds *v, const char *line)
+{
+	json_object *req = json_tokener_parse(line), *jc;
+	const char *cmd;
+	char *out;
+
+	if (!req || !json_object_is_type(req, json_type_object)) {
+		json_object_put(req);
+		return error_reply("request is not a JSON object");
+	}
+	if (!json_object_object_get_ex(req, "cmd", &jc) || !(cmd = json_object_get_string(jc)))
+		out = error_reply("request has no \"cmd\"");
+	else if (!strcmp(cmd, "datastores"))
+		out = req_datastores(v);
+	else if (!strcmp(cmd, "where"))
+		out = req_where(v, req);
+	else if (!strcmp(cmd, "migrate"))
+		out = req_migrate(v, req);
+	else if (!strcmp(cmd, "status"))
+		out = req_status(v, req);
+	else if (!strcmp(cmd, "cancel"))
+		out = req_cancel(v, req);
+	else if (!strcmp(cmd, "events")) {
+		json_object *o = ok_reply();
+
+		json_object_object_add(o, "events", mig_events(v));
+		out = finish(o);
+	} else
+		out = error_reply("unknown command");
+	json_object_put(req);
+	return out;
+}

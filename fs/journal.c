@@ -1,0 +1,119 @@
+/* journal.c - write, remove and parse migration journals (see journal.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "mig.h"
+#include "vdsfs.h"
+
+static int write_all(int fd, const char *s, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, s, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		s += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static char *journal_text(struct mig *m, const char *phase)
+{
+	json_object *o = json_object_new_object();
+	char *dup;
+
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
+	json_object_object_add(o, "path", json_object_new_string(m->path));
+	json_object_object_add(o, "src", json_object_new_string(m->v->ds[m->src].name));
+	json_object_object_add(o, "dst", json_object_new_string(m->v->ds[m->dst].name));
+	json_object_object_add(o, "phase", json_object_new_string(phase));
+	dup = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return dup;
+}
+
+/* Caller holds v->mig_lock or is the only one touching m->path. */
+int journal_write(struct vds *v, struct mig *m, const char *phase)
+{
+	int sfd = v->ds[m->src].state_fd, fd, ret;
+	char tmp[64], name[64];
+	char *text = journal_text(m, phase);
+
+	if (!text)
+		return -ENOMEM;
+	snprintf(tmp, sizeof(tmp), "%s.json.tmp", m->name);
+	snprintf(name, sizeof(name), "%s.json", m->name);
+	fd = openat(sfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		free(text);
+		return -errno;
+	}
+	ret = write_all(fd, text, strlen(text));
+	if (!ret && fdatasync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	free(text);
+	if (!ret && renameat(sfd, tmp, sfd, name) < 0)
+		ret = -errno;
+	if (!ret && fsync(sfd) < 0)
+		ret = -errno;
+	return ret;
+}
+
+int journal_remove(struct vds *v, struct mig *m)
+{
+	int sfd = v->ds[m->src].state_fd;
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s.json", m->name);
+	if (unlinkat(sfd, name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return fsync(sfd) < 0 ? -errno : 0;
+}
+
+static int get_str(json_object *o, const char *key, char *out, size_t len)
+{
+	json_object *v;
+	const char *s;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return -EBADMSG;
+	s = json_object_get_string(v);
+	if (strlen(s) >= len)
+		return -EBADMSG;
+	strcpy(out, s);
+	return 0;
+}
+
+int journal_parse(const char *text, struct journal_rec *r)
+{
+	json_object *o = json_tokener_parse(text), *id;
+	int ret = -EBADMSG;
+
+	memset(r, 0, sizeof(*r));
+	if (!o)
+		return -EBADMSG;
+	if (json_object_object_get_ex(o, "id", &id) && json_object_is_type(id, json_type_int) &&
+	    json_object_get_int64(id) > 0) {
+		r->id = (uint64_t)json_object_get_int64(id);
+		ret = get_str(o, "path", r->path, sizeof(r->path));
+		if (!ret)
+			ret = get_str(o, "src", r->src, sizeof(r->src));
+		if (!ret)
+			ret = get_str(o, "dst", r->dst, sizeof(r->dst));
+		if (!ret)
+			ret = get_str(o, "phase", r->phase, sizeof(r->phase));
+	}
+	json_object_put(o);
+	return ret;
+}

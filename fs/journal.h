@@ -1,0 +1,33 @@
+/* journal.h - the on-disk record of one migration, in the source's .vdsfs/.
+ *
+ * One small JSON file per migration ("mig-<id>.json"), replaced atomically (write a
+ * temporary, fdatasync, rename, fsync the directory) at each step that changes what
+ * a crash recovery must do. Its phase is the whole decision:
+ *   preparing            the differencing file may be half-made and holds nothing:
+ *                        delete it
+ *   copying, converging, cancelling
+ *                        the source is authoritative: merge the differencing file
+ *                        back into the base, drop the copy (roll back)
+ *   switching            the copy is complete and durable: finish the flip (rename
+ *                        the copy into place if not yet done), drop the source
+ */
+#ifndef VDS_JOURNAL_H
+#define VDS_JOURNAL_H
+
+#include <stdint.h>
+
+struct vds;
+struct mig;
+
+struct journal_rec {
+	uint64_t id;
+	char path[4096];
+	char src[33], dst[33];
+	char phase[16];
+};
+
+int journal_write(struct vds *v, struct mig *m, const char *phase);
+int journal_remove(struct vds *v, struct mig *m);
+int journal_parse(const char *text, struct journal_rec *r);
+
+#endif

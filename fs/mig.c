@@ -1,0 +1,548 @@
+/* mig.c - the migration state machine (see mig.h for the flow and the locks).
+ *
+ * Each migration is a scheduler job: the scheduler decides when it may start (at
+ * most four at once, never two sharing a datastore) and the job holds its two
+ * datastores until the file has switched, been rolled back or failed. The work runs
+ * on a thread of its own; the scheduler thread only starts it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copier.h"
+#include "journal.h"
+#include "mig.h"
+#include "overlay.h"
+#include "scheduler.h"
+#include "vdsfs.h"
+#include "vfile.h"
+
+#define MERGE_CHUNK	(1u << MIG_REGION_SHIFT)
+
+static uint64_t now_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+const char *mig_phase_name(enum mig_phase p)
+{
+	static const char *const names[] = { "queued", "copying", "converging", "switching",
+		"cancelling", "done", "failed", "cancelled" };
+
+	return names[p];
+}
+
+static void set_phase(struct mig *m, enum mig_phase p)
+{
+	pthread_mutex_lock(&m->v->mig_lock);
+	m->phase = p;
+	pthread_mutex_unlock(&m->v->mig_lock);
+}
+
+static void copy_path(struct mig *m, char *out, size_t len)
+{
+	pthread_mutex_lock(&m->v->mig_lock);
+	snprintf(out, len, "%s", m->path);
+	pthread_mutex_unlock(&m->v->mig_lock);
+}
+
+static int journal(struct mig *m, const char *phase)
+{
+	pthread_mutex_lock(&m->v->mig_lock);
+	m->journal_phase = phase;
+	int ret = journal_write(m->v, m, phase);
+	pthread_mutex_unlock(&m->v->mig_lock);
+	return ret;
+}
+
+static int fail(struct mig *m, int err, const char *fmt, const char *detail)
+{
+	char d[160];
+
+	snprintf(d, sizeof(d), "%s", detail ? detail : strerror(-err));
+	pthread_mutex_lock(&m->v->mig_lock);
+	if (!m->err) {
+		m->err = err;
+		snprintf(m->msg, sizeof(m->msg), fmt, d);
+	}
+	pthread_mutex_unlock(&m->v->mig_lock);
+	return err;
+}
+
+/* --- overlay on ------------------------------------------------------------- */
+
+static int mig_prepare(struct mig *m)
+{
+	struct datastore *S = &m->v->ds[m->src];
+	char fdp[32], diff[48], uuid[64];
+	struct overlay_create_opts co = { 0 };
+	struct overlay *ov;
+	struct stat st;
+	int ret;
+
+	fd_path(m->node->fd, fdp);
+	m->base_fd = open(fdp, O_RDWR | O_CLOEXEC);
+	if (m->base_fd < 0 || fstat(m->base_fd, &st) < 0)
+		return fail(m, -errno, "cannot open the source: %s", NULL);
+	snprintf(uuid, sizeof(uuid), "%s:%lu", m->name, (unsigned long)st.st_ino);
+	snprintf(diff, sizeof(diff), "%s.diff", m->name);
+	ret = journal(m, "preparing");
+	if (ret)
+		return fail(m, ret, "cannot write the journal: %s", NULL);
+	m->diff_fd = openat(S->state_fd, diff, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (m->diff_fd < 0)
+		return fail(m, -errno, "cannot create the differencing file: %s", NULL);
+	co.base_uuid = uuid;
+	co.size = -1;
+	ret = overlay_create(m->base_fd, m->diff_fd, &co, &ov);
+	if (ret)
+		return fail(m, ret, "cannot create the differencing file: %s", NULL);
+	ret = journal(m, "copying");
+	if (ret) {
+		overlay_close(ov);
+		return fail(m, ret, "cannot write the journal: %s", NULL);
+	}
+	/* Atomic with respect to I/O: in-flight requests finish on the base first. */
+	pthread_rwlock_wrlock(&m->vf->gate);
+	m->ov = ov;
+	m->vf->mig = m;
+	pthread_rwlock_unlock(&m->vf->gate);
+	return 0;
+}
+
+/* --- copy --------------------------------------------------------------------- */
+
+static void on_copy_progress(void *arg, const struct copier_progress *p)
+{
+	struct mig *m = arg;
+
+	pthread_mutex_lock(&m->v->mig_lock);
+	m->done = p->done;
+	m->total = p->total;
+	m->rate = p->rate;
+	pthread_mutex_unlock(&m->v->mig_lock);
+}
+
+static int mig_copy(struct mig *m)
+{
+	struct datastore *D = &m->v->ds[m->dst];
+	struct copier_opts o = { 0 };
+	struct copier_result res;
+	char tmp[48];
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+	int ret;
+
+	snprintf(tmp, sizeof(tmp), "%s.copy", m->name);
+	o.rate_limit = m->bwlimit;
+	o.limiters[0] = sched_ds_limiter(m->v->sched, m->src);
+	o.limiters[1] = sched_ds_limiter(m->v->sched, m->dst);
+	o.progress = on_copy_progress;
+	o.progress_arg = m;
+	o.cancel = &m->cancel;
+	ret = copier_copy(m->base_fd, D->state_fd, tmp, &o, &res);
+	if (ret)
+		return fail(m, ret, "copy failed: %s", res.msg[0] ? res.msg : NULL);
+	m->copy_fd = openat(D->state_fd, tmp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (m->copy_fd < 0)
+		return fail(m, -errno, "cannot open the copy: %s", NULL);
+	pthread_mutex_lock(&m->v->mig_lock);
+	m->copy_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	m->done = m->total = res.data_bytes;
+	pthread_mutex_unlock(&m->v->mig_lock);
+	return 0;
+}
+
+/* --- converge: mirror on, then one pass over what the overlay held ----------------- */
+
+static int merge_chunk(struct mig *m, int target, const struct overlay_extent *e,
+		       uint64_t off, size_t len, char *buf)
+{
+	int ri = (off >> MIG_REGION_SHIFT) % MIG_REGIONS;
+	ssize_t n;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->region[ri]);
+	if (e->state == OVERLAY_ZERO) {
+		if (fallocate(target, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) < 0) {
+			memset(buf, 0, len);
+			ret = pwrite(target, buf, len, off) == (ssize_t)len ? 0 : -EIO;
+		}
+	} else {
+		n = overlay_read(m->ov, buf, len, off);
+		if (n < 0)
+			ret = (int)n;
+		else if (n > 0 && pwrite(target, buf, n, off) != n)
+			ret = errno ? -errno : -EIO;
+	}
+	pthread_mutex_unlock(&m->region[ri]);
+	return ret;
+}
+
+static int merge_pass(struct mig *m, int target, bool cancellable)
+{
+	struct overlay_extent e;
+	uint64_t cursor = 0;
+	char *buf = malloc(MERGE_CHUNK);
+	int ret = buf ? 0 : -ENOMEM;
+
+	while (!ret && overlay_next_extent(m->ov, &cursor, &e) == 1) {
+		for (uint64_t off = e.off; !ret && off < e.off + e.len;) {
+			uint64_t region_end = (off | (MERGE_CHUNK - 1)) + 1;
+			uint64_t end = e.off + e.len < region_end ? e.off + e.len : region_end;
+
+			if (cancellable && (atomic_load(&m->cancel) || atomic_load(&m->stopping)))
+				ret = -ECANCELED;
+			else
+				ret = merge_chunk(m, target, &e, off, end - off, buf);
+			pthread_mutex_lock(&m->v->mig_lock);
+			m->merged_bytes += end - off;
+			pthread_mutex_unlock(&m->v->mig_lock);
+			off = end;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+static int mirror_on(struct mig *m, int target)
+{
+	struct overlay_stats st;
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&m->vf->gate);
+	overlay_stats(m->ov, &st);
+	if (ftruncate(target, st.size) < 0)
+		ret = -errno;
+	else
+		m->mirror_fd = target;
+	pthread_rwlock_unlock(&m->vf->gate);
+	return ret;
+}
+
+static int mig_converge(struct mig *m)
+{
+	int ret;
+
+	set_phase(m, MIG_CONVERGING);
+	ret = journal(m, "converging");
+	if (!ret)
+		ret = mirror_on(m, m->copy_fd);
+	if (!ret)
+		ret = merge_pass(m, m->copy_fd, true);
+	if (!ret && fdatasync(m->copy_fd) < 0)
+		ret = -errno;
+	if (!ret && (ret = atomic_load(&m->mirror_err)))
+		return fail(m, ret, "writing to the destination failed: %s", NULL);
+	return ret == -ECANCELED ? ret : ret ? fail(m, ret, "merge failed: %s", NULL) : 0;
+}
+
+/* --- switch ------------------------------------------------------------------------ */
+
+/* Owner, mode, times and xattrs as the source has them now (the copier copied the
+ * ones at copy time; chmod/chown/setxattr may have happened since). */
+static void copy_attrs(struct mig *m)
+{
+	char fdp[32], names[4096], val[65536];
+	struct stat st;
+	ssize_t len;
+
+	fd_path(m->node->fd, fdp);
+	if (fstat(m->base_fd, &st) == 0) {
+		if (fchown(m->copy_fd, st.st_uid, st.st_gid) < 0)
+			fuse_log(FUSE_LOG_WARNING, "vdsfs: %s: chown of the copy: %s\n", m->name,
+				 strerror(errno));
+		fchmod(m->copy_fd, st.st_mode & 07777);
+	}
+	len = flistxattr(m->base_fd, names, sizeof(names));
+	for (ssize_t i = 0; len > 0 && i < len; i += strlen(names + i) + 1) {
+		ssize_t n = fgetxattr(m->base_fd, names + i, val, sizeof(val));
+
+		if (n >= 0)
+			fsetxattr(m->copy_fd, names + i, val, n, 0);
+	}
+	(void)fdp;
+}
+
+static void set_times(struct mig *m)
+{
+	struct timespec ts[2];
+	struct stat st;
+	long long mt = atomic_load(&m->mtime_ns);
+
+	if (fstat(m->base_fd, &st) < 0)
+		return;
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	if (mt) {
+		ts[1].tv_sec = mt / 1000000000ll;
+		ts[1].tv_nsec = mt % 1000000000ll;
+	}
+	futimens(m->copy_fd, ts);
+}
+
+struct reopen {
+	int newfd_path;
+	int n, err;
+	int fds[256];
+};
+
+static void reopen_one(struct vhandle *h, void *arg)
+{
+	struct reopen *r = arg;
+	char p[32];
+
+	if (r->err)
+		return;
+	if (r->n == 256) {
+		r->err = -EMFILE;
+		return;
+	}
+	fd_path(r->newfd_path, p);
+	r->fds[r->n] = open(p, h->flags);
+	if (r->fds[r->n] < 0)
+		r->err = -errno;
+	else
+		r->n++;
+}
+
+static void swap_one(struct vhandle *h, void *arg)
+{
+	struct reopen *r = arg;
+	int old = h->fd;
+
+	h->fd = r->fds[r->n++];
+	r->fds[r->n - 1] = old;		/* closed by the caller */
+	h->direct = h->flags & O_DIRECT;
+}
+
+static void parent_of(const char *path, char *out, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(out, len, ".");
+	else
+		snprintf(out, len, "%.*s", (int)(slash - path), path);
+}
+
+/* The flip itself: called with the gate and ns_lock held exclusive. */
+static int flip(struct mig *m, const char *path, int *newfd, struct stat *nst)
+{
+	struct vds *v = m->v;
+	struct datastore *S = &v->ds[m->src], *D = &v->ds[m->dst];
+	char tmp[48], parent[4096];
+	int ret;
+
+	snprintf(tmp, sizeof(tmp), "%s.copy", m->name);
+	parent_of(path, parent, sizeof(parent));
+	ret = vds_mkpath(v, m->dst, parent);
+	if (ret)
+		return ret;
+	if (renameat(D->state_fd, tmp, D->fd, path) < 0)
+		return -errno;
+	/* From here on the destination is the file: errors only get logged. */
+	if (unlinkat(S->fd, path, 0) < 0)
+		fuse_log(FUSE_LOG_ERR, "vdsfs: %s: removing the source %s on %s: %s\n", m->name,
+			 path, S->name, strerror(errno));
+	*newfd = openat(D->fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (*newfd < 0 || fstatat(*newfd, "", nst, AT_EMPTY_PATH) < 0)
+		*newfd = openat(D->state_fd, "..", O_PATH | O_CLOEXEC); /* never: keep going */
+	return 0;
+}
+
+static int mig_switch(struct mig *m)
+{
+	struct vds *v = m->v;
+	char path[4096];
+	struct reopen r = { .newfd_path = m->copy_fd };
+	struct stat nst;
+	int ret, newfd = -1, oldfd = -1;
+	uint64_t t0;
+
+	copy_attrs(m);
+	set_phase(m, MIG_SWITCHING);
+	pthread_rwlock_wrlock(&m->vf->gate);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	ret = atomic_load(&m->mirror_err);
+	if (!ret && (atomic_load(&m->cancel) || atomic_load(&m->stopping)))
+		ret = -ECANCELED;
+	if (!ret) {
+		set_times(m);
+		ret = fdatasync(m->copy_fd) < 0 ? -errno : 0;
+	}
+	/* Every handle gets its destination fd before anything irreversible; the
+	 * handle list stays as it is until the swap (vfile.c: vfile_open). */
+	vfile_handles_lock();
+	if (!ret) {
+		vfile_for_each_handle(m->vf, reopen_one, &r);
+		ret = r.err;
+	}
+	if (!ret)
+		ret = journal(m, "switching");
+	if (!ret) {
+		pthread_rwlock_wrlock(&v->ns_lock);
+		copy_path(m, path, sizeof(path));
+		ret = atomic_load(&m->cancel) ? -ECANCELED : flip(m, path, &newfd, &nst);
+		pthread_rwlock_unlock(&v->ns_lock);
+	}
+	if (!ret) {
+		oldfd = node_rebind_file(&v->nodes, m->node, m->dst, newfd, &nst);
+		r.n = 0;
+		vfile_for_each_handle(m->vf, swap_one, &r);
+		m->vf->mig = NULL;
+		m->mirror_fd = -1;
+	}
+	vfile_handles_unlock();
+	pthread_rwlock_unlock(&m->vf->gate);
+	for (int i = 0; i < r.n; i++)
+		close(r.fds[i]);
+	if (ret) {
+		if (ret == -ECANCELED)
+			return ret;
+		return fail(m, ret, "switch failed: %s", NULL);
+	}
+	close(oldfd);
+	pthread_mutex_lock(&v->mig_lock);
+	m->pause_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	pthread_mutex_unlock(&v->mig_lock);
+	fsync(v->ds[m->dst].fd);
+	return 0;
+}
+
+/* --- roll back: mirror into the base, one pass, drop the overlay -------------------- */
+
+static int mig_rollback(struct mig *m)
+{
+	int ret;
+
+	set_phase(m, MIG_CANCELLING);
+	ret = journal(m, "cancelling");
+	if (!ret)
+		ret = mirror_on(m, m->base_fd);
+	if (!ret)
+		ret = merge_pass(m, m->base_fd, false);
+	if (!ret)
+		ret = atomic_load(&m->mirror_err);
+	pthread_rwlock_wrlock(&m->vf->gate);
+	if (!ret && fdatasync(m->base_fd) < 0)
+		ret = -errno;
+	if (!ret) {
+		m->vf->mig = NULL;
+		m->mirror_fd = -1;
+	}
+	pthread_rwlock_unlock(&m->vf->gate);
+	return ret;
+}
+
+/* --- the thread ------------------------------------------------------------------- */
+
+static void release_io(struct mig *m, bool keep_files)
+{
+	struct datastore *S = &m->v->ds[m->src], *D = &m->v->ds[m->dst];
+	char name[48];
+
+	if (m->ov)
+		overlay_close(m->ov);
+	m->ov = NULL;
+	if (m->base_fd >= 0)
+		close(m->base_fd);
+	if (m->diff_fd >= 0)
+		close(m->diff_fd);
+	if (m->copy_fd >= 0)
+		close(m->copy_fd);
+	m->base_fd = m->diff_fd = m->copy_fd = -1;
+	if (keep_files)
+		return;
+	snprintf(name, sizeof(name), "%s.diff", m->name);
+	unlinkat(S->state_fd, name, 0);
+	snprintf(name, sizeof(name), "%s.copy", m->name);
+	copier_discard(D->state_fd, name);
+	journal_remove(m->v, m);
+	fsync(S->state_fd);
+	fsync(D->state_fd);
+}
+
+static void finish(struct mig *m, enum mig_phase phase, int status)
+{
+	struct vds *v = m->v;
+
+	pthread_mutex_lock(&v->mig_lock);
+	m->phase = phase;
+	m->ended_ns = now_ns(CLOCK_REALTIME);
+	pthread_mutex_unlock(&v->mig_lock);
+	sched_job_done(m->sjob, status, status ? m->msg : NULL);
+	node_unpin(&v->nodes, m->node);
+	vfile_put(v, m->vf);
+	m->vf = NULL;
+}
+
+static void *mig_thread(void *arg)
+{
+	struct mig *m = arg;
+	bool overlay_on = false;
+	int ret;
+
+	ret = mig_prepare(m);
+	overlay_on = m->ov != NULL;
+	if (!ret)
+		ret = mig_copy(m);
+	if (!ret)
+		ret = mig_converge(m);
+	if (!ret)
+		ret = mig_switch(m);
+	if (!ret) {
+		release_io(m, false);
+		finish(m, MIG_DONE, 0);
+		return NULL;
+	}
+	if (atomic_load(&m->stopping)) {
+		/* Daemon shutdown: the journal tells the next mount to roll back. */
+		pthread_rwlock_wrlock(&m->vf->gate);
+		m->vf->mig = NULL;
+		pthread_rwlock_unlock(&m->vf->gate);
+		release_io(m, true);
+		finish(m, MIG_FAILED, -ESHUTDOWN);
+		return NULL;
+	}
+	if (overlay_on) {
+		int rb = mig_rollback(m);
+
+		if (rb) {
+			fail(m, rb, "rollback failed, the next mount retries it: %s", NULL);
+			release_io(m, true);
+			finish(m, MIG_FAILED, rb);
+			return NULL;
+		}
+	}
+	release_io(m, false);
+	if (ret == -ECANCELED)
+		finish(m, MIG_CANCELLED, -ECANCELED);
+	else
+		finish(m, MIG_FAILED, ret);
+	return NULL;
+}
+
+void mig_thread_start(struct mig *m)
+{
+	if (pthread_create(&m->thread, NULL, mig_thread, m) == 0) {
+		m->thread_started = true;
+		return;
+	}
+	fail(m, -EAGAIN, "cannot start a thread: %s", NULL);
+	finish(m, MIG_FAILED, -EAGAIN);
+}
+
+/* With v->mig_lock held: a rename changed m->path. */
+int journal_rewrite_locked(struct vds *v, struct mig *m)
+{
+	return m->journal_phase ? journal_write(v, m, m->journal_phase) : 0;
+}

@@ -1,0 +1,127 @@
+/* mig.h - live migration of one file to another datastore.
+ *
+ * The flow per file (docs in MIGRATION.md):
+ *   queued     waiting in the scheduler for its two datastores to be free
+ *   copying    overlay on: writes go to a differencing file on the SOURCE datastore,
+ *              the frozen base is copied into the destination's .vdsfs/
+ *   converging mirror on: every write goes to the differencing file and, under the
+ *              block's region lock, to the copy as well; one pass merges what the
+ *              differencing file held before. Nothing new can become dirty, so this
+ *              converges however fast the writer is.
+ *   switching  I/O to this file paused: copy made durable, journal says "switching",
+ *              copy renamed into place and source unlinked (one flip under the
+ *              namespace lock), node and handles pointed at the destination, resume.
+ *   done | failed | cancelled
+ * Cancel at any phase mirrors into the base instead and drops the overlay.
+ *
+ * Why the differencing file lives on the source datastore: until the flip every
+ * acknowledged write then lives on the source datastore (base + differencing file),
+ * so a destination that fills up, fails or vanishes can never take data with it; the
+ * journal sits next to them for the same reason.
+ *
+ * Locking: v->mig_lock guards the registry and every field marked (L). I/O state
+ * fields (M) are written under the file's vfile gate held exclusive and read under
+ * it shared. The region locks order writers against the converge pass.
+ */
+#ifndef VDS_MIG_H
+#define VDS_MIG_H
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct vds;
+struct vfile;
+struct node;
+struct overlay;
+struct sched_job;
+
+enum mig_phase {
+	MIG_QUEUED,
+	MIG_COPYING,
+	MIG_CONVERGING,
+	MIG_SWITCHING,
+	MIG_CANCELLING,
+	MIG_DONE,
+	MIG_FAILED,
+	MIG_CANCELLED,
+};
+
+#define MIG_REGION_SHIFT	20	/* 1 MiB regions for write/merge ordering */
+#define MIG_REGIONS		64
+
+struct mig {
+	uint64_t id;
+	struct vds *v;
+	struct vfile *vf;		/* ref held while active */
+	struct node *node;
+	int src, dst;			/* datastore indexes */
+	uint64_t bwlimit;		/* bytes/s for this copy, 0 = none */
+	char path[4096];		/* (L) current relative path */
+	char name[32];			/* "mig-<id>": .diff/.json on src, .copy on dst */
+	const char *journal_phase;	/* (L) what the journal says now, NULL = none */
+
+	/* (M) I/O routing */
+	struct overlay *ov;
+	int base_fd, diff_fd, copy_fd;
+	int mirror_fd;			/* -1, or the file writes are mirrored to */
+	pthread_mutex_t region[MIG_REGIONS];
+	atomic_llong mtime_ns;		/* last write through the overlay, 0 = none */
+
+	/* (L) progress and outcome */
+	enum mig_phase phase;
+	uint64_t done, total;
+	double rate;
+	uint64_t queued_ns, started_ns, ended_ns;	/* CLOCK_REALTIME */
+	uint64_t started_seq, ended_seq;		/* scheduler event order */
+	uint64_t copy_ns, pause_ns;
+	uint64_t merged_bytes;
+	int err;
+	char msg[256];
+	bool recovered;			/* outcome of a crash recovery at mount */
+	int mirror_err;			/* first failed mirror write (atomic) */
+
+	atomic_bool cancel;		/* user cancel or unlink: roll back */
+	atomic_bool stopping;		/* daemon shutdown: leave it to recovery */
+	uint64_t job;			/* scheduler job id */
+	struct sched_job *sjob;		/* set when the scheduler starts it */
+	pthread_t thread;
+	bool thread_started;
+	struct mig *next;		/* (L) registry */
+};
+
+/* daemon lifetime */
+int mig_init(struct vds *v);
+void mig_shutdown(struct vds *v);
+int mig_recover(struct vds *v);
+
+/* control requests; err gets one line on failure */
+int mig_submit(struct vds *v, const char *path, int dst, uint64_t bwlimit, uint64_t *id,
+	       char *err, size_t len);
+int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len);
+int mig_cancel(struct vds *v, uint64_t id, char *err, size_t len);
+json_object *mig_status(struct vds *v, uint64_t id);
+json_object *mig_events(struct vds *v);
+uint64_t mig_of_path(struct vds *v, const char *path);
+int mig_active_on(struct vds *v, int ds);
+
+/* namespace hooks (hold v->ns_lock shared when calling) */
+void mig_path_moved(struct vds *v, const char *from, const char *to);
+void mig_path_unlinked(struct vds *v, const char *path);
+
+/* I/O path, called with the vfile gate held shared and vf->mig == m */
+ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off);
+ssize_t mig_write(struct mig *m, const void *buf, size_t len, off_t off);
+int mig_fsync(struct mig *m, int datasync);
+int mig_fallocate(struct mig *m, int mode, off_t off, off_t len);
+off_t mig_lseek(struct mig *m, off_t off, int whence);
+int mig_truncate(struct mig *m, off_t size);
+void mig_fix_stat(struct mig *m, struct stat *st);
+
+const char *mig_phase_name(enum mig_phase p);
+
+#endif

@@ -1,0 +1,417 @@
+/* mig_ctl.c - the migration registry and what the control socket asks of it:
+ * validate and submit, cancel, status and events, and the namespace hooks.
+ *
+ * A request is checked completely before anything changes (bad requests change
+ * nothing). Records of finished migrations stay in the registry so that status can
+ * report them, crash recoveries included.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copier.h"
+#include "mig.h"
+#include "scheduler.h"
+#include "vdsfs.h"
+#include "vfile.h"
+
+void mig_thread_start(struct mig *m);
+int journal_rewrite_locked(struct vds *v, struct mig *m);
+
+static uint64_t now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static struct mig *find_active_path_locked(struct vds *v, const char *path)
+{
+	for (struct mig *m = v->migs; m; m = m->next)
+		if (m->phase < MIG_DONE && !strcmp(m->path, path))
+			return m;
+	return NULL;
+}
+
+uint64_t mig_of_path(struct vds *v, const char *path)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	struct mig *m = find_active_path_locked(v, path);
+	uint64_t id = m ? m->id : 0;
+	pthread_mutex_unlock(&v->mig_lock);
+	return id;
+}
+
+int mig_active_on(struct vds *v, int ds)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&v->mig_lock);
+	for (struct mig *m = v->migs; m; m = m->next)
+		n += m->phase < MIG_DONE && (m->src == ds || m->dst == ds);
+	pthread_mutex_unlock(&v->mig_lock);
+	return n;
+}
+
+static int errf(char *err, size_t len, int ret, const char *fmt, const char *a, const char *b)
+{
+	snprintf(err, len, fmt, a, b);
+	return ret;
+}
+
+/* Room for the copy plus what the differencing file may grow to meanwhile. */
+static uint64_t growth_estimate(const struct stat *st)
+{
+	uint64_t g = (uint64_t)st->st_size / 8;
+
+	return g < (64u << 20) ? (64u << 20) : g;
+}
+
+int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len)
+{
+	uint64_t avail, need;
+	struct stat st;
+	int src;
+
+	if (!vds_path_sane(path))
+		return errf(err, len, -EINVAL, "%s: not a path inside the mount%s", path, "");
+	if (dst < 0 || dst >= v->nds)
+		return errf(err, len, -EINVAL, "unknown datastore%s%s", "", "");
+	src = vds_find(v, path, &st);
+	if (src < 0)
+		return errf(err, len, src, "%s: %s", path, strerror(-src));
+	if (!S_ISREG(st.st_mode))
+		return errf(err, len, -EINVAL, "%s: not a regular file%s", path, "");
+	if (src == dst)
+		return errf(err, len, -EINVAL, "%s is already on datastore %s", path, v->ds[dst].name);
+	if (st.st_nlink > 1)
+		return errf(err, len, -EMLINK, "%s is hard-linked; hard links cannot move between datastores%s",
+			    path, "");
+	if (mig_of_path(v, path))
+		return errf(err, len, -EBUSY, "%s is already migrating%s", path, "");
+	need = (uint64_t)st.st_blocks * 512 + growth_estimate(&st);
+	if (ds_space(&v->ds[dst], &avail, NULL) == 0 && avail < need) {
+		char a[64], b[64];
+
+		snprintf(a, sizeof(a), "%s", v->ds[dst].name);
+		snprintf(b, sizeof(b), "%llu MiB free, %llu MiB needed",
+			 (unsigned long long)(avail >> 20), (unsigned long long)((need + (1 << 20) - 1) >> 20));
+		return errf(err, len, -ENOSPC, "no room on datastore %s for this file: %s", a, b);
+	}
+	return 0;
+}
+
+/* --- scheduler glue --------------------------------------------------------------- */
+
+static void job_run(struct sched_job *job)
+{
+	struct mig *m = sched_job_user(job);
+
+	m->sjob = job;
+	pthread_mutex_lock(&m->v->mig_lock);
+	m->phase = MIG_COPYING;
+	m->started_ns = now_real();
+	pthread_mutex_unlock(&m->v->mig_lock);
+	mig_thread_start(m);
+}
+
+static void job_cancel(struct sched_job *job)
+{
+	struct mig *m = sched_job_user(job);
+
+	atomic_store(&m->cancel, true);
+}
+
+static const struct sched_job_ops mig_job_ops = {
+	.run = job_run,
+	.cancel = job_cancel,
+};
+
+static void on_event(void *arg, const struct sched_event *ev)
+{
+	struct vds *v = arg;
+	struct mig *m = ev->user;
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&v->mig_lock);
+	if (ev->type == SCHED_EV_STARTED)
+		m->started_seq = ev->seq;
+	if (ev->type == SCHED_EV_FINISHED || ev->type == SCHED_EV_FAILED ||
+	    ev->type == SCHED_EV_CANCELLED) {
+		m->ended_seq = ev->seq;
+		if (m->phase == MIG_QUEUED) {	/* cancelled before it ever ran */
+			m->phase = MIG_CANCELLED;
+			m->ended_ns = now_real();
+		}
+	}
+	pthread_mutex_unlock(&v->mig_lock);
+	if (ev->type == SCHED_EV_CANCELLED && !m->sjob && m->vf) {
+		node_unpin(&v->nodes, m->node);
+		vfile_put(v, m->vf);
+		m->vf = NULL;
+	}
+}
+
+int mig_init(struct vds *v)
+{
+	struct sched_opts o = { .max_running = 4, .per_ds = 1, .keep_log = true,
+				.on_event = on_event, .event_arg = v };
+
+	v->sched = sched_new(&o);
+	return v->sched ? 0 : -ENOMEM;
+}
+
+static struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bw)
+{
+	struct mig *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->v = v;
+	m->src = src;
+	m->dst = dst;
+	m->bwlimit = bw;
+	m->base_fd = m->diff_fd = m->copy_fd = m->mirror_fd = -1;
+	snprintf(m->path, sizeof(m->path), "%s", path);
+	for (int i = 0; i < MIG_REGIONS; i++)
+		pthread_mutex_init(&m->region[i], NULL);
+	m->queued_ns = now_real();
+	return m;
+}
+
+/* Pin the file's node and open-file object for the migration's lifetime. */
+static int mig_bind(struct mig *m)
+{
+	struct vds *v = m->v;
+	struct stat st;
+	int fd = openat(v->ds[m->src].fd, m->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0) {
+		close(fd);
+		return -errno;
+	}
+	m->node = node_pin_file(&v->nodes, m->src, fd, &st);
+	if (!m->node)
+		return -ENOMEM;
+	m->vf = vfile_get(m->node);
+	if (!m->vf) {
+		node_unpin(&v->nodes, m->node);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int mig_submit(struct vds *v, const char *path, int dst, uint64_t bwlimit, uint64_t *id,
+	       char *err, size_t len)
+{
+	struct stat st;
+	struct mig *m;
+	int ret, src;
+
+	pthread_rwlock_rdlock(&v->ns_lock);
+	ret = mig_check(v, path, dst, err, len);
+	src = ret ? ret : vds_find(v, path, &st);
+	m = ret ? NULL : mig_new(v, path, src, dst, bwlimit);
+	if (!ret && !m)
+		ret = -ENOMEM;
+	if (!ret && (ret = mig_bind(m)))
+		errf(err, len, ret, "%s: %s", path, strerror(-ret));
+	pthread_rwlock_unlock(&v->ns_lock);
+	if (ret) {
+		free(m);
+		return ret;
+	}
+	pthread_mutex_lock(&v->mig_lock);
+	m->id = v->next_mig_id++;
+	snprintf(m->name, sizeof(m->name), "mig-%llu", (unsigned long long)m->id);
+	m->next = v->migs;
+	v->migs = m;
+	m->job = sched_submit(v->sched, m->src, m->dst, path, &mig_job_ops, m);
+	pthread_mutex_unlock(&v->mig_lock);
+	*id = m->id;
+	return 0;
+}
+
+static struct mig *find_id_locked(struct vds *v, uint64_t id)
+{
+	for (struct mig *m = v->migs; m; m = m->next)
+		if (m->id == id)
+			return m;
+	return NULL;
+}
+
+int mig_cancel(struct vds *v, uint64_t id, char *err, size_t len)
+{
+	uint64_t job = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&v->mig_lock);
+	struct mig *m = find_id_locked(v, id);
+	if (!m)
+		ret = -ENOENT, snprintf(err, len, "no migration %llu", (unsigned long long)id);
+	else if (m->phase >= MIG_DONE)
+		ret = -EINVAL, snprintf(err, len, "migration %llu is already %s",
+					(unsigned long long)id, mig_phase_name(m->phase));
+	else if (m->phase == MIG_SWITCHING)
+		ret = -EBUSY, snprintf(err, len, "migration %llu is switching; too late to cancel",
+				       (unsigned long long)id);
+	else {
+		atomic_store(&m->cancel, true);
+		job = m->job;
+	}
+	pthread_mutex_unlock(&v->mig_lock);
+	if (job)
+		sched_cancel(v->sched, job);
+	return ret;
+}
+
+static json_object *mig_json_locked(struct mig *m)
+{
+	json_object *o = json_object_new_object();
+	double eta = (m->rate > 0 && m->total > m->done) ? (m->total - m->done) / m->rate : 0;
+	struct stat st;
+	char name[48];
+	int64_t diff = 0;
+
+	snprintf(name, sizeof(name), "%s.diff", m->name);
+	if (m->phase < MIG_DONE && fstatat(m->v->ds[m->src].state_fd, name, &st, 0) == 0)
+		diff = (int64_t)st.st_blocks * 512;
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
+	json_object_object_add(o, "path", json_object_new_string(m->path));
+	json_object_object_add(o, "from", json_object_new_string(m->v->ds[m->src].name));
+	json_object_object_add(o, "to", json_object_new_string(m->v->ds[m->dst].name));
+	json_object_object_add(o, "phase", json_object_new_string(mig_phase_name(m->phase)));
+	json_object_object_add(o, "bytes_copied", json_object_new_int64((int64_t)m->done));
+	json_object_object_add(o, "bytes_total", json_object_new_int64((int64_t)m->total));
+	json_object_object_add(o, "rate", json_object_new_double(m->rate));
+	json_object_object_add(o, "eta_s", json_object_new_double(eta));
+	json_object_object_add(o, "diff_bytes", json_object_new_int64(diff));
+	json_object_object_add(o, "merged_bytes", json_object_new_int64((int64_t)m->merged_bytes));
+	json_object_object_add(o, "copy_ms", json_object_new_double(m->copy_ns / 1e6));
+	json_object_object_add(o, "pause_ms", json_object_new_double(m->pause_ns / 1e6));
+	json_object_object_add(o, "queued_ns", json_object_new_int64((int64_t)m->queued_ns));
+	json_object_object_add(o, "started_ns", json_object_new_int64((int64_t)m->started_ns));
+	json_object_object_add(o, "ended_ns", json_object_new_int64((int64_t)m->ended_ns));
+	json_object_object_add(o, "started_seq", json_object_new_int64((int64_t)m->started_seq));
+	json_object_object_add(o, "ended_seq", json_object_new_int64((int64_t)m->ended_seq));
+	json_object_object_add(o, "recovered", json_object_new_boolean(m->recovered));
+	if (m->err || m->msg[0])
+		json_object_object_add(o, "error", json_object_new_string(m->msg));
+	return o;
+}
+
+/* id 0: every migration, oldest first. */
+json_object *mig_status(struct vds *v, uint64_t id)
+{
+	json_object *arr = json_object_new_array();
+	struct mig *list[4096];
+	int n = 0;
+
+	pthread_mutex_lock(&v->mig_lock);
+	for (struct mig *m = v->migs; m && n < 4096; m = m->next)
+		if (!id || m->id == id)
+			list[n++] = m;
+	for (int i = n - 1; i >= 0; i--)
+		json_object_array_add(arr, mig_json_locked(list[i]));
+	pthread_mutex_unlock(&v->mig_lock);
+	return arr;
+}
+
+json_object *mig_events(struct vds *v)
+{
+	json_object *arr = json_object_new_array();
+	struct sched_event *ev;
+	size_t n;
+
+	if (sched_log(v->sched, &ev, &n))
+		return arr;
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+		struct mig *m = ev[i].user;
+
+		if (ev[i].type == SCHED_EV_PROGRESS) {
+			json_object_put(o);
+			continue;
+		}
+		json_object_object_add(o, "seq", json_object_new_int64((int64_t)ev[i].seq));
+		json_object_object_add(o, "ts_ns", json_object_new_int64((int64_t)ev[i].ts_ns));
+		json_object_object_add(o, "event", json_object_new_string(sched_event_name(ev[i].type)));
+		json_object_object_add(o, "id", json_object_new_int64(m ? (int64_t)m->id : 0));
+		json_object_object_add(o, "path", json_object_new_string(ev[i].name));
+		json_object_object_add(o, "from", json_object_new_string(v->ds[ev[i].src_ds].name));
+		json_object_object_add(o, "to", json_object_new_string(v->ds[ev[i].dst_ds].name));
+		json_object_array_add(arr, o);
+	}
+	free(ev);
+	return arr;
+}
+
+/* rename(2) of a migrating file or of a directory above it: the migration follows,
+ * so the switch puts the file at its current name. */
+void mig_path_moved(struct vds *v, const char *from, const char *to)
+{
+	size_t fl = strlen(from);
+
+	pthread_mutex_lock(&v->mig_lock);
+	for (struct mig *m = v->migs; m; m = m->next) {
+		char buf[4096];
+
+		if (m->phase >= MIG_DONE || strncmp(m->path, from, fl) ||
+		    (m->path[fl] && m->path[fl] != '/'))
+			continue;
+		if (snprintf(buf, sizeof(buf), "%s%s", to, m->path + fl) >= (int)sizeof(buf))
+			continue;
+		strcpy(m->path, buf);
+		if (m->phase > MIG_QUEUED)
+			journal_rewrite_locked(v, m);
+	}
+	pthread_mutex_unlock(&v->mig_lock);
+}
+
+/* unlink(2) of a migrating file: there is nothing left to move, roll back. */
+void mig_path_unlinked(struct vds *v, const char *path)
+{
+	uint64_t job = 0;
+
+	pthread_mutex_lock(&v->mig_lock);
+	struct mig *m = find_active_path_locked(v, path);
+	if (m && m->phase != MIG_SWITCHING) {
+		atomic_store(&m->cancel, true);
+		job = m->job;
+		snprintf(m->msg, sizeof(m->msg), "the file was removed during the migration");
+	}
+	pthread_mutex_unlock(&v->mig_lock);
+	if (job)
+		sched_cancel(v->sched, job);
+}
+
+void mig_shutdown(struct vds *v)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	for (struct mig *m = v->migs; m; m = m->next)
+		if (m->phase < MIG_DONE) {
+			atomic_store(&m->stopping, true);
+			atomic_store(&m->cancel, true);
+		}
+	pthread_mutex_unlock(&v->mig_lock);
+	if (v->sched)
+		sched_free(v->sched);	/* cancels the queue, waits for running jobs */
+	v->sched = NULL;
+	for (struct mig *m = v->migs, *next; m; m = next) {
+		next = m->next;
+		if (m->thread_started)
+			pthread_join(m->thread, NULL);
+		for (int i = 0; i < MIG_REGIONS; i++)
+			pthread_mutex_destroy(&m->region[i]);
+		free(m);
+	}
+	v->migs = NULL;
+}

@@ -1,0 +1,203 @@
+/* mig_io.c - a migrating file's I/O: through the overlay, mirrored when asked.
+ *
+ * While copying, writes go to the differencing file only (the base is frozen).
+ * From converge on, mirror_fd is the merge target (the destination copy, or the
+ * base when cancelling) and every change is applied to the overlay and to the
+ * target while holding the locks of the 1 MiB regions it touches. The converge pass
+ * copies a region under the same lock, so a write and the pass never interleave in
+ * one region: the target ends up equal to the overlay's view after a single pass.
+ *
+ * A failing mirror write is not the writer's problem: the differencing file holds
+ * the data, so the write succeeds and the migration records the error and rolls
+ * back instead of switching.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mig.h"
+#include "overlay.h"
+
+static uint64_t region_mask(off_t off, size_t len)
+{
+	uint64_t first = (uint64_t)off >> MIG_REGION_SHIFT;
+	uint64_t last = ((uint64_t)off + (len ? len - 1 : 0)) >> MIG_REGION_SHIFT;
+	uint64_t mask = 0;
+
+	if (last - first >= MIG_REGIONS)
+		return ~0ull;
+	for (uint64_t r = first; r <= last; r++)
+		mask |= 1ull << (r % MIG_REGIONS);
+	return mask;
+}
+
+/* Ascending stripe order, so two multi-region writers cannot deadlock. */
+static uint64_t regions_lock(struct mig *m, off_t off, size_t len)
+{
+	uint64_t mask = m->mirror_fd >= 0 ? region_mask(off, len) : 0;
+
+	for (int i = 0; i < MIG_REGIONS; i++)
+		if (mask & (1ull << i))
+			pthread_mutex_lock(&m->region[i]);
+	return mask;
+}
+
+static void regions_unlock(struct mig *m, uint64_t mask)
+{
+	for (int i = MIG_REGIONS - 1; i >= 0; i--)
+		if (mask & (1ull << i))
+			pthread_mutex_unlock(&m->region[i]);
+}
+
+static void mirror_failed(struct mig *m, int err)
+{
+	/* First error wins; the migration thread reads it before switching. */
+	int zero = 0;
+
+	__atomic_compare_exchange_n(&m->mirror_err, &zero, err, false, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+}
+
+static void touch(struct mig *m)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	atomic_store(&m->mtime_ns, (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec);
+}
+
+ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off)
+{
+	return overlay_read(m->ov, buf, len, off);
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+ssize_t mig_write(struct mig *m, const void *buf, size_t len, off_t off)
+{
+	uint64_t mask = regions_lock(m, off, len);
+	ssize_t n = overlay_write(m->ov, buf, len, off);
+	int ret;
+
+	if (n > 0 && m->mirror_fd >= 0 && (ret = pwrite_all(m->mirror_fd, buf, n, off)))
+		mirror_failed(m, ret);
+	regions_unlock(m, mask);
+	if (n > 0)
+		touch(m);
+	return n;
+}
+
+int mig_fsync(struct mig *m, int datasync)
+{
+	(void)datasync;
+	return overlay_flush(m->ov);
+}
+
+static uint64_t ov_size(struct mig *m)
+{
+	struct overlay_stats st;
+
+	overlay_stats(m->ov, &st);
+	return st.size;
+}
+
+/* Apply a zeroing to the mirror target: punch when it can, write zeros otherwise. */
+static int mirror_zero(int fd, off_t off, off_t len)
+{
+	static const char zeros[65536];
+
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+		return 0;
+	for (off_t done = 0; done < len;) {
+		size_t n = len - done < (off_t)sizeof(zeros) ? (size_t)(len - done) : sizeof(zeros);
+		int ret = pwrite_all(fd, zeros, n, off + done);
+
+		if (ret)
+			return ret;
+		done += n;
+	}
+	return 0;
+}
+
+static int resize_locked(struct mig *m, uint64_t size)
+{
+	int ret = overlay_resize(m->ov, size);
+
+	if (!ret && m->mirror_fd >= 0 && ftruncate(m->mirror_fd, size) < 0)
+		mirror_failed(m, -errno);
+	return ret;
+}
+
+int mig_fallocate(struct mig *m, int mode, off_t off, off_t len)
+{
+	bool zeroing = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+	uint64_t mask, end = (uint64_t)off + len;
+	int ret = 0;
+
+	if (mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	mask = (!keep || zeroing) ? regions_lock(m, 0, SIZE_MAX) : 0;
+	if (!keep && end > ov_size(m))
+		ret = resize_locked(m, end);
+	if (!ret && zeroing) {
+		uint64_t size = ov_size(m);
+		off_t l = end > size ? (off_t)(size - off) : len;
+
+		if ((uint64_t)off < size)
+			ret = overlay_discard(m->ov, off, l);
+		if (!ret && (uint64_t)off < size && m->mirror_fd >= 0 && (ret = mirror_zero(m->mirror_fd, off, l)))
+			mirror_failed(m, ret), ret = 0;
+	}
+	regions_unlock(m, mask);
+	if (!ret)
+		touch(m);
+	return ret;
+}
+
+/* The overlay does not expose holes cheaply; report the whole file as data, which
+ * SEEK_DATA/SEEK_HOLE allow and which only costs readers of sparse maps a bit. */
+off_t mig_lseek(struct mig *m, off_t off, int whence)
+{
+	uint64_t size = ov_size(m);
+
+	if (off < 0 || (uint64_t)off >= size)
+		return -ENXIO;
+	return whence == SEEK_DATA ? off : (off_t)size;
+}
+
+int mig_truncate(struct mig *m, off_t size)
+{
+	uint64_t mask = regions_lock(m, 0, SIZE_MAX);
+	int ret = resize_locked(m, size);
+
+	regions_unlock(m, mask);
+	if (!ret)
+		touch(m);
+	return ret;
+}
+
+void mig_fix_stat(struct mig *m, struct stat *st)
+{
+	long long mt = atomic_load(&m->mtime_ns);
+
+	st->st_size = ov_size(m);
+	if (mt) {
+		st->st_mtim.tv_sec = st->st_ctim.tv_sec = mt / 1000000000ll;
+		st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = mt % 1000000000ll;
+	}
+}

@@ -1,0 +1,545 @@
+/* vdsctl - control a running vdsfs: datastores, where, migrate, status, cancel.
+ *
+ * Talks JSON lines over the daemon's Unix socket (fs/control_req.c has the
+ * protocol). Paths the user types are resolved here into paths relative to the
+ * mount root: a path outside the mount is refused before anything is sent.
+ * Exit status: 0 success, 1 the daemon refused or a migration did not switch,
+ * 2 usage error or no daemon.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+struct ctl {
+	char mount[PATH_MAX];	/* canonical mountpoint, "" if only -s given */
+	char sock[108];
+	int fd;
+	FILE *in;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vdsctl (-m MOUNTPOINT | -s SOCKET) COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  datastores [--json]                 datastores, space, bytes held, migrations\n"
+		"  where [--json] PATH...              the datastore of each file, its migration\n"
+		"  migrate [--wait] [--parallel N] [--bwlimit RATE] PATH... --to NAME\n"
+		"  migrate [--wait] ... PATH=NAME...   per-file destinations; a directory means\n"
+		"                                      every file under it\n"
+		"  status [--json] [--watch] [ID]      phase, progress, rate, ETA, diff size, pause\n"
+		"  cancel ID                           roll a migration back; the source stays\n"
+		"  events                              the scheduler's event log (JSON)\n"
+		"\n"
+		"RATE takes K, M, G suffixes (bytes/s). Without -s the socket is\n"
+		"/run/vdsfs/<mountpoint with / as ->.sock, as vdsfs makes it by default.\n");
+}
+
+static int die(int code, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "vdsctl: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return code;
+}
+
+static int ctl_connect(struct ctl *c)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", c->sock);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return -errno;
+	c->in = fdopen(c->fd, "r");
+	return c->in ? 0 : -errno;
+}
+
+/* One request, one reply; NULL (with a message printed) if the daemon is gone. */
+static json_object *call(struct ctl *c, json_object *req)
+{
+	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	char *line = NULL;
+	size_t cap = 0;
+	json_object *rep;
+
+	if (write(c->fd, s, strlen(s)) < 0 || write(c->fd, "\n", 1) < 0 ||
+	    getline(&line, &cap, c->in) <= 0) {
+		free(line);
+		fprintf(stderr, "vdsctl: the daemon closed the connection\n");
+		return NULL;
+	}
+	rep = json_tokener_parse(line);
+	free(line);
+	if (!rep)
+		fprintf(stderr, "vdsctl: unreadable reply from the daemon\n");
+	return rep;
+}
+
+static bool reply_ok(json_object *rep)
+{
+	json_object *ok, *err;
+
+	if (json_object_object_get_ex(rep, "ok", &ok) && json_object_get_boolean(ok))
+		return true;
+	if (json_object_object_get_ex(rep, "error", &err))
+		fprintf(stderr, "vdsctl: %s\n", json_object_get_string(err));
+	return false;
+}
+
+static json_object *simple(struct ctl *c, const char *cmd)
+{
+	json_object *req = json_object_new_object(), *rep;
+
+	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	rep = call(c, req);
+	json_object_put(req);
+	return rep;
+}
+
+/* A path as typed -> path relative to the mount root, or an error. */
+static int relpath(struct ctl *c, const char *arg, char *out, size_t len)
+{
+	char *real = realpath(arg, NULL);
+	size_t ml = strlen(c->mount);
+
+	if (!c->mount[0]) {	/* -s only: the caller gives mount-relative paths */
+		snprintf(out, len, "%s", arg[0] == '/' ? arg + 1 : arg);
+		return 0;
+	}
+	if (!real)
+		return die(1, "%s: no such file in the mount", arg) ? -ENOENT : -ENOENT;
+	if (strncmp(real, c->mount, ml) || real[ml] != '/' || !real[ml + 1]) {
+		fprintf(stderr, "vdsctl: %s is not inside the mount %s\n", arg, c->mount);
+		free(real);
+		return -EINVAL;
+	}
+	snprintf(out, len, "%s", real + ml + 1);
+	free(real);
+	return 0;
+}
+
+static const char *human(double b, char *buf, size_t len)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+
+	while (b >= 1024 && i < 4)
+		b /= 1024, i++;
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+	return buf;
+}
+
+static int64_t geti(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+static double getd(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : 0;
+}
+
+static const char *gets_(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "";
+}
+
+static int cmd_datastores(struct ctl *c, bool json)
+{
+	json_object *rep = simple(c, "datastores"), *arr;
+	char a[32], b[32], h[32];
+
+	if (!rep || !reply_ok(rep))
+		return 1;
+	if (json) {
+		puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+		json_object_put(rep);
+		return 0;
+	}
+	json_object_object_get_ex(rep, "datastores", &arr);
+	printf("%-12s %-8s %10s %10s %10s %5s  %s\n", "NAME", "FS", "SIZE", "FREE", "HELD", "MIGR", "PATH");
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *d = json_object_array_get_idx(arr, i);
+
+		printf("%-12s %-8s %10s %10s %10s %5lld  %s\n", gets_(d, "name"), gets_(d, "fs"),
+		       human(geti(d, "size"), a, sizeof(a)), human(geti(d, "free"), b, sizeof(b)),
+		       human(geti(d, "held"), h, sizeof(h)), (long long)geti(d, "migrations"),
+		       gets_(d, "path"));
+	}
+	json_object_put(rep);
+	return 0;
+}
+
+static int cmd_where(struct ctl *c, int argc, char **argv, bool json)
+{
+	json_object *req = json_object_new_object(), *paths = json_object_new_array(), *rep, *arr;
+	char rel[PATH_MAX];
+	int ret = 0;
+
+	if (!argc)
+		return die(2, "where: which paths?%s", "");
+	for (int i = 0; i < argc; i++) {
+		if (relpath(c, argv[i], rel, sizeof(rel)))
+			return 1;
+		json_object_array_add(paths, json_object_new_string(rel));
+	}
+	json_object_object_add(req, "cmd", json_object_new_string("where"));
+	json_object_object_add(req, "paths", paths);
+	rep = call(c, req);
+	json_object_put(req);
+	if (!rep || !reply_ok(rep))
+		return 1;
+	if (json) {
+		puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+		json_object_put(rep);
+		return 0;
+	}
+	json_object_object_get_ex(rep, "where", &arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+
+		if (*gets_(e, "error")) {
+			fprintf(stderr, "vdsctl: %s: %s\n", gets_(e, "path"), gets_(e, "error"));
+			ret = 1;
+		} else if (geti(e, "migration"))
+			printf("%s\t%s\tmigration %lld\n", gets_(e, "path"), gets_(e, "datastore"),
+			       (long long)geti(e, "migration"));
+		else
+			printf("%s\t%s\n", gets_(e, "path"), gets_(e, "datastore"));
+	}
+	json_object_put(rep);
+	return ret;
+}
+
+static int parse_rate(const char *s, uint64_t *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	double mul = 1;
+
+	if (end == s || v < 0)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mul = 1024; end++; break;
+	case 'm': case 'M': mul = 1024 * 1024; end++; break;
+	case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = (uint64_t)(v * mul);
+	return 0;
+}
+
+static bool terminal_phase(const char *p)
+{
+	return !strcmp(p, "done") || !strcmp(p, "failed") || !strcmp(p, "cancelled");
+}
+
+static void print_bar(json_object *m, bool tty)
+{
+	double done = geti(m, "bytes_copied"), total = geti(m, "bytes_total");
+	double pct = total > 0 ? 100.0 * done / total : 0;
+	const char *phase = gets_(m, "phase");
+	char bar[31], r[32];
+	int fill = (int)(pct * 30 / 100);
+
+	if (!strcmp(phase, "done"))
+		pct = 100, fill = 30;
+	for (int i = 0; i < 30; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[30] = 0;
+	printf("%4lld %-28.28s %-11s [%s] %5.1f%% %10s/s pause %.1f ms%s%s%s\n",
+	       (long long)geti(m, "id"), gets_(m, "path"), phase, bar, pct,
+	       human(getd(m, "rate"), r, sizeof(r)), getd(m, "pause_ms"),
+	       *gets_(m, "error") ? "  " : "", gets_(m, "error"), tty ? "\033[K" : "");
+}
+
+static json_object *status_of(struct ctl *c, uint64_t id)
+{
+	json_object *req = json_object_new_object(), *rep, *arr;
+
+	json_object_object_add(req, "cmd", json_object_new_string("status"));
+	if (id)
+		json_object_object_add(req, "id", json_object_new_int64((int64_t)id));
+	rep = call(c, req);
+	json_object_put(req);
+	if (!rep || !reply_ok(rep)) {
+		json_object_put(rep);
+		return NULL;
+	}
+	json_object_object_get_ex(rep, "migrations", &arr);
+	json_object_get(arr);
+	json_object_put(rep);
+	return arr;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Progress per id until all are over. Plain lines on a pipe (one per phase change),
+ * bars redrawn in place on a terminal. Returns 0 only if every one switched. */
+static int wait_for(struct ctl *c, json_object *ids)
+{
+	size_t n = json_object_array_length(ids);
+	bool tty = isatty(STDOUT_FILENO);
+	char **last = calloc(n, sizeof(char *));
+	int ret = 0;
+
+	for (bool all = false; !all;) {
+		all = true;
+		for (size_t i = 0; i < n; i++) {
+			json_object *arr = status_of(c, json_object_get_int64(json_object_array_get_idx(ids, i)));
+			json_object *m = arr ? json_object_array_get_idx(arr, 0) : NULL;
+			const char *phase = m ? gets_(m, "phase") : "failed";
+
+			if (!terminal_phase(phase))
+				all = false;
+			if (m && (tty || !last[i] || strcmp(last[i], phase))) {
+				print_bar(m, tty);
+				free(last[i]);
+				last[i] = strdup(phase);
+			}
+			json_object_put(arr);
+		}
+		fflush(stdout);
+		if (!all) {
+			sleep_ms(tty ? 250 : 100);
+			if (tty)
+				printf("\033[%zuA", n);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		ret |= strcmp(last[i] ? last[i] : "", "done") != 0;
+		free(last[i]);
+	}
+	free(last);
+	return ret;
+}
+
+static int cmd_migrate(struct ctl *c, int argc, char **argv)
+{
+	static const struct option lo[] = { { "wait", 0, 0, 'w' }, { "parallel", 1, 0, 'p' },
+		{ "bwlimit", 1, 0, 'b' }, { "to", 1, 0, 't' }, { 0 } };
+	json_object *req, *moves, *rep, *ids;
+	const char *to = NULL;
+	uint64_t bw = 0;
+	bool wait = false;
+	int opt, parallel = 0, ret;
+	char rel[PATH_MAX];
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+		if (opt == 'w')
+			wait = true;
+		else if (opt == 'p' && (parallel = atoi(optarg)) < 1)
+			return die(2, "--parallel %s: expected a number >= 1", optarg);
+		else if (opt == 'b' && parse_rate(optarg, &bw))
+			return die(2, "--bwlimit %s: expected bytes/s, e.g. 200M", optarg);
+		else if (opt == 't')
+			to = optarg;
+		else if (opt == '?')
+			return 2;
+	}
+	/* --to may also follow the paths */
+	for (int i = optind; i < argc; i++)
+		if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			to = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (argc - i - 2) * sizeof(char *));
+			argc -= 2;
+			i--;
+		}
+	if (optind == argc)
+		return die(2, "migrate: which paths?%s", "");
+	moves = json_object_new_array();
+	for (int i = optind; i < argc; i++) {
+		char *eq = strrchr(argv[i], '=');
+		json_object *mv = json_object_new_object();
+		const char *dest = to;
+
+		if (eq) {
+			*eq = 0;
+			dest = eq + 1;
+		}
+		if (!dest || !*dest) {
+			json_object_put(mv);
+			json_object_put(moves);
+			return die(2, "migrate: no destination for %s (use --to NAME or PATH=NAME)", argv[i]);
+		}
+		if (relpath(c, argv[i], rel, sizeof(rel))) {
+			json_object_put(mv);
+			json_object_put(moves);
+			return 1;
+		}
+		json_object_object_add(mv, "path", json_object_new_string(rel));
+		json_object_object_add(mv, "to", json_object_new_string(dest));
+		json_object_array_add(moves, mv);
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("migrate"));
+	json_object_object_add(req, "moves", moves);
+	if (bw)
+		json_object_object_add(req, "bwlimit", json_object_new_int64((int64_t)bw));
+	if (parallel)
+		json_object_object_add(req, "parallel", json_object_new_int(parallel));
+	rep = call(c, req);
+	json_object_put(req);
+	if (!rep || !reply_ok(rep))
+		return 1;
+	json_object_object_get_ex(rep, "ids", &ids);
+	for (size_t i = 0; i < json_object_array_length(ids); i++)
+		printf("%lld\n", (long long)json_object_get_int64(json_object_array_get_idx(ids, i)));
+	fflush(stdout);
+	ret = wait ? wait_for(c, ids) : 0;
+	json_object_put(rep);
+	return ret;
+}
+
+static int cmd_status(struct ctl *c, int argc, char **argv)
+{
+	bool json = false, watch = false;
+	uint64_t id = 0;
+
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--watch"))
+			watch = true;
+		else if ((id = strtoull(argv[i], NULL, 10)) == 0)
+			return die(2, "status: bad migration id '%s'", argv[i]);
+	for (;;) {
+		json_object *arr = status_of(c, id);
+		bool active = false;
+
+		if (!arr)
+			return 1;
+		if (watch && isatty(STDOUT_FILENO))
+			printf("\033[H\033[2J");
+		if (json)
+			puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
+		for (size_t i = 0; !json && i < json_object_array_length(arr); i++) {
+			json_object *m = json_object_array_get_idx(arr, i);
+
+			print_bar(m, false);
+			active |= !terminal_phase(gets_(m, "phase"));
+		}
+		for (size_t i = 0; json && i < json_object_array_length(arr); i++)
+			active |= !terminal_phase(gets_(json_object_array_get_idx(arr, i), "phase"));
+		json_object_put(arr);
+		fflush(stdout);
+		if (!watch || !active)
+			return 0;
+		sleep_ms(500);
+	}
+}
+
+static int cmd_cancel(struct ctl *c, int argc, char **argv)
+{
+	json_object *req, *rep;
+	uint64_t id;
+
+	if (argc != 1 || !(id = strtoull(argv[0], NULL, 10)))
+		return die(2, "cancel: expected one migration id%s", "");
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("cancel"));
+	json_object_object_add(req, "id", json_object_new_int64((int64_t)id));
+	rep = call(c, req);
+	json_object_put(req);
+	if (!rep || !reply_ok(rep))
+		return 1;
+	json_object_put(rep);
+	return 0;
+}
+
+static int default_socket(struct ctl *c, const char *mnt)
+{
+	char *real = realpath(mnt, NULL);
+	size_t pos;
+
+	if (!real)
+		return -errno;
+	snprintf(c->mount, sizeof(c->mount), "%s", real);
+	free(real);
+	if (c->sock[0])
+		return 0;
+	pos = snprintf(c->sock, sizeof(c->sock), "/run/vdsfs/");
+	for (const char *p = c->mount + 1; *p && pos + 6 < sizeof(c->sock); p++)
+		c->sock[pos++] = *p == '/' ? '-' : *p;
+	snprintf(c->sock + pos, sizeof(c->sock) - pos, ".sock");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = { .fd = -1 };
+	const char *mnt = NULL, *cmd;
+	int i = 1, ret;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "-m") && i + 1 < argc)
+			mnt = argv[++i];
+		else if (!strcmp(argv[i], "-s") && i + 1 < argc)
+			snprintf(c.sock, sizeof(c.sock), "%s", argv[++i]);
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i == argc || (!mnt && !c.sock[0])) {
+		usage(stderr);
+		return 2;
+	}
+	if (mnt && default_socket(&c, mnt))
+		return die(2, "mountpoint %s does not exist", mnt);
+	cmd = argv[i++];
+	if (ctl_connect(&c))
+		return die(2, "cannot reach vdsfs at %s (is it mounted? -s for a custom socket)", c.sock);
+	bool json = i < argc && !strcmp(argv[i], "--json");
+	if (!strcmp(cmd, "datastores"))
+		ret = cmd_datastores(&c, json);
+	else if (!strcmp(cmd, "where"))
+		ret = cmd_where(&c, argc - i - json, argv + i + json, json);
+	else if (!strcmp(cmd, "migrate"))
+		ret = cmd_migrate(&c, argc - i + 1, argv + i - 1);
+	else if (!strcmp(cmd, "status"))
+		ret = cmd_status(&c, argc - i, argv + i);
+	else if (!strcmp(cmd, "cancel"))
+		ret = cmd_cancel(&c, argc - i, argv + i);
+	else if (!strcmp(cmd, "events")) {
+		json_object *rep = simple(&c, "events");
+
+		ret = rep && reply_ok(rep) ? 0 : 1;
+		if (!ret)
+			puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+		json_object_put(rep);
+	} else
+		ret = die(2, "unknown command '%s' (see --help)", cmd);
+	fclose(c.in);
+	return ret;
+}
