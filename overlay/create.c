@@ -34,7 +34,7 @@ static int init_meta(struct overlay *ov, const struct overlay_create_opts *o)
 	m->nblocks = ov->nblocks;
 	m->npages = ov->npages;
 	m->hdr_len = (uint32_t)ov_header_len(ov->npages);
-	m->data_off = ov_data_off(ov->bs);
+	m->data_off = ov->data_off = ov_data_off(ov->bs);
 	m->map_off = ov_round_up(m->data_off + (ov->nblocks << ov->shift), OV_PAGE_SIZE);
 	m->base_size = ov->base_size;
 	if (o && o->base_uuid)

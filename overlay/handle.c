@@ -72,7 +72,15 @@ void overlay_close(struct overlay *ov)
 		pthread_mutex_destroy(&ov->stripe[i]);
 	pthread_mutex_destroy(&ov->flush_lock);
 	pthread_rwlock_destroy(&ov->io_lock);
-	free(ov->map);
+	while (ov->retired) {
+		struct ov_retired *r = ov->retired;
+
+		ov->retired = r->next;
+		free(r->p);
+		free(r);
+	}
+	if (ov->map)
+		free(ov->map - 1);
 	free(ov->page_dirty);
 	free(ov->pcount);
 	free(ov->zero_block);

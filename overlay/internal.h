@@ -57,6 +57,11 @@ struct ov_meta {
 	uint8_t *dir;
 };
 
+struct ov_retired {
+	void *p;
+	struct ov_retired *next;
+};
+
 /* Block counts of one map page as committed; the header's totals are their sums. */
 struct ov_pcount {
 	uint16_t nd, nz;
@@ -76,13 +81,24 @@ struct overlay {
 	uint32_t bs;
 	unsigned shift;
 
-	/* io_lock: shared by every I/O path (read, write, discard, flush, merge pass,
-	 * iteration); exclusive for resize and merge begin/end.  It guards the geometry
-	 * below (size, nblocks, map, page_dirty, npages) and the merge pointer: these
-	 * only change while nobody does I/O. */
+	/* io_lock: shared by every I/O path except overlay_read (write, discard,
+	 * flush, merge pass, iteration); exclusive for resize and merge begin/end.  It
+	 * guards the geometry below (size, nblocks, map, page_dirty, npages) and the
+	 * merge pointer: these only change while no writer runs. */
 	pthread_rwlock_t io_lock;
-	uint64_t size, nblocks, npages, base_size;
-	_Atomic uint64_t *map;		/* 2 bits per block, CAS-updated */
+	_Atomic uint64_t size;
+	uint64_t nblocks, npages;
+	_Atomic uint64_t *_Atomic map;	/* 2 bits per block, CAS-updated; map[-1] holds
+					 * the array's length in words (ov_map_words) */
+
+	/* overlay_read takes no lock at all: it samples geo_seq (even = stable), reads,
+	 * and retries if geo_seq moved; resize makes it odd while it changes size and
+	 * map.  Old map arrays are kept on `retired` until close, so a reader racing a
+	 * resize never touches freed memory; its result is simply discarded. */
+	_Atomic unsigned long geo_seq;
+	struct ov_retired *retired;
+
+	uint64_t base_size, data_off;	/* constant after create/open */
 	_Atomic uint8_t *page_dirty;	/* page changed since its last commit */
 	struct overlay_merge *merge;
 
@@ -167,10 +183,21 @@ int ov_load(int fd, bool direct, struct ov_loaded *l, overlay_report_fn report,
 	    void *arg, int *problems);
 
 /* map.c */
+static inline unsigned ov_map_get_in(_Atomic uint64_t *map, uint64_t b)
+{
+	uint64_t w = atomic_load_explicit(&map[b / 32], memory_order_acquire);
+	return (unsigned)(w >> (2 * (b % 32))) & 3u;
+}
+
 static inline unsigned ov_map_get(struct overlay *ov, uint64_t b)
 {
-	uint64_t w = atomic_load_explicit(&ov->map[b / 32], memory_order_acquire);
-	return (unsigned)(w >> (2 * (b % 32))) & 3u;
+	return ov_map_get_in(ov->map, b);
+}
+
+/* Length in words of a map array (stored just before it). */
+static inline uint64_t ov_map_words(_Atomic uint64_t *map)
+{
+	return atomic_load_explicit(&map[-1], memory_order_relaxed);
 }
 void ov_map_set(struct overlay *ov, uint64_t b, unsigned state);
 void ov_map_set_data_run(struct overlay *ov, uint64_t b, uint64_t n);
@@ -185,7 +212,7 @@ static inline pthread_mutex_t *ov_stripe(struct overlay *ov, uint64_t b)
 
 static inline uint64_t ov_block_off(struct overlay *ov, uint64_t b)
 {
-	return ov->meta.data_off + (b << ov->shift);
+	return ov->data_off + (b << ov->shift);
 }
 
 /* Record that block b changed: map page dirty for the next flush, merge bit for

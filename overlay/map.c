@@ -99,7 +99,7 @@ int ov_map_alloc(struct overlay *ov, uint64_t nblocks)
 {
 	uint64_t nw = ov_words_for(nblocks), np = ov_pages_for(nblocks);
 	uint64_t ow = ov->map ? ov_words_for(ov->nblocks) : 0;
-	_Atomic uint64_t *map = calloc(nw ? nw : 1, 8);
+	_Atomic uint64_t *map = calloc(nw + 1, 8);
 	_Atomic uint8_t *pd = calloc(np ? np : 1, 1);
 
 	if (!map || !pd) {
@@ -107,11 +107,23 @@ int ov_map_alloc(struct overlay *ov, uint64_t nblocks)
 		free(pd);
 		return -ENOMEM;
 	}
+	map[0] = nw;	/* length first, so a lockless reader can bound itself */
+	map++;
 	for (uint64_t i = 0; i < (ow < nw ? ow : nw); i++)
 		map[i] = atomic_load(&ov->map[i]);
 	for (uint64_t p = 0; ov->page_dirty && p < (ov->npages < np ? ov->npages : np); p++)
 		pd[p] = atomic_load(&ov->page_dirty[p]);
-	free(ov->map);
+	if (ov->map) {	/* lockless readers may still look at it: keep until close */
+		struct ov_retired *r = malloc(sizeof(*r));
+
+		if (!r) {
+			free(map - 1);
+			free(pd);
+			return -ENOMEM;
+		}
+		*r = (struct ov_retired){ ov->map - 1, ov->retired };
+		ov->retired = r;
+	}
 	free(ov->page_dirty);
 	ov->map = map;
 	ov->page_dirty = pd;

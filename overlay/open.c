@@ -61,6 +61,7 @@ static int adopt(struct overlay *ov, struct ov_loaded *l)
 	int ret;
 
 	ov->base_size = l->meta.base_size;
+	ov->data_off = l->meta.data_off;
 	ret = ov_geometry(ov, l->meta.size);
 	if (ret)
 		return ret;

@@ -91,16 +91,18 @@ static int resize(struct overlay *ov, uint64_t new_size, bool grow_only)
 		return -EFBIG;
 	pthread_rwlock_wrlock(&ov->io_lock);
 	pthread_mutex_lock(&ov->flush_lock);
-	old_data_end = ov->meta.data_off + (ov->nblocks << ov->shift);
+	old_data_end = ov->data_off + (ov->nblocks << ov->shift);
+	atomic_fetch_add_explicit(&ov->geo_seq, 1, memory_order_acq_rel);	/* odd */
 	if (new_size != ov->size && (!grow_only || new_size > ov->size)) {
 		ret = change_geometry(ov, new_size);
 		if (!ret)
 			ret = ov_commit(ov, true);
 	}
-	uint64_t new_data_end = ov->meta.data_off + (ov->nblocks << ov->shift);
+	uint64_t new_data_end = ov->data_off + (ov->nblocks << ov->shift);
 
 	if (!ret && new_data_end < old_data_end)
 		ov_punch(ov->diff_fd, new_data_end, old_data_end - new_data_end);
+	atomic_fetch_add_explicit(&ov->geo_seq, 1, memory_order_release);	/* even */
 	pthread_mutex_unlock(&ov->flush_lock);
 	pthread_rwlock_unlock(&ov->io_lock);
 	return ret;
