@@ -46,7 +46,7 @@ static int check_base(const char *base_path, const char *uuid, int fd)
 	ret = overlay_open(base, fd, &oo, &ov);
 	close(base);
 	if (ret)
-		return fail("%s: %s%s%s", base_path, strerror(-ret), *why ? ": " : "", why);
+		return fail("%s: %s%s%s", base_path, ov_strerror(ret), *why ? ": " : "", why);
 	overlay_close(ov);
 	return 0;
 }
@@ -83,7 +83,7 @@ int cmd_check(int argc, char **argv)
 	n = overlay_check(fd, report, &o);
 	if (n < 0) {
 		close(fd);
-		return fail("%s: %s", o.path, strerror(-n));
+		return fail("%s: %s", o.path, ov_strerror(n));
 	}
 	if (n > 0) {
 		close(fd);

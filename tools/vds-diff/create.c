@@ -53,7 +53,7 @@ int cmd_create(int argc, char **argv)
 	ret = overlay_create(base, diff, &o, &ov);
 	if (ret) {
 		unlink(argv[optind + 1]);
-		return fail("create %s: %s", argv[optind + 1], strerror(-ret));
+		return fail("create %s: %s", argv[optind + 1], ov_strerror(ret));
 	}
 	overlay_close(ov);
 	close(diff);

@@ -80,7 +80,7 @@ int cmd_info(int argc, char **argv)
 	oo.why_len = sizeof(why);
 	ret = overlay_open(-1, fd, &oo, &ov);
 	if (ret)
-		return fail("%s: %s%s%s", argv[optind], strerror(-ret), *why ? ": " : "", why);
+		return fail("%s: %s%s%s", argv[optind], ov_strerror(ret), *why ? ": " : "", why);
 	overlay_stats(ov, &s);
 	overlay_close(ov);
 	fstat(fd, &st);

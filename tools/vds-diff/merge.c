@@ -39,12 +39,12 @@ static int run(const char *base_p, const char *diff_p, const char *target_p,
 	int r = overlay_open(base, diff, oo, &ov);
 
 	if (r) {
-		fail("%s: %s%s%s", diff_p, strerror(-r), *why ? ": " : "", why);
+		fail("%s: %s%s%s", diff_p, ov_strerror(r), *why ? ": " : "", why);
 		goto out;
 	}
 	r = overlay_merge(ov, target);
 	if (r) {
-		fail("merge into %s: %s", target_p ? target_p : base_p, strerror(-r));
+		fail("merge into %s: %s", target_p ? target_p : base_p, ov_strerror(r));
 		goto out;
 	}
 	overlay_stats(ov, &s);

@@ -49,6 +49,18 @@ int fail(const char *fmt, ...)
 	return 1;
 }
 
+/* The overlay library reuses a few errno values with a specific meaning. */
+const char *ov_strerror(int neg_errno)
+{
+	switch (-neg_errno) {
+	case EBADMSG: return "corrupt differencing file";
+	case ENOTSUP: return "unsupported format version or feature";
+	case ESTALE: return "differencing file belongs to another base";
+	case EEXIST: return "file is not empty";
+	default: return strerror(-neg_errno);
+	}
+}
+
 int open_or_fail(const char *path, int flags, int *fd)
 {
 	*fd = open(path, flags | O_CLOEXEC, 0644);
