@@ -127,6 +127,15 @@ static uint64_t at(uint64_t id, enum sched_event_type t)
 	return 0;
 }
 
+/* The first event of type t for job id; the test fails if there is none. */
+static const struct sched_event *ev_of(uint64_t id, enum sched_event_type t)
+{
+	uint64_t seq = at(id, t);
+
+	cr_assert_neq(seq, 0, "job %llu has no %s event", (unsigned long long)id, sched_event_name(t));
+	return &L[seq - 1];  /* seq numbers are dense from 1: check_log() */
+}
+
 static bool ended(enum sched_event_type t)
 {
 	return t == SCHED_EV_FINISHED || t == SCHED_EV_FAILED || t == SCHED_EV_CANCELLED;
@@ -470,7 +479,7 @@ Test(sched, precheck_refusal_fails_without_start)
 	sched_sync(S);
 	RUNNING(b);
 	cr_assert_eq(at(a, SCHED_EV_STARTED), 0);
-	e = &L[at(a, SCHED_EV_FAILED) - 1];
+	e = ev_of(a, SCHED_EV_FAILED);
 	cr_assert_eq(e->type, SCHED_EV_FAILED);
 	cr_assert_eq(e->status, -ENOSPC);
 	cr_assert_str_eq(e->msg, "refused by precheck");
@@ -490,7 +499,7 @@ Test(sched, failure_status_and_message)
 	sched_job_done(ctl_jobs[a], -EIO, "disk on fire");
 	pthread_mutex_unlock(&ctl_lock);
 	load();
-	e = &L[at(a, SCHED_EV_FAILED) - 1];
+	e = ev_of(a, SCHED_EV_FAILED);
 	cr_assert_eq(e->status, -EIO);
 	cr_assert_str_eq(e->msg, "disk on fire");
 	cr_assert_str_eq(e->name, "job1-2");
@@ -596,8 +605,13 @@ Test(sched, seed_two_pairs_real_copies)
 	}
 	sched_wait_idle(S);
 	check_log();
-	for (int i = 0; i < 4; i++)
-		cr_assert_neq(at(id[i], SCHED_EV_FINISHED), 0, "%s did not finish", names[i]);
+	for (int i = 0; i < 4; i++) {
+		uint64_t size = (uint64_t)(1 << 20) * (3 + i) + 17;
+		const struct sched_event *f = ev_of(id[i], SCHED_EV_FINISHED);
+
+		cr_assert_eq(f->done, size, "%s: done %llu", names[i], (unsigned long long)f->done);
+		cr_assert_eq(f->total, size);
+	}
 	cr_assert_gt(at(id[1], SCHED_EV_STARTED), at(id[0], SCHED_EV_FINISHED));
 	cr_assert_gt(at(id[3], SCHED_EV_STARTED), at(id[2], SCHED_EV_FINISHED));
 	for (int i = 0; i < 4; i++) {
