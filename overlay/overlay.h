@@ -22,6 +22,17 @@
  *
  * O_DIRECT: if the caller opened either fd with O_DIRECT the library keeps its own
  * I/O on that fd 4 KiB aligned (bouncing unaligned caller buffers).  Not required.
+ *
+ * Costs worth knowing: overlay_read takes no lock; overlay_write to a block already
+ * in the differencing file is one pwrite; flush is one fdatasync when no block
+ * changed state since the last flush, else three (data, map pages, header).
+ * resize, and a write past the end (which resizes), commit at once.
+ *
+ * Live migration: overlay_merge_begin(ov, dest_fd), then overlay_merge_pass() until
+ * *remaining is small, pause guest I/O, one more pass (remaining is then 0),
+ * fdatasync is done by the pass, switch, overlay_merge_end(), overlay_close().  Cancel
+ * is the same with the base (opened O_RDWR) as target.  End a merge session before
+ * closing the overlay.
  */
 #ifndef VDS_OVERLAY_H
 #define VDS_OVERLAY_H

@@ -264,11 +264,13 @@ static int write_whole_run(struct overlay *ov, uint64_t b, uint64_t n, const uin
 	return ret;
 }
 
-/* Bytes per pwrite on the whole-block path.  Not larger: on the development VM's
- * ext4 (kernel 6.18), buffered 512 KiB and 1 MiB writes into the holes of the sparse
- * differencing file intermittently ran 10-20x slower (time spent in
- * ext4_block_write_begin); 256 KiB never did (tools/bench/overlay-bench). */
-#define WRITE_RUN_MAX (256u << 10)
+/* Bytes per pwrite on the whole-block path.  Buffered: not more than 256 KiB; on
+ * the development VM's ext4 (kernel 6.18), buffered 512 KiB and 1 MiB writes into
+ * the holes of the sparse differencing file intermittently ran 10-20x slower (time
+ * spent in ext4_block_write_begin); 256 KiB never did.  O_DIRECT has no page cache
+ * to trip over and wants few large I/Os.  (tools/bench/overlay-bench) */
+#define WRITE_RUN_BUFFERED (256u << 10)
+#define WRITE_RUN_DIRECT (1u << 20)
 
 int ov_write_locked(struct overlay *ov, const void *buf, size_t len, uint64_t off)
 {
@@ -281,8 +283,8 @@ int ov_write_locked(struct overlay *ov, const void *buf, size_t len, uint64_t of
 		int ret;
 
 		if (o == 0 && len >= ov->bs) {
-			uint64_t n = min64(len, WRITE_RUN_MAX > ov->bs ? WRITE_RUN_MAX : ov->bs) >>
-				     ov->shift;
+			uint64_t run = ov->diff_direct ? WRITE_RUN_DIRECT : WRITE_RUN_BUFFERED;
+			uint64_t n = min64(len, run > ov->bs ? run : ov->bs) >> ov->shift;
 
 			l = n << ov->shift;
 			ret = write_whole_run(ov, b, n, p);
