@@ -34,28 +34,33 @@ struct snap {
 	uint64_t n;
 };
 
+/* Which pages to commit is decided first: exactly the pages dirty when the flush
+ * began (or all of them), so pages dirtied meanwhile can never crowd out a page a
+ * completed write depends on; they simply stay dirty for the next commit. */
 static int snap_take(struct overlay *ov, bool all, uint64_t gen, struct snap *s)
 {
-	uint64_t n = 0;
-
-	for (uint64_t p = 0; p < ov->npages; p++)
-		n += all || atomic_load(&ov->page_dirty[p]);
 	s->n = 0;
-	s->idx = malloc((n ? n : 1) * sizeof(*s->idx));
-	s->cnt = malloc((n ? n : 1) * sizeof(*s->cnt));
-	s->pages = ov_alloc(n ? n * OV_PAGE_SIZE : 1);
-	if (!s->idx || !s->pages || !s->cnt)
+	s->idx = malloc((ov->npages ? ov->npages : 1) * sizeof(*s->idx));
+	if (!s->idx)
 		return -ENOMEM;
-	for (uint64_t p = 0; p < ov->npages && s->n < n; p++) {
-		if (!atomic_exchange(&ov->page_dirty[p], 0) && !all)
-			continue;
-		uint8_t *img = s->pages + s->n * OV_PAGE_SIZE;
-		uint64_t nd, nz;
+	for (uint64_t p = 0; p < ov->npages; p++)	/* one pass: the set is fixed here */
+		if (all || atomic_load(&ov->page_dirty[p]))
+			s->idx[s->n++] = p;
+	s->cnt = malloc((s->n ? s->n : 1) * sizeof(*s->cnt));
+	s->pages = ov_alloc(s->n ? s->n * OV_PAGE_SIZE : 1);
+	if (!s->pages || !s->cnt) {
+		s->n = 0;	/* nothing cleared yet: nothing to undo */
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < s->n; i++) {
+		uint64_t p = s->idx[i], nd, nz;
 
+		/* Clear before encoding: a change racing the encode re-dirties the page. */
+		atomic_store(&ov->page_dirty[p], 0);
 		/* Counts come from the encoded image, not the live (moving) words. */
-		ov_page_encode(img, p, gen, &ov->map[p * OV_PAGE_WORDS], &nd, &nz);
-		s->cnt[s->n] = (struct ov_pcount){ (uint16_t)nd, (uint16_t)nz };
-		s->idx[s->n++] = p;
+		ov_page_encode(s->pages + i * OV_PAGE_SIZE, p, gen, &ov->map[p * OV_PAGE_WORDS],
+			       &nd, &nz);
+		s->cnt[i] = (struct ov_pcount){ (uint16_t)nd, (uint16_t)nz };
 	}
 	return 0;
 }
