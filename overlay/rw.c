@@ -220,19 +220,17 @@ static int write_piece(struct overlay *ov, uint64_t b, const uint8_t *src, uint3
 }
 
 /* Stripe locks of blocks [b, b+n), always taken in ascending stripe order so two
- * multi-block writers cannot deadlock. */
+ * multi-block writers cannot deadlock.  The stripes of consecutive blocks are
+ * consecutive modulo OV_STRIPES: [first, end) or, wrapped, [0, end) + [first, S). */
 static void lock_run(struct overlay *ov, uint64_t b, uint64_t n, bool lock)
 {
 	uint64_t first = b % OV_STRIPES, cnt = n < OV_STRIPES ? n : OV_STRIPES;
+	uint64_t end = first + cnt, lo_end = end > OV_STRIPES ? end - OV_STRIPES : 0;
 
-	for (uint64_t s = 0; s < OV_STRIPES; s++) {
-		bool in = (s - first + OV_STRIPES) % OV_STRIPES < cnt;
-
-		if (in && lock)
-			pthread_mutex_lock(&ov->stripe[s]);
-		else if (in)
-			pthread_mutex_unlock(&ov->stripe[s]);
-	}
+	for (uint64_t s = 0; s < lo_end; s++)
+		lock ? pthread_mutex_lock(&ov->stripe[s]) : pthread_mutex_unlock(&ov->stripe[s]);
+	for (uint64_t s = first; s < end && s < OV_STRIPES; s++)
+		lock ? pthread_mutex_lock(&ov->stripe[s]) : pthread_mutex_unlock(&ov->stripe[s]);
 }
 
 static bool run_is_data(struct overlay *ov, uint64_t b, uint64_t n)

@@ -235,3 +235,75 @@ Test(concurrent, readers_race_resizes)
 	tdir_rm(&d);
 	free(orig);
 }
+
+struct wp {
+	struct overlay *ov;
+	int whole, failed;
+	pthread_barrier_t *go;
+};
+
+#define WP_BLOCKS 2000
+
+/* One thread writes each block whole, the other writes bytes [100, 200) of it. */
+static void *whole_or_partial(void *arg)
+{
+	struct wp *w = arg;
+	static _Thread_local uint8_t buf[4096];
+
+	memset(buf, w->whole ? 0xee : 0x99, sizeof(buf));
+	pthread_barrier_wait(w->go);
+	for (uint64_t b = 0; b < WP_BLOCKS; b++) {
+		ssize_t want = w->whole ? 4096 : 100;
+
+		if (overlay_write(w->ov, buf, (size_t)want, b * 4096 + (w->whole ? 0 : 100)) != want)
+			w->failed = 1;
+	}
+	return NULL;
+}
+
+/* A whole-block write racing a partial write's fill from the base: the base bytes
+ * the fill read must never overwrite the whole block's bytes. */
+Test(concurrent, whole_block_write_races_partial_fill)
+{
+	struct tdir d;
+	char bp[300], dp[300];
+	struct wp w[2];
+	pthread_t t[2];
+	pthread_barrier_t go;
+	uint8_t *got = malloc(WP_BLOCKS * 4096);
+	int base, diff;
+	struct overlay *ov;
+
+	tdir_new(&d);
+	tdir_file(&d, "b", bp, sizeof(bp));
+	tdir_file(&d, "d", dp, sizeof(dp));
+	base = make_base(bp, WP_BLOCKS * 4096, 31, NULL);
+	diff = open_new(dp);
+	ov = ov_new(base, diff, 4096, NULL);
+	pthread_barrier_init(&go, NULL, 2);
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct wp){ ov, i, 0, &go };
+		pthread_create(&t[i], NULL, whole_or_partial, &w[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(w[i].failed, 0);
+	}
+	cr_assert_eq(overlay_read(ov, got, WP_BLOCKS * 4096, 0), WP_BLOCKS * 4096);
+	for (uint64_t i = 0; i < WP_BLOCKS * 4096; i++) {
+		uint64_t o = i % 4096;
+
+		if (o >= 100 && o < 200)
+			cr_assert(got[i] == 0xee || got[i] == 0x99, "byte %llu: %u",
+				  (unsigned long long)i, got[i]);
+		else
+			cr_assert_eq(got[i], 0xee, "byte %llu of a whole-block write lost (%u)",
+				     (unsigned long long)i, got[i]);
+	}
+	pthread_barrier_destroy(&go);
+	overlay_close(ov);
+	close(base);
+	close(diff);
+	tdir_rm(&d);
+	free(got);
+}
