@@ -7,6 +7,7 @@
  *   4k randread diff   aligned 4 KiB reads, overlay holds every block
  *   1M seqwrite        1 MiB writes front to back, fresh overlay
  *   1M seqread         1 MiB reads front to back, all base blocks
+ *   4k randread base, 4 threads   the same as 4k randread base from 4 threads
  * Each workload runs --runs times.  Within a run plain and overlay work in
  * alternating batches (500 random ops or 16 MiB), each side timed separately, so
  * load from other processes hits both sides alike: the machine this was written on
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,16 +157,64 @@ static void tgt_close(struct tgt *t)
 			close(fd[i]);
 }
 
-enum wl { RANDWRITE, RANDREAD_BASE, RANDREAD_DIFF, SEQWRITE, SEQREAD, NWL };
+enum wl { RANDWRITE, RANDREAD_BASE, RANDREAD_DIFF, SEQWRITE, SEQREAD, MT_READ_BASE, NWL };
 static const char *wl_name[NWL] = {
 	"4k randwrite", "4k randread base", "4k randread diff", "1M seqwrite", "1M seqread",
+	"4k randread base, 4 threads",
 };
+
+#define MT_THREADS 4
+
+struct mt_arg {
+	struct tgt *t;
+	uint64_t seed;
+	unsigned n;
+};
+
+/* One reader thread of MT_READ_BASE: the overlay's read path takes no lock, so it
+ * should scale like pread does. */
+static void *mt_reader(void *arg)
+{
+	struct mt_arg *a = arg;
+	uint8_t *b;
+
+	if (posix_memalign((void **)&b, 4096, 4096))
+		die("memory", ENOMEM);
+	for (unsigned i = 0; i < a->n; i++) {
+		uint64_t off = rnd(&a->seed) % (cfg.size / 4096) * 4096;
+		ssize_t r = a->t->ov ? overlay_read(a->t->ov, b, 4096, off) :
+			pread(a->t->fd, b, 4096, (off_t)off);
+
+		if (r != 4096)
+			die("read", EIO);
+	}
+	free(b);
+	return NULL;
+}
+
+static double mt_batch(struct tgt *t, uint64_t seed, unsigned n)
+{
+	pthread_t th[MT_THREADS];
+	struct mt_arg a[MT_THREADS];
+	double t0 = now();
+
+	for (int i = 0; i < MT_THREADS; i++) {
+		a[i] = (struct mt_arg){ t, seed + (uint64_t)i * 7919, n / MT_THREADS };
+		pthread_create(&th[i], NULL, mt_reader, &a[i]);
+	}
+	for (int i = 0; i < MT_THREADS; i++)
+		pthread_join(th[i], NULL);
+	return now() - t0;
+}
 
 /* One batch of a workload on one target: ops from a private copy of the offset
  * generator, so both targets see exactly the same offsets.  Returns seconds. */
 static double batch(struct tgt *t, enum wl w, uint64_t seed, uint64_t *pos, unsigned n)
 {
 	int wr = w == RANDWRITE || w == SEQWRITE;
+
+	if (w == MT_READ_BASE)
+		return mt_batch(t, seed, n);
 	double t0 = now();
 
 	for (unsigned i = 0; i < n; i++) {
@@ -188,8 +238,9 @@ static void run_pair(enum wl w, unsigned run, double mbs[2])
 	double secs[2] = { 0, 0 };
 	uint64_t seed = 0x9e3779b97f4a7c15ull * (run + 1) + w, pos[2] = { 0, 0 }, bytes;
 	int wr = w == RANDWRITE || w == SEQWRITE;
-	unsigned per = w <= RANDREAD_DIFF ? 500 : 16;	/* ops per batch */
-	unsigned total = w <= RANDREAD_DIFF ? cfg.ops : (unsigned)(cfg.size >> 20);
+	int rnd_io = w <= RANDREAD_DIFF || w == MT_READ_BASE;
+	unsigned per = w == MT_READ_BASE ? 20000 : rnd_io ? 500 : 16;	/* ops per batch */
+	unsigned total = rnd_io ? cfg.ops : (unsigned)(cfg.size >> 20);
 
 	/* A new file name per measurement: deleting a big synced file right before a
 	 * measurement makes the filesystem busy freeing (and discarding) its blocks. */
@@ -205,7 +256,7 @@ static void run_pair(enum wl w, unsigned run, double mbs[2])
 
 			secs[who] += batch(&t[who], w, seed, &pos[who], n);
 		}
-		for (unsigned i = 0; i < n && w <= RANDREAD_DIFF; i++)
+		for (unsigned i = 0; i < n && rnd_io; i++)
 			rnd(&seed);
 	}
 	for (int k = 0; wr && cfg.sync && k < 2; k++) {
@@ -214,7 +265,8 @@ static void run_pair(enum wl w, unsigned run, double mbs[2])
 		tgt_sync(&t[k]);
 		secs[k] += now() - t0;
 	}
-	bytes = w <= RANDREAD_DIFF ? (uint64_t)total * 4096 : (uint64_t)total << 20;
+	bytes = rnd_io ? (uint64_t)total / (w == MT_READ_BASE ? MT_THREADS : 1) *
+		(w == MT_READ_BASE ? MT_THREADS : 1) * 4096 : (uint64_t)total << 20;
 	for (int k = 0; k < 2; k++) {
 		mbs[k] = (double)bytes / secs[k] / 1e6;
 		tgt_close(&t[k]);
@@ -300,19 +352,21 @@ int main(int argc, char **argv)
 			for (int k = 0; k < 2; k++)
 				res[w][k][r] = mbs[k];
 			if (getenv("OVB_VERBOSE"))
-				fprintf(stderr, "run %u %-17s plain %8.1f overlay %8.1f MB/s\n", r,
+				fprintf(stderr, "run %u %-27s plain %8.1f overlay %8.1f MB/s\n", r,
 					wl_name[w], mbs[0], mbs[1]);
 		}
 	printf("overlay-bench: %llu MiB files in %s, %s%s, block size %u, %u runs, %u random ops\n",
 	       (unsigned long long)(cfg.size >> 20), cfg.dir, cfg.direct ? "O_DIRECT" : "buffered",
 	       cfg.sync ? " + sync" : "", cfg.bs ? cfg.bs : OVERLAY_DEFAULT_BLOCK_SIZE, cfg.runs,
 	       cfg.ops);
-	printf("| %-17s | %12s | %12s | %6s |\n", "workload", "plain MB/s", "overlay MB/s", "ratio");
-	printf("|-------------------|--------------|--------------|--------|\n");
+	printf("| %-27s | %12s | %12s | %6s |\n", "workload", "plain MB/s", "overlay MB/s", "ratio");
+	printf("|-----------------------------|--------------|--------------|--------|\n");
 	for (int w = 0; w < NWL; w++) {
+		if (cfg.only >= 0 && cfg.only != w)
+			continue;
 		double p = median(res[w][0], cfg.runs), o = median(res[w][1], cfg.runs);
 
-		printf("| %-17s | %12.1f | %12.1f | %6.2f |\n", wl_name[w], p, o, o / p);
+		printf("| %-27s | %12.1f | %12.1f | %6.2f |\n", wl_name[w], p, o, o / p);
 	}
 	unlink(base_p);
 	unlink(plain_p);
