@@ -24,6 +24,7 @@
 #include "internal.h"
 
 #define RUN_MAX (1u << 20)	/* bytes copied per I/O */
+#define YIELD_WORDS 1024	/* bitmap words (64 blocks each) between io_lock yields */
 
 static bool same_file(int a, int b)
 {
@@ -135,7 +136,9 @@ static int fit_target(struct overlay_merge *m)
 	return fdatasync(m->target_fd) ? -errno : 0;
 }
 
-/* Walk the words of the bitmap; copy maximal runs of equal state. */
+/* Walk the words of the bitmap; copy maximal runs of equal state.  Called with
+ * io_lock shared; drops and retakes it between words (never with a run pending),
+ * so geometry may change there and the loop bound is re-read. */
 static int64_t pass_locked(struct overlay_merge *m, uint8_t *buf)
 {
 	struct overlay *ov = m->ov;
@@ -144,6 +147,20 @@ static int64_t pass_locked(struct overlay_merge *m, uint8_t *buf)
 	int ret = 0;
 
 	for (uint64_t i = 0; i < (m->nbits + 63) / 64 && !ret; i++) {
+		/* Let a waiting resize in now and then: the rwlock prefers writers, so
+		 * one long pass would otherwise stall every guest write behind it. */
+		if (i % YIELD_WORDS == YIELD_WORDS - 1) {
+			if (r.n && (ret = copy_run(m, &r, buf))) {
+				redirty(m, &r);
+				return ret;
+			}
+			done += (int64_t)r.n;
+			r.n = 0;
+			pthread_rwlock_unlock(&ov->io_lock);
+			pthread_rwlock_rdlock(&ov->io_lock);
+			if (i >= (m->nbits + 63) / 64)
+				break;	/* shrunk meanwhile */
+		}
 		uint64_t w = atomic_exchange(&m->dirty[i], 0);
 
 		while (w && !ret) {

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <criterion/criterion.h>
 
@@ -197,4 +198,74 @@ Test(merge, vds_diff_merge_onto_copy)
 	cr_assert_eq(run_vds_diff("merge", e.bp, e.dp, e.cp, NULL), 1, "wrong uuid accepted");
 	free(want);
 	env_fini(&e);
+}
+
+struct resizer {
+	struct overlay *ov;
+	uint64_t size;
+	int failed;
+};
+
+static void *keep_resizing(void *arg)
+{
+	struct resizer *r = arg;
+
+	for (int i = 0; i < 20; i++)
+		if (overlay_resize(r->ov, r->size + (uint64_t)(i + 1) * 4096))
+			r->failed = 1;
+	return NULL;
+}
+
+/* A pass over a large disk lets resizes in between (it drops io_lock every 256 MiB
+ * of 4 KiB blocks) and still ends with a target equal to the overlay. */
+Test(merge, long_pass_lets_resize_in, .timeout = 120)
+{
+	struct tdir d;
+	char bp[300], dp[300], cp[300];
+	const uint64_t size = 600ull << 20;
+	struct resizer rz;
+	struct overlay_merge *m;
+	pthread_t t;
+	uint8_t buf[8192], a[8192], b[8192];
+	uint64_t left;
+	int base, diff, copy;
+	struct overlay *ov;
+
+	tdir_new(&d);
+	tdir_file(&d, "base", bp, sizeof(bp));
+	tdir_file(&d, "diff", dp, sizeof(dp));
+	tdir_file(&d, "copy", cp, sizeof(cp));
+	base = open_new(bp);
+	copy = open_new(cp);
+	cr_assert_eq(ftruncate(base, (off_t)size), 0);	/* sparse: all zeros */
+	cr_assert_eq(ftruncate(copy, (off_t)size), 0);
+	diff = open_new(dp);
+	ov = ov_new(base, diff, 4096, NULL);
+	memset(buf, 0x3c, sizeof(buf));
+	for (uint64_t off = 12345; off < size - sizeof(buf); off += 17ull << 20)
+		cr_assert_eq(overlay_write(ov, buf, sizeof(buf), off), (ssize_t)sizeof(buf));
+	cr_assert_eq(overlay_merge_begin(ov, copy, &m), 0);
+	rz = (struct resizer){ ov, size, 0 };
+	pthread_create(&t, NULL, keep_resizing, &rz);
+	for (int i = 0; i < 3; i++)
+		cr_assert_geq(overlay_merge_pass(m, &left), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(rz.failed, 0);
+	cr_assert_geq(overlay_merge_pass(m, &left), 0);
+	cr_assert_eq(left, 0);
+	overlay_merge_end(m);
+	for (uint64_t off = 12345; off < size - sizeof(buf); off += 17ull << 20) {
+		cr_assert_eq(overlay_read(ov, a, sizeof(a), off), (ssize_t)sizeof(a));
+		cr_assert_eq(pread(copy, b, sizeof(b), (off_t)off), (ssize_t)sizeof(b));
+		cr_assert(!memcmp(a, b, sizeof(a)), "target differs at %llu", (unsigned long long)off);
+	}
+	struct stat st;
+
+	cr_assert_eq(fstat(copy, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, size + 20 * 4096);
+	overlay_close(ov);
+	close(base);
+	close(diff);
+	close(copy);
+	tdir_rm(&d);
 }
