@@ -42,17 +42,17 @@ static char *journal_text(struct mig *m, const char *phase)
 	return dup;
 }
 
-/* Caller holds v->mig_lock or is the only one touching m->path. */
-int journal_write(struct vds *v, struct mig *m, const char *phase)
+/* Write the next record durably beside the journal ("<name>.json.next"), without
+ * making it current yet. */
+int journal_stage(struct vds *v, struct mig *m, const char *phase)
 {
 	int sfd = v->ds[m->src].state_fd, fd, ret;
-	char tmp[64], name[64];
+	char tmp[64];
 	char *text = journal_text(m, phase);
 
 	if (!text)
 		return -ENOMEM;
-	snprintf(tmp, sizeof(tmp), "%s.json.tmp", m->name);
-	snprintf(name, sizeof(name), "%s.json", m->name);
+	snprintf(tmp, sizeof(tmp), "%s.json.next", m->name);
 	fd = openat(sfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		free(text);
@@ -63,11 +63,28 @@ int journal_write(struct vds *v, struct mig *m, const char *phase)
 		ret = -errno;
 	close(fd);
 	free(text);
-	if (!ret && renameat(sfd, tmp, sfd, name) < 0)
-		ret = -errno;
-	if (!ret && fsync(sfd) < 0)
-		ret = -errno;
 	return ret;
+}
+
+/* Make the staged record current: one rename and one directory fsync. */
+int journal_commit(struct vds *v, struct mig *m)
+{
+	int sfd = v->ds[m->src].state_fd;
+	char tmp[64], name[64];
+
+	snprintf(tmp, sizeof(tmp), "%s.json.next", m->name);
+	snprintf(name, sizeof(name), "%s.json", m->name);
+	if (renameat(sfd, tmp, sfd, name) < 0)
+		return -errno;
+	return fsync(sfd) < 0 ? -errno : 0;
+}
+
+/* Caller holds v->mig_lock or is the only one touching m->path. */
+int journal_write(struct vds *v, struct mig *m, const char *phase)
+{
+	int ret = journal_stage(v, m, phase);
+
+	return ret ? ret : journal_commit(v, m);
 }
 
 int journal_remove(struct vds *v, struct mig *m)

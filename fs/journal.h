@@ -27,6 +27,8 @@ struct journal_rec {
 };
 
 int journal_write(struct vds *v, struct mig *m, const char *phase);
+int journal_stage(struct vds *v, struct mig *m, const char *phase);
+int journal_commit(struct vds *v, struct mig *m);
 int journal_remove(struct vds *v, struct mig *m);
 int journal_parse(const char *text, struct journal_rec *r);
 

@@ -366,19 +366,32 @@ static int mig_switch(struct mig *m)
 	struct reopen r = { .newfd_path = m->copy_fd };
 	struct stat nst;
 	int ret, newfd = -1, oldfd = -1;
-	uint64_t t0;
+	uint64_t t0, staged_gen;
 
 	copy_attrs(m);
 	set_phase(m, MIG_SWITCHING);
+	/* Everything slow happens before the pause: flush what the mirror wrote so far
+	 * and stage the "switching" record, so the pause only flushes the last
+	 * writes and commits the record with a rename. */
+	if (fdatasync(m->copy_fd) < 0)
+		return fail(m, -errno, "flushing the copy failed: %s", NULL);
+	/* Pending metadata (the copy's allocations) would otherwise all be written by
+	 * the one directory fsync inside the pause. */
+	syncfs(v->ds[m->dst].fd);
+	syncfs(v->ds[m->src].fd);
+	pthread_mutex_lock(&v->mig_lock);
+	ret = journal_stage(v, m, "switching");
+	staged_gen = m->path_gen;
+	pthread_mutex_unlock(&v->mig_lock);
+	if (ret)
+		return fail(m, ret, "cannot write the journal: %s", NULL);
 	pthread_rwlock_wrlock(&m->vf->gate);
 	t0 = now_ns(CLOCK_MONOTONIC);
 	ret = atomic_load(&m->mirror_err);
 	if (!ret && (atomic_load(&m->cancel) || atomic_load(&m->stopping)))
 		ret = -ECANCELED;
-	if (!ret) {
+	if (!ret)
 		set_times(m);
-		ret = fdatasync(m->copy_fd) < 0 ? -errno : 0;
-	}
 	/* Every handle gets its destination fd before anything irreversible; the
 	 * handle list stays as it is until the swap (vfile.c: vfile_open). */
 	vfile_handles_lock();
@@ -386,8 +399,16 @@ static int mig_switch(struct mig *m)
 		vfile_for_each_handle(m->vf, reopen_one, &r);
 		ret = r.err;
 	}
-	if (!ret)
-		ret = journal(m, "switching");
+	if (!ret) {
+		/* A rename during the pause would have made the staged path stale. */
+		pthread_mutex_lock(&v->mig_lock);
+		ret = m->path_gen != staged_gen ? journal_stage(v, m, "switching") : 0;
+		if (!ret)
+			ret = journal_commit(v, m);
+		if (!ret)
+			m->journal_phase = "switching";
+		pthread_mutex_unlock(&v->mig_lock);
+	}
 	if (!ret) {
 		pthread_rwlock_wrlock(&v->ns_lock);
 		copy_path(m, path, sizeof(path));

@@ -64,6 +64,7 @@ struct mig {
 	char path[4096];		/* (L) current relative path */
 	char name[32];			/* "mig-<id>": .diff/.json on src, .copy on dst */
 	const char *journal_phase;	/* (L) what the journal says now, NULL = none */
+	unsigned path_gen;		/* (L) bumped by every rename of path */
 
 	/* (M) I/O routing */
 	struct overlay *ov;

@@ -370,6 +370,7 @@ void mig_path_moved(struct vds *v, const char *from, const char *to)
 		if (snprintf(buf, sizeof(buf), "%s%s", to, m->path + fl) >= (int)sizeof(buf))
 			continue;
 		strcpy(m->path, buf);
+		m->path_gen++;
 		if (m->phase > MIG_QUEUED)
 			journal_rewrite_locked(v, m);
 	}

@@ -101,10 +101,17 @@ ssize_t mig_write(struct mig *m, const void *buf, size_t len, off_t off)
 	return n;
 }
 
+/* A flush makes the write durable where recovery may look for it: the overlay, and
+ * while mirroring also the mirror target, since from the "switching" record on the
+ * copy alone is the file (which is why the switch itself needs no data flush). */
 int mig_fsync(struct mig *m, int datasync)
 {
+	int ret = overlay_flush(m->ov);
+
 	(void)datasync;
-	return overlay_flush(m->ov);
+	if (!ret && m->mirror_fd >= 0 && fdatasync(m->mirror_fd) < 0)
+		ret = -errno;
+	return ret;
 }
 
 static uint64_t ov_size(struct mig *m)

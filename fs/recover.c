@@ -214,8 +214,12 @@ int mig_recover(struct vds *v)
 		while ((de = readdir(d))) {
 			size_t l = strlen(de->d_name);
 
-			if (!strncmp(de->d_name, "mig-", 4) && l > 5 && !strcmp(de->d_name + l - 5, ".json"))
+			if (strncmp(de->d_name, "mig-", 4))
+				continue;
+			if (l > 5 && !strcmp(de->d_name + l - 5, ".json"))
 				recover_one(v, i, de->d_name);
+			else if (l > 10 && !strcmp(de->d_name + l - 10, ".json.next"))
+				unlinkat(v->ds[i].state_fd, de->d_name, 0);	/* never committed */
 		}
 		closedir(d);
 	}

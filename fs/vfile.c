@@ -30,7 +30,14 @@ static struct vfile *vfile_get_locked(struct node *n)
 	vf = calloc(1, sizeof(*vf));
 	if (!vf)
 		return NULL;
-	pthread_rwlock_init(&vf->gate, NULL);
+	pthread_rwlockattr_t a;
+
+	/* Writer-preferring: once a switch waits for the gate, new I/O queues behind
+	 * it, so a busy file cannot starve the switch and the pause stays short. */
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&vf->gate, &a);
+	pthread_rwlockattr_destroy(&a);
 	vf->node = n;
 	n->vf = vf;
 	return vf;
