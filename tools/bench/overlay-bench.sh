@@ -20,4 +20,4 @@ trap 'rm -rf "$dir"/ovb-*' EXIT
 bench="$build/tools/vds-diff/overlay-bench"
 "$bench" --dir "$dir" --size-mb "${SIZE_MB:-256}" --runs "${RUNS:-5}" --ops 100000 "$@"
 echo
-"$bench" --dir "$dir" --size-mb "${SIZE_MB:-256}" --runs "${RUNS:-5}" --ops 3000 --direct "$@"
+"$bench" --dir "$dir" --size-mb "${SIZE_MB:-256}" --runs "${RUNS:-5}" --ops 10000 --direct "$@"
