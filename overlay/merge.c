@@ -241,10 +241,16 @@ int overlay_merge(struct overlay *ov, int target_fd)
 
 	if (ret)
 		return (int)ret;
-	do
+	/* Quiescent means one pass; writers still running would keep it going, so
+	 * give up (-EAGAIN) rather than loop forever. */
+	for (int pass = 0; pass < 100; pass++) {
 		ret = overlay_merge_pass(m, &left);
-	while (ret >= 0 && left);
+		if (ret < 0 || !left)
+			break;
+	}
 	overlay_merge_end(m);
+	if (ret >= 0 && left)
+		ret = -EAGAIN;
 	return ret < 0 ? (int)ret : 0;
 }
 

@@ -137,7 +137,8 @@ int overlay_merge_begin(struct overlay *ov, int target_fd, struct overlay_merge 
 int64_t overlay_merge_pass(struct overlay_merge *m, uint64_t *remaining);
 void overlay_merge_end(struct overlay_merge *m);
 
-/* One-shot merge for a quiescent overlay: begin, pass until nothing is left, end. */
+/* One-shot merge for a quiescent overlay: begin, pass until nothing is left, end.
+ * -EAGAIN if writers kept dirtying blocks for 100 passes. */
 int overlay_merge(struct overlay *ov, int target_fd);
 
 /* Offline verification of a differencing file: every checksum, every referenced
