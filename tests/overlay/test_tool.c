@@ -95,3 +95,36 @@ Test(tool, create_info_check)
 	close(diff);
 	tdir_rm(&d);
 }
+
+/* `vds-diff merge BASE DIFF` (no target) cancels: the base becomes the overlay's
+ * image, and the file still opens against the changed base afterwards. */
+Test(tool, merge_onto_base)
+{
+	struct tdir d;
+	char bp[300], dp[300];
+	uint8_t *want = malloc(50000), buf[7000];
+	int base, diff;
+	struct overlay *ov;
+
+	tdir_new(&d);
+	tdir_file(&d, "base", bp, sizeof(bp));
+	tdir_file(&d, "diff", dp, sizeof(dp));
+	base = make_base(bp, 50000, 2, NULL);
+	diff = open_new(dp);
+	ov = ov_new(base, diff, 4096, "x");
+	memset(buf, 0x42, sizeof(buf));
+	cr_assert_eq(overlay_write(ov, buf, sizeof(buf), 3000), (ssize_t)sizeof(buf));
+	cr_assert_eq(overlay_discard(ov, 20480, 8192), 0);
+	cr_assert_eq(overlay_flush(ov), 0);
+	cr_assert_eq(overlay_read(ov, want, 50000, 0), 50000);
+	overlay_close(ov);
+	cr_assert_eq(run_vds_diff("merge", "--uuid", "x", bp, dp, NULL), 0);
+	expect_file(base, want, 50000);
+	ov = ov_reopen(base, diff, "x");	/* BASE_DIRTY: the fingerprint is not checked */
+	expect_contents(ov, want, 50000);
+	overlay_close(ov);
+	close(base);
+	close(diff);
+	tdir_rm(&d);
+	free(want);
+}
