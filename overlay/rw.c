@@ -17,6 +17,9 @@
  *     that sees DATA always finds the data, and a second writer to the same block
  *     waits on the lock and then sees DATA and the first writer's bytes.
  *   - afterwards ov_mark_changed() dirties the block for a running merge.
+ * Consecutive whole blocks go out as one pwrite (up to 256 KiB, 1 MiB on O_DIRECT)
+ * under the stripe locks of all of them, taken in ascending order, unless all are
+ * already DATA; then the map changes with one CAS per 32 blocks.
  *
  * Discard: whole blocks become ZERO under the stripe lock and their space is
  * punched; partial pieces are written as zeros (skipped if already ZERO).
