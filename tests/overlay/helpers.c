@@ -11,19 +11,47 @@
 
 #include "helpers.h"
 
+/* Directories not yet removed; a failed assertion ends the test process early,
+ * so an atexit hook removes whatever is left. */
+static char live[16][256];
+
+static void rm_path(const char *path)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd))
+		cr_log_warn("could not remove %s", path);
+}
+
+static void rm_live(void)
+{
+	for (int i = 0; i < 16; i++)
+		if (live[i][0])
+			rm_path(live[i]);
+}
+
 void tdir_new(struct tdir *d)
 {
+	static int hooked;
+
 	snprintf(d->path, sizeof(d->path), "/tmp/vds-ovtest-XXXXXX");
 	cr_assert_not_null(mkdtemp(d->path));
+	if (!hooked++)
+		atexit(rm_live);
+	for (int i = 0; i < 16; i++)
+		if (!live[i][0]) {
+			snprintf(live[i], sizeof(live[i]), "%s", d->path);
+			break;
+		}
 }
 
 void tdir_rm(struct tdir *d)
 {
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->path);
-	if (system(cmd))
-		cr_log_warn("could not remove %s", d->path);
+	rm_path(d->path);
+	for (int i = 0; i < 16; i++)
+		if (!strcmp(live[i], d->path))
+			live[i][0] = 0;
 }
 
 void tdir_file(const struct tdir *d, const char *name, char *out, size_t len)
