@@ -8,6 +8,10 @@
  *   1M seqwrite        1 MiB writes front to back, fresh overlay
  *   1M seqread         1 MiB reads front to back, all base blocks
  *   4k randread base, 4 threads   the same as 4k randread base from 4 threads
+ *   control: 1M seqwr new file    no overlay at all: 1M seqwrite into a new sparse
+ *                      file instead of the existing image, i.e. the filesystem's
+ *                      cost of first writes into holes, which the overlay always
+ *                      pays (its differencing file starts empty)
  * Each workload runs --runs times.  Within a run plain and overlay work in
  * alternating batches (500 random ops or 16 MiB), each side timed separately, so
  * load from other processes hits both sides alike: the machine this was written on
@@ -157,11 +161,17 @@ static void tgt_close(struct tgt *t)
 			close(fd[i]);
 }
 
-enum wl { RANDWRITE, RANDREAD_BASE, RANDREAD_DIFF, SEQWRITE, SEQREAD, MT_READ_BASE, NWL };
+enum wl { RANDWRITE, RANDREAD_BASE, RANDREAD_DIFF, SEQWRITE, SEQREAD, MT_READ_BASE,
+	  CTRL_SEQWRITE, NWL };
 static const char *wl_name[NWL] = {
 	"4k randwrite", "4k randread base", "4k randread diff", "1M seqwrite", "1M seqread",
-	"4k randread base, 4 threads",
+	"4k randread base, 4 threads", "control: 1M seqwr new file",
 };
+
+static int is_write(enum wl w)
+{
+	return w == RANDWRITE || w == SEQWRITE || w == CTRL_SEQWRITE;
+}
 
 #define MT_THREADS 4
 
@@ -211,7 +221,7 @@ static double mt_batch(struct tgt *t, uint64_t seed, unsigned n)
  * generator, so both targets see exactly the same offsets.  Returns seconds. */
 static double batch(struct tgt *t, enum wl w, uint64_t seed, uint64_t *pos, unsigned n)
 {
-	int wr = w == RANDWRITE || w == SEQWRITE;
+	int wr = is_write(w);
 
 	if (w == MT_READ_BASE)
 		return mt_batch(t, seed, n);
@@ -237,7 +247,7 @@ static void run_pair(enum wl w, unsigned run, double mbs[2])
 	struct tgt t[2];
 	double secs[2] = { 0, 0 };
 	uint64_t seed = 0x9e3779b97f4a7c15ull * (run + 1) + w, pos[2] = { 0, 0 }, bytes;
-	int wr = w == RANDWRITE || w == SEQWRITE;
+	int wr = is_write(w);
 	int rnd_io = w <= RANDREAD_DIFF || w == MT_READ_BASE;
 	unsigned per = w == MT_READ_BASE ? 20000 : rnd_io ? 500 : 16;	/* ops per batch */
 	unsigned total = rnd_io ? cfg.ops : (unsigned)(cfg.size >> 20);
@@ -246,7 +256,14 @@ static void run_pair(enum wl w, unsigned run, double mbs[2])
 	 * measurement makes the filesystem busy freeing (and discarding) its blocks. */
 	snprintf(dp, sizeof(dp), "%s.%u.%d", diff_p, run, (int)w);
 	t[0] = open_plain();
-	t[1] = w == RANDREAD_DIFF ? open_overlay(full_p, 0) : open_overlay(dp, 1);
+	if (w == CTRL_SEQWRITE) {	/* no overlay: a new sparse plain file */
+		t[1] = (struct tgt){ .fd = xopen(dp, O_RDWR | O_CREAT | O_TRUNC), .base = -1,
+				     .diff = -1 };
+		if (ftruncate(t[1].fd, (off_t)cfg.size))
+			die(dp, errno);
+	} else {
+		t[1] = w == RANDREAD_DIFF ? open_overlay(full_p, 0) : open_overlay(dp, 1);
+	}
 	sync();	/* start with no dirty pages from the previous measurement */
 	for (unsigned done = 0, b = 0; done < total; done += per, b++) {
 		unsigned n = total - done < per ? total - done : per;
