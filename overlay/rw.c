@@ -265,11 +265,12 @@ static int write_whole_run(struct overlay *ov, uint64_t b, uint64_t n, const uin
 	return ret;
 }
 
-/* Bytes per pwrite on the whole-block path.  Buffered: not more than 256 KiB; on
- * the development VM's ext4 (kernel 6.18), buffered 512 KiB and 1 MiB writes into
- * the holes of the sparse differencing file intermittently ran 10-20x slower (time
- * spent in ext4_block_write_begin); 256 KiB never did.  O_DIRECT has no page cache
- * to trip over and wants few large I/Os.  (tools/bench/overlay-bench) */
+/* Bytes per pwrite on the whole-block path.  Buffered: 256 KiB.  On the
+ * development VM's ext4 (kernel 6.18) buffered writes into the holes of a new
+ * sparse file intermittently run 10-20x slower (time spent in
+ * ext4_block_write_begin), with or without the overlay (the benchmark's control
+ * row); 64-256 KiB writes hit that mode less often than 1 MiB ones in our runs.
+ * O_DIRECT has no page cache and wants few large I/Os. */
 #define WRITE_RUN_BUFFERED (256u << 10)
 #define WRITE_RUN_DIRECT (1u << 20)
 
