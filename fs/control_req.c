@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "mig.h"
+#include "testpoint.h"
 #include "vdsfs.h"
 
 #define MAX_FILES	4096
@@ -366,6 +367,9 @@ char *control_handle(struct vds *v, const char *line)
 
 		json_object_object_add(o, "events", mig_events(v));
 		out = finish(o);
+	} else if (!strcmp(cmd, "test-release")) {	/* testpoint.h: test-only */
+		testpoint_release();
+		out = finish(ok_reply());
 	} else
 		out = error_reply("unknown command");
 	json_object_put(req);

@@ -20,6 +20,7 @@
 #include "mig.h"
 #include "overlay.h"
 #include "scheduler.h"
+#include "testpoint.h"
 #include "vdsfs.h"
 #include "vfile.h"
 
@@ -116,6 +117,7 @@ static int mig_prepare(struct mig *m)
 	m->ov = ov;
 	m->vf->mig = m;
 	pthread_rwlock_unlock(&m->vf->gate);
+	testpoint(m, "overlay-on");
 	return 0;
 }
 
@@ -130,6 +132,8 @@ static void on_copy_progress(void *arg, const struct copier_progress *p)
 	m->total = p->total;
 	m->rate = p->rate;
 	pthread_mutex_unlock(&m->v->mig_lock);
+	if (p->done > 0 && p->done < p->total)
+		testpoint(m, "mid-copy");
 }
 
 static int mig_copy(struct mig *m)
@@ -158,6 +162,7 @@ static int mig_copy(struct mig *m)
 	m->copy_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	m->done = m->total = res.data_bytes;
 	pthread_mutex_unlock(&m->v->mig_lock);
+	testpoint(m, "copied");
 	return 0;
 }
 
@@ -207,6 +212,7 @@ static int merge_pass(struct mig *m, int target, bool cancellable)
 			m->merged_bytes += end - off;
 			pthread_mutex_unlock(&m->v->mig_lock);
 			off = end;
+			testpoint(m, cancellable ? "mid-converge" : "mid-cancel");
 		}
 	}
 	free(buf);
@@ -242,6 +248,8 @@ static int mig_converge(struct mig *m)
 		ret = -errno;
 	if (!ret && (ret = atomic_load(&m->mirror_err)))
 		return fail(m, ret, "writing to the destination failed: %s", NULL);
+	if (!ret)
+		testpoint(m, "converged");
 	return ret == -ECANCELED ? ret : ret ? fail(m, ret, "merge failed: %s", NULL) : 0;
 }
 
@@ -410,6 +418,7 @@ static int mig_switch(struct mig *m)
 		pthread_mutex_unlock(&v->mig_lock);
 	}
 	if (!ret) {
+		testpoint(m, "before-flip");
 		pthread_rwlock_wrlock(&v->ns_lock);
 		copy_path(m, path, sizeof(path));
 		ret = atomic_load(&m->cancel) ? -ECANCELED : flip(m, path, &newfd, &nst);
@@ -432,6 +441,7 @@ static int mig_switch(struct mig *m)
 		return fail(m, ret, "switch failed: %s", NULL);
 	}
 	close(oldfd);
+	testpoint(m, "after-flip");
 	pthread_mutex_lock(&v->mig_lock);
 	m->pause_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	pthread_mutex_unlock(&v->mig_lock);
@@ -485,6 +495,7 @@ static void release_io(struct mig *m, bool keep_files)
 		return;
 	snprintf(name, sizeof(name), "%s.diff", m->name);
 	unlinkat(S->state_fd, name, 0);
+	testpoint(m, "cleanup");
 	snprintf(name, sizeof(name), "%s.copy", m->name);
 	copier_discard(D->state_fd, name);
 	journal_remove(m->v, m);

@@ -65,6 +65,7 @@ struct mig {
 	char name[32];			/* "mig-<id>": .diff/.json on src, .copy on dst */
 	const char *journal_phase;	/* (L) what the journal says now, NULL = none */
 	unsigned path_gen;		/* (L) bumped by every rename of path */
+	const char *held_at;		/* (L) test hold point it waits at, or NULL */
 
 	/* (M) I/O routing */
 	struct overlay *ov;

@@ -303,8 +303,10 @@ static json_object *mig_json_locked(struct mig *m)
 	json_object_object_add(o, "started_seq", json_object_new_int64((int64_t)m->started_seq));
 	json_object_object_add(o, "ended_seq", json_object_new_int64((int64_t)m->ended_seq));
 	json_object_object_add(o, "recovered", json_object_new_boolean(m->recovered));
-	if (m->err || m->msg[0])
-		json_object_object_add(o, "error", json_object_new_string(m->msg));
+	if (m->msg[0])
+		json_object_object_add(o, m->err ? "error" : "note", json_object_new_string(m->msg));
+	if (m->held_at)
+		json_object_object_add(o, "held_at", json_object_new_string(m->held_at));
 	return o;
 }
 

@@ -51,15 +51,18 @@ class Mount:
             if tmpfs_mb:
                 run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_mb[i]}m", "tmpfs", p])
                 case.addCleanup(self._umount_path, p)
+        # A per-test control socket keeps parallel or leftover daemons apart.
+        self.sock = os.path.join(self.top, "ctl.sock")
+        opts = f"control={self.sock}" + (f",{opts}" if opts else "")
         self.opts = opts
         self.spec = ":".join(f"{nm}={p}" for nm, p in zip(self.names, self.paths))
 
-    def start(self, extra=()):
+    def start(self, extra=(), env=None):
         cmd = [VDSFS, self.spec, self.mnt] + list(extra)
         if self.opts:
             cmd += ["-o", self.opts]
         self.case.addCleanup(self.stop)
-        run(cmd)
+        run(cmd, env=dict(os.environ, **(env or {})))
         for _ in range(100):
             if mounted(self.mnt):
                 return self
@@ -98,3 +101,72 @@ def main():
     import warnings
     warnings.simplefilter("ignore", ResourceWarning)
     unittest.main(verbosity=2)
+
+
+VDSCTL = os.environ.get("VDSCTL", "vdsctl")
+
+
+class Ctl:
+    """vdsctl against one Mount, plus polling helpers. Waits are bounded but never
+    asserted on: a slow machine makes a test slower, not red."""
+
+    def __init__(self, m):
+        self.m = m
+
+    def run(self, *args, check=True):
+        return run([VDSCTL, "-s", self.m.sock, "-m", self.m.mnt] + list(args), check=check)
+
+    def json(self, *args):
+        import json
+        return json.loads(self.run(*args).stdout)
+
+    def status(self, mid=None):
+        args = ["status", "--json"] + ([str(mid)] if mid else [])
+        return self.json(*args)
+
+    def one(self, mid):
+        return self.status(mid)[0]
+
+    def events(self):
+        return self.json("events")["events"]
+
+    def migrate(self, *args):
+        out = self.run("migrate", *args).stdout.split()
+        return [int(x) for x in out]
+
+    def wait(self, cond, what, timeout=240):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = cond()
+            if v:
+                return v
+            time.sleep(0.05)
+        raise AssertionError(f"gave up waiting for {what}")
+
+    def wait_phase(self, mid, *phases):
+        return self.wait(lambda: self.one(mid)["phase"] in phases and self.one(mid),
+                         f"migration {mid} to reach {phases}")
+
+    def wait_held(self, mid, point):
+        return self.wait(lambda: self.one(mid).get("held_at") == point,
+                         f"migration {mid} to hold at {point}")
+
+    def release(self):
+        import json
+        import socket
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(self.m.sock)
+        s.sendall(json.dumps({"cmd": "test-release"}).encode() + b"\n")
+        reply = s.makefile().readline()
+        s.close()
+        assert json.loads(reply)["ok"], reply
+
+
+def state_files(m):
+    """Everything in the datastores' .vdsfs/ folders except the lock files."""
+    out = []
+    for p in m.paths:
+        d = os.path.join(p, ".vdsfs")
+        if os.path.isdir(d):
+            out += [os.path.join(d, f) for f in os.listdir(d) if f != "lock"]
+    return out

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Live migration through the mount: the seed scenario and its order, qemu-io and
+fio verify while files move, a writer flat out, cancel in each phase, the namespace
+rules (rename, unlink, truncate during a migration) and every bad request.
+
+Phases are pinned with the daemon's test-only hold point (VDSFS_TEST_HOLD, see
+fs/testpoint.h) so no assertion depends on timing."""
+import os
+import subprocess
+import unittest
+
+from vdsfs_fixture import Ctl, Mount, main, run, state_files
+
+MB = 1 << 20
+
+
+def make_file(path, size_mb, fill=True):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        if fill:
+            chunk = os.urandom(MB)
+            for _ in range(size_mb):
+                f.write(chunk)
+        else:
+            f.truncate(size_mb * MB)
+
+
+def qemu_io(img, *cmds, check=True):
+    args = ["qemu-io", "-f", "raw", "-t", "none", "-i", "io_uring"]
+    for c in cmds:
+        args += ["-c", c]
+    p = run(args + [img], check=check)
+    if check:
+        assert "Pattern verification failed" not in p.stdout + p.stderr, p.stdout
+    return p
+
+
+def fio_args(path, size, extra=()):
+    return ["fio", "--name=v", f"--filename={path}", f"--size={size}", "--direct=1",
+            "--ioengine=io_uring", "--rw=randwrite", "--bs=4k", "--iodepth=16",
+            "--verify=crc32c", "--verify_fatal=1", "--output-format=terse"] + list(extra)
+
+
+class Base(unittest.TestCase):
+    hold = None
+    n = 2
+    tmpfs = None
+
+    def setUp(self):
+        self.m = Mount(self, n=self.n, tmpfs_mb=self.tmpfs)
+        self.files()
+        self.m.start(env={"VDSFS_TEST_HOLD": self.hold} if self.hold else None)
+        self.c = Ctl(self.m)
+
+    def files(self):
+        make_file(self.m.backing(0, "vm/disk"), 32)
+
+    def assert_clean(self):
+        self.assertEqual(state_files(self.m), [])
+
+
+class Seed(Base):
+    """vSphere 5.1: VMDK1, VMDK2 on DS1 -> DS4, VMDK3, VMDK4 on DS2 -> DS3."""
+    n = 4
+    hold = "copied"
+
+    def files(self):
+        for i, ds in ((1, 0), (2, 0), (3, 1), (4, 1)):
+            make_file(self.m.backing(ds, f"vm/VMDK{i}"), 16)
+
+    def test_seed_order_with_fio_verify(self):
+        p = self.m.path
+        # lay out fio's verify headers on every disk, then move them under load
+        for i in range(1, 5):
+            run(fio_args(p(f"vm/VMDK{i}"), "16m", ["--rw=write", "--bs=64k"]))
+        ids = self.c.migrate(p("vm/VMDK1") + "=ds3", p("vm/VMDK2") + "=ds3",
+                             p("vm/VMDK3") + "=ds2", p("vm/VMDK4") + "=ds2")
+        self.assertEqual(len(ids), 4)
+        d1, d2, d3, d4 = ids
+        self.c.wait_held(d1, "copied")
+        self.c.wait_held(d3, "copied")
+        self.assertEqual(self.c.one(d2)["phase"], "queued")
+        self.assertEqual(self.c.one(d4)["phase"], "queued")
+        # writes while all four are mid-migration (two copying, two queued)
+        # Full-coverage random writes (each block once): a later verify_only run
+        # replays exactly this pattern, which a number_ios-limited run would not.
+        writers = [subprocess.Popen(fio_args(p(f"vm/VMDK{i}"), "16m", ["--verify_backlog=256"]),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for i in range(1, 5)]
+        for w in writers:
+            out, err = w.communicate()
+            self.assertEqual(w.returncode, 0, out + err)
+        # one permit per migration: the scheduler alone decides who runs when
+        for _ in ids:
+            self.c.release()
+        for i in ids:
+            self.c.wait_phase(i, "done", "failed", "cancelled")
+        st = {m["id"]: m for m in self.c.status()}
+        for i in ids:
+            self.assertEqual(st[i]["phase"], "done", st[i])
+        s1, e1, s2, e2 = (st[d1]["started_seq"], st[d1]["ended_seq"],
+                          st[d2]["started_seq"], st[d2]["ended_seq"])
+        s3, e3, s4 = st[d3]["started_seq"], st[d3]["ended_seq"], st[d4]["started_seq"]
+        self.assertTrue(s1 < e3 and s3 < e1, "VMDK1 and VMDK3 must overlap")
+        self.assertGreater(s2, e1, "VMDK2 starts only after VMDK1 ends")
+        self.assertGreater(s4, e3, "VMDK4 starts only after VMDK3 ends")
+        ev = [e for e in self.c.events() if e["event"] == "started"]
+        self.assertEqual(len(ev), 4)
+        for i, ds in ((1, 3), (2, 3), (3, 2), (4, 2)):
+            self.assertEqual(self.m.where(f"vm/VMDK{i}"), [ds])
+            r = run(fio_args(p(f"vm/VMDK{i}"), "16m", ["--verify_only"]), check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_clean()
+
+
+class QemuIo(Base):
+    hold = "copied"
+
+    def test_patterns_survive_migration_and_match_reference(self):
+        img = self.m.path("vm/disk")
+        ref = os.path.join(self.m.top, "ref.raw")
+        run(["cp", self.m.backing(0, "vm/disk"), ref])
+        writes = ["write -P 0x11 0 1M", "write -P 0x22 5M 64k", "write -P 0x33 31M 1M", "flush"]
+        mid, = self.c.migrate(img, "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        qemu_io(img, *writes)
+        qemu_io(ref, *writes)
+        self.c.release()
+        self.assertEqual(self.c.wait_phase(mid, "done", "failed")["phase"], "done")
+        qemu_io(img, "read -P 0x11 0 1M", "read -P 0x22 5M 64k", "read -P 0x33 31M 1M")
+        run(["qemu-img", "compare", "-f", "raw", "-F", "raw", img, ref])
+        self.assertEqual(self.m.where("vm/disk"), [1])
+        self.assertEqual(os.stat(img).st_size, 32 * MB)
+        self.assert_clean()
+
+
+class FlatOut(Base):
+    def files(self):
+        make_file(self.m.backing(0, "vm/disk"), 128)
+
+    def test_writer_flat_out_still_converges(self):
+        img = self.m.path("vm/disk")
+        w = subprocess.Popen(fio_args(img, "128m", ["--iodepth=32", "--time_based", "--runtime=600",
+                                                    "--verify_backlog=1024", "--exitall"]),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            mid, = self.c.migrate(img, "--to", "ds1")
+            st = self.c.wait_phase(mid, "done", "failed")
+            self.assertEqual(st["phase"], "done", st)
+            self.assertIsNone(w.poll(), "the writer must still be running: it never paused")
+        finally:
+            w.terminate()
+            w.wait()
+        self.assertEqual(self.m.where("vm/disk"), [1])
+        self.assert_clean()
+
+
+class CancelCopying(Base):
+    def test_cancel_during_copy_keeps_writes_on_source(self):
+        img = self.m.path("vm/disk")
+        mid, = self.c.migrate("--bwlimit", "1M", img, "--to", "ds1")
+        self.c.wait(lambda: self.c.one(mid)["bytes_copied"] > 0, "copy progress")
+        qemu_io(img, "write -P 0x44 3M 128k", "flush")
+        self.c.run("cancel", str(mid))
+        self.assertEqual(self.c.wait_phase(mid, "cancelled", "failed", "done")["phase"], "cancelled")
+        qemu_io(img, "read -P 0x44 3M 128k")
+        self.assertEqual(self.m.where("vm/disk"), [0])
+        self.assert_clean()
+
+
+class CancelConverging(Base):
+    hold = "converged"
+
+    def test_cancel_during_converge(self):
+        img = self.m.path("vm/disk")
+        mid, = self.c.migrate(img, "--to", "ds1")
+        self.c.wait_held(mid, "converged")
+        qemu_io(img, "write -P 0x55 7M 256k", "flush")
+        self.c.run("cancel", str(mid))
+        self.c.release()
+        self.assertEqual(self.c.wait_phase(mid, "cancelled", "failed", "done")["phase"], "cancelled")
+        qemu_io(img, "read -P 0x55 7M 256k")
+        self.assertEqual(self.m.where("vm/disk"), [0])
+        p = self.c.run("cancel", str(mid), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("already cancelled", p.stderr)
+        self.assert_clean()
+
+
+class NamespaceRules(Base):
+    hold = "copied"
+
+    def test_rename_during_migration_follows(self):
+        mid, = self.c.migrate(self.m.path("vm/disk"), "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        os.makedirs(self.m.path("other"))
+        os.rename(self.m.path("vm/disk"), self.m.path("other/renamed"))
+        self.c.release()
+        self.assertEqual(self.c.wait_phase(mid, "done", "failed")["phase"], "done")
+        self.assertEqual(self.m.where("other/renamed"), [1])
+        self.assertEqual(self.m.where("vm/disk"), [])
+        self.assert_clean()
+
+    def test_unlink_during_migration_cancels(self):
+        mid, = self.c.migrate(self.m.path("vm/disk"), "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        os.unlink(self.m.path("vm/disk"))
+        self.c.release()
+        self.assertEqual(self.c.wait_phase(mid, "cancelled", "failed", "done")["phase"], "cancelled")
+        self.assertEqual(self.m.where("vm/disk"), [])
+        self.assert_clean()
+
+    def test_truncate_and_extend_during_migration(self):
+        img = self.m.path("vm/disk")
+        mid, = self.c.migrate(img, "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        os.truncate(img, 8 * MB)
+        os.truncate(img, 40 * MB)
+        self.assertEqual(os.stat(img).st_size, 40 * MB)
+        qemu_io(img, "write -P 0x66 39M 1M", "flush")
+        self.c.release()
+        self.assertEqual(self.c.wait_phase(mid, "done", "failed")["phase"], "done")
+        self.assertEqual(os.stat(img).st_size, 40 * MB)
+        qemu_io(img, "read -P 0 8M 31M", "read -P 0x66 39M 1M")
+        self.assert_clean()
+
+    def test_open_handle_survives_switch(self):
+        img = self.m.path("vm/disk")
+        fd = os.open(img, os.O_RDWR)
+        try:
+            ino = os.fstat(fd).st_ino
+            mid, = self.c.migrate(img, "--to", "ds1")
+            self.c.wait_held(mid, "copied")
+            os.pwrite(fd, b"before-switch", 100)
+            self.c.release()
+            self.assertEqual(self.c.wait_phase(mid, "done", "failed")["phase"], "done")
+            os.pwrite(fd, b"after-switch!", 200)
+            os.fsync(fd)
+            self.assertEqual(os.pread(fd, 13, 100), b"before-switch")
+            self.assertEqual(os.stat(img).st_ino, ino)
+        finally:
+            os.close(fd)
+        with open(self.m.backing(1, "vm/disk"), "rb") as f:
+            f.seek(200)
+            self.assertEqual(f.read(13), b"after-switch!")
+
+
+class BadRequests(Base):
+    n = 3
+    tmpfs = [160, 160, 4]
+    hold = "copied"
+
+    def refused(self, *args, expect):
+        before = self.c.status()
+        p = self.c.run("migrate", *args, check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn(expect, p.stderr)
+        self.assertEqual(self.c.status(), before)
+
+    def test_each_bad_request_changes_nothing(self):
+        p = self.m.path
+        os.link(self.m.backing(0, "vm/disk"), self.m.backing(0, "vm/hardlink"))
+        make_file(self.m.backing(0, "vm/small"), 1)
+        self.refused(p("vm/nope"), "--to", "ds1", expect="no such file")
+        self.refused(p("vm/small"), "--to", "nowhere", expect="unknown datastore")
+        self.refused("/etc/hostname", "--to", "ds1", expect="not inside the mount")
+        self.refused(p("vm/small"), "--to", "ds0", expect="already on datastore ds0")
+        self.refused(p("vm/disk"), "--to", "ds1", expect="hard-linked")
+        self.refused(p("vm/small"), "--to", "ds2", expect="no room on datastore ds2")
+        # all-or-nothing: one bad file in a request queues none
+        self.refused(p("vm/small") + "=ds1", p("vm/nope") + "=ds1", expect="no such file")
+        os.unlink(self.m.backing(0, "vm/hardlink"))
+        mid, = self.c.migrate(p("vm/disk"), "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        self.refused(p("vm/disk"), "--to", "ds1", expect="already migrating")
+        self.c.release()
+        self.c.wait_phase(mid, "done", "failed")
+
+    def test_bad_cancel_and_status(self):
+        self.assertEqual(self.c.run("cancel", "999", check=False).returncode, 1)
+        self.assertEqual(self.c.run("status", "999", check=False).returncode, 1)
+        self.assertEqual(self.c.run("bogus", check=False).returncode, 2)
+
+    def test_where_and_datastores(self):
+        out = self.c.run("where", self.m.path("vm/disk")).stdout
+        self.assertIn("vm/disk\tds0", out)
+        ds = self.c.json("datastores", "--json")["datastores"]
+        self.assertEqual([d["name"] for d in ds], ["ds0", "ds1", "ds2"])
+        self.assertEqual(ds[0]["held"], 32 * MB)
+        self.assertEqual(ds[0]["fs"], "tmpfs")
+
+
+if __name__ == "__main__":
+    main()
