@@ -38,7 +38,8 @@ def qemu_io(img, *cmds, check=True):
 def fio_args(path, size, extra=()):
     return ["fio", "--name=v", f"--filename={path}", f"--size={size}", "--direct=1",
             "--ioengine=io_uring", "--rw=randwrite", "--bs=4k", "--iodepth=16",
-            "--verify=crc32c", "--verify_fatal=1", "--output-format=terse"] + list(extra)
+            "--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0",
+            "--output-format=terse"] + list(extra)
 
 
 class Base(unittest.TestCase):
