@@ -85,7 +85,7 @@ struct mig {
 	int err;
 	char msg[256];
 	bool recovered;			/* outcome of a crash recovery at mount */
-	int mirror_err;			/* first failed mirror write (atomic) */
+	_Atomic int mirror_err;		/* first failed mirror write */
 
 	atomic_bool cancel;		/* user cancel or unlink: roll back */
 	atomic_bool stopping;		/* daemon shutdown: leave it to recovery */

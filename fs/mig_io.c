@@ -56,8 +56,7 @@ static void mirror_failed(struct mig *m, int err)
 	/* First error wins; the migration thread reads it before switching. */
 	int zero = 0;
 
-	__atomic_compare_exchange_n(&m->mirror_err, &zero, err, false, __ATOMIC_SEQ_CST,
-				    __ATOMIC_SEQ_CST);
+	atomic_compare_exchange_strong(&m->mirror_err, &zero, err);
 }
 
 static void touch(struct mig *m)

@@ -9,7 +9,7 @@ pkgs="gcc meson ninja-build pkg-config libfuse3-dev fuse3 liburing-dev libjson-c
 case $level in
   test|bench) pkgs="$pkgs fio qemu-utils clang libclang-rt-14-dev attr e2fsprogs util-linux" ;;
 esac
-[ "$level" = bench ] && pkgs="$pkgs mergerfs gnuplot-nox"
+[ "$level" = bench ] && pkgs="$pkgs mergerfs gnuplot-nox bc"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
