@@ -69,6 +69,18 @@ int sched_set_ds_limit(struct sched *s, uint32_t id, unsigned k)
 	return d ? 0 : -EINVAL;
 }
 
+int sched_set_max_running(struct sched *s, unsigned n)
+{
+	if (!n)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->max_running = n;
+	s->gen_req++;  /* a raised limit may let queued jobs start */
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 struct copier_limiter *sched_ds_limiter(struct sched *s, uint32_t id)
 {
 	struct copier_limiter *lim = NULL;

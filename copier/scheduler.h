@@ -110,6 +110,8 @@ void sched_free(struct sched *s);
 /* Per-datastore overrides of opts.per_ds and of its rate limit (bytes/s,
  * used by copy jobs; 0 = unlimited). */
 int sched_set_ds_limit(struct sched *s, uint32_t ds, unsigned k);
+/* Change opts.max_running at run time; lowering it stops no running job. */
+int sched_set_max_running(struct sched *s, unsigned n);
 int sched_set_ds_rate(struct sched *s, uint32_t ds, uint64_t bytes_per_sec);
 /* The shared limiter of a datastore (created on first use; owned by s). */
 struct copier_limiter *sched_ds_limiter(struct sched *s, uint32_t ds);

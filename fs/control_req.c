@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "mig.h"
+#include "scheduler.h"
 #include "testpoint.h"
 #include "vdsfs.h"
 
@@ -266,7 +267,7 @@ static int collect_move(struct vds *v, json_object *mv, struct filelist *l, char
 static char *req_migrate(struct vds *v, json_object *req)
 {
 	struct filelist *l = calloc(1, sizeof(*l));
-	json_object *moves, *jbw, *o, *ids;
+	json_object *moves, *jbw, *jpar = NULL, *o, *ids;
 	uint64_t bw = 0;
 	char err[512] = "";
 	int ret = 0;
@@ -278,12 +279,18 @@ static char *req_migrate(struct vds *v, json_object *req)
 		ret = -EINVAL, snprintf(err, sizeof(err), "migrate: expected \"moves\": [{\"path\",\"to\"}...]");
 	if (json_object_object_get_ex(req, "bwlimit", &jbw))
 		bw = (uint64_t)json_object_get_int64(jbw);
+	if (json_object_object_get_ex(req, "parallel", &jpar) &&
+	    (json_object_get_int(jpar) < 1 || json_object_get_int(jpar) > 64))
+		ret = -EINVAL, snprintf(err, sizeof(err), "migrate: parallel must be 1-64");
 	for (size_t i = 0; !ret && i < json_object_array_length(moves); i++)
 		ret = collect_move(v, json_object_array_get_idx(moves, i), l, err, sizeof(err));
 	if (!ret && !l->n)
 		ret = -ENOENT, snprintf(err, sizeof(err), "migrate: no regular file to move");
 	for (int i = 0; !ret && i < l->n; i++)
 		ret = mig_check(v, l->path[i], l->dst[i], err, sizeof(err));
+	/* How many migrations the daemon runs at once, from now on (all requests). */
+	if (!ret && jpar)
+		sched_set_max_running(v->sched, (unsigned)json_object_get_int(jpar));
 	o = ret ? NULL : ok_reply();
 	ids = ret ? NULL : json_object_new_array();
 	for (int i = 0; !ret && i < l->n; i++) {

@@ -114,6 +114,29 @@ class Seed(Base):
         self.assert_clean()
 
 
+class Parallel(Base):
+    n = 4
+    hold = "copied"
+
+    def files(self):
+        make_file(self.m.backing(0, "vm/a"), 4)
+        make_file(self.m.backing(1, "vm/b"), 4)
+
+    def test_parallel_one_serialises_distinct_pairs(self):
+        # ds0->ds2 and ds1->ds3 share no datastore: only --parallel 1 keeps b waiting
+        a, b = self.c.migrate("--parallel", "1", self.m.path("vm/a") + "=ds2",
+                              self.m.path("vm/b") + "=ds3")
+        self.c.wait_held(a, "copied")
+        self.assertEqual(self.c.one(b)["phase"], "queued")
+        self.c.release()
+        self.c.wait_held(b, "copied")
+        self.c.release()
+        sa, sb = self.c.wait_phase(a, "done"), self.c.wait_phase(b, "done")
+        self.assertGreater(sb["started_seq"], sa["ended_seq"])
+        p = self.c.run("migrate", "--parallel", "0", self.m.path("vm/a"), "--to", "ds0", check=False)
+        self.assertNotEqual(p.returncode, 0)
+
+
 class QemuIo(Base):
     hold = "copied"
 
