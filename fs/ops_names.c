@@ -66,8 +66,29 @@ static void reply_new(fuse_req_t req, struct node *parent, const char *name, int
 		fuse_reply_entry(req, &e);
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+/* What a new object is; make() creates it at dfd/path. */
+struct newobj {
+	mode_t mode;
+	dev_t rdev;
+	const char *target;	/* symlinks */
+};
+
+static int make_node(int dfd, const char *path, const struct newobj *o)
+{
+	int r;
+
+	if (S_ISDIR(o->mode))
+		r = mkdirat(dfd, path, o->mode & 07777);
+	else if (S_ISLNK(o->mode))
+		r = symlinkat(o->target, dfd, path);
+	else
+		r = mknodat(dfd, path, o->mode, o->rdev);
+	return r < 0 ? -errno : 0;
+}
+
+/* mknod, mkdir, symlink: place, create, give to the caller, reply. */
+static void create_named(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 const struct newobj *o)
 {
 	struct vds *v = req_vds(req);
 	struct node *p = req_node(req, parent);
@@ -76,47 +97,35 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 	pthread_rwlock_rdlock(&v->ns_lock);
 	ret = newname_prepare(v, p, name, -1, &nn);
-	if (!ret && mknodat(v->ds[nn.ds].fd, nn.path, mode, rdev) < 0)
-		ret = -errno;
+	if (!ret)
+		ret = make_node(v->ds[nn.ds].fd, nn.path, o);
 	pthread_rwlock_unlock(&v->ns_lock);
 	if (!ret)
 		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
 	reply_new(req, p, name, ret);
 }
 
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	struct newobj o = { .mode = mode, .rdev = rdev };
+
+	create_named(req, parent, name, &o);
+}
+
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct vds *v = req_vds(req);
-	struct node *p = req_node(req, parent);
-	struct newname nn;
-	int ret;
+	struct newobj o = { .mode = S_IFDIR | (mode & 07777) };
 
-	pthread_rwlock_rdlock(&v->ns_lock);
-	ret = newname_prepare(v, p, name, -1, &nn);
-	if (!ret && mkdirat(v->ds[nn.ds].fd, nn.path, mode) < 0)
-		ret = -errno;
-	pthread_rwlock_unlock(&v->ns_lock);
-	if (!ret)
-		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
-	reply_new(req, p, name, ret);
+	create_named(req, parent, name, &o);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 		       const char *name)
 {
-	struct vds *v = req_vds(req);
-	struct node *p = req_node(req, parent);
-	struct newname nn;
-	int ret;
+	struct newobj o = { .mode = S_IFLNK | 0777, .target = target };
 
-	pthread_rwlock_rdlock(&v->ns_lock);
-	ret = newname_prepare(v, p, name, -1, &nn);
-	if (!ret && symlinkat(target, v->ds[nn.ds].fd, nn.path) < 0)
-		ret = -errno;
-	pthread_rwlock_unlock(&v->ns_lock);
-	if (!ret)
-		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
-	reply_new(req, p, name, ret);
+	create_named(req, parent, name, &o);
 }
 
 /* A hard link must stay on its file's datastore: that is where the inode is. */

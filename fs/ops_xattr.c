@@ -62,7 +62,8 @@ static int xread_path(struct vds *v, struct node *n, char *out, size_t len)
 	return ds < 0 ? ds : ds_copy_path(v, ds, t.path, out, len);
 }
 
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* getxattr (name set) or listxattr (name NULL): size 0 asks for the length. */
+static void xread(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct vds *v = req_vds(req);
 	struct vfile *vf = vfile_hold(req_node(req, ino));
@@ -73,25 +74,20 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
-		reply_size_or_data(req, getxattr(path, name, buf, size), size, buf);
+		reply_size_or_data(req, name ? getxattr(path, name, buf, size)
+					     : listxattr(path, buf, size), size, buf);
 	free(buf);
 	vfile_unhold(v, vf);	/* req is gone once replied to */
 }
 
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	xread(req, ino, name, size);
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct vds *v = req_vds(req);
-	struct vfile *vf = vfile_hold(req_node(req, ino));
-	char path[PATH_MAX + 64];
-	char *buf = size ? malloc(size) : NULL;
-	int ret = (size && !buf) ? -ENOMEM : xread_path(v, req_node(req, ino), path, sizeof(path));
-
-	if (ret)
-		fuse_reply_err(req, -ret);
-	else
-		reply_size_or_data(req, listxattr(path, buf, size), size, buf);
-	free(buf);
-	vfile_unhold(v, vf);	/* req is gone once replied to */
+	xread(req, ino, NULL, size);
 }
 
 /* Apply fn to the file, or to every copy of the directory. */

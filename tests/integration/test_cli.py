@@ -111,7 +111,8 @@ class GoodInput(unittest.TestCase):
                   if l.split()[4] == m.mnt]
         self.assertEqual(fstype, ["fuse.vdsfs"])
 
-    def test_sigterm_unmounts(self):
+    def foreground(self):
+        """A vdsfs in the foreground, mounted, as a Popen."""
         m = Mount(self, n=2)
         self.addCleanup(m.stop)
         p = subprocess.Popen([VDSFS, "-f", m.spec, m.mnt])
@@ -121,19 +122,16 @@ class GoodInput(unittest.TestCase):
                 break
             time.sleep(0.05)
         self.assertTrue(mounted(m.mnt))
+        return m, p
+
+    def test_sigterm_unmounts(self):
+        m, p = self.foreground()
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(timeout=20), 0)
         self.assertFalse(mounted(m.mnt))
 
     def test_fusermount_unmount_ends_daemon(self):
-        m = Mount(self, n=2)
-        self.addCleanup(m.stop)
-        p = subprocess.Popen([VDSFS, "-f", m.spec, m.mnt])
-        self.addCleanup(p.kill)
-        for _ in range(100):
-            if mounted(m.mnt):
-                break
-            time.sleep(0.05)
+        m, p = self.foreground()
         run(["fusermount3", "-u", m.mnt])
         self.assertEqual(p.wait(timeout=20), 0)
 
