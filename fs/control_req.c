@@ -154,7 +154,7 @@ static char *req_where(struct vds *v, json_object *req)
 		const char *p = json_object_get_string(json_object_array_get_idx(paths, i));
 		json_object *e = json_object_new_object();
 		struct stat st;
-		int ds = vds_path_sane(p) ? vds_find(v, p, &st) : -EINVAL;
+		int ds = vds_find_beneath(v, p, &st);
 
 		json_object_object_add(e, "path", json_object_new_string(p ? p : ""));
 		if (ds < 0) {
@@ -226,7 +226,7 @@ static int expand_dir(struct vds *v, const char *rel, int dst, struct filelist *
 		if ((i && !strcmp(names[i], names[i - 1])) || ret)
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", rel, names[i]);
-		if (vds_find(v, child, &st) < 0)
+		if (vds_find_beneath(v, child, &st) < 0)
 			continue;
 		if (S_ISDIR(st.st_mode))
 			ret = expand_dir(v, child, dst, l, depth + 1);
@@ -259,7 +259,7 @@ static int collect_move(struct vds *v, json_object *mv, struct filelist *l, char
 		snprintf(err, len, "unknown datastore '%s'", to);
 		return -EINVAL;
 	}
-	if (vds_find(v, path, &st) >= 0 && S_ISDIR(st.st_mode))
+	if (vds_find_beneath(v, path, &st) >= 0 && S_ISDIR(st.st_mode))
 		return expand_dir(v, path, dst, l, 0) ?: 0;
 	return list_add(l, path, dst);
 }

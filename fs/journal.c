@@ -63,6 +63,8 @@ int journal_stage(struct vds *v, struct mig *m, const char *phase)
 		ret = -errno;
 	close(fd);
 	free(text);
+	if (ret)	/* e.g. ENOSPC: a half-written record must not linger */
+		unlinkat(sfd, tmp, 0);
 	return ret;
 }
 
@@ -92,6 +94,8 @@ int journal_remove(struct vds *v, struct mig *m)
 	int sfd = v->ds[m->src].state_fd;
 	char name[64];
 
+	snprintf(name, sizeof(name), "%s.json.next", m->name);
+	unlinkat(sfd, name, 0);
 	snprintf(name, sizeof(name), "%s.json", m->name);
 	if (unlinkat(sfd, name, 0) < 0 && errno != ENOENT)
 		return -errno;

@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "mig.h"
@@ -210,4 +212,32 @@ bool vds_path_sane(const char *p)
 			return true;
 		s += l + 1;
 	}
+}
+
+/* Like vds_find, for paths that come from outside the kernel (control requests):
+ * resolved with openat2 so that no component may be a symlink or lead out of the
+ * datastore, whatever is on the backing filesystem. */
+int vds_find_beneath(struct vds *v, const char *path, struct stat *st)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+
+	if (!vds_path_sane(path))
+		return -EINVAL;
+	for (int i = 0; i < v->nds; i++) {
+		int fd = (int)syscall(SYS_openat2, v->ds[i].fd, path, &how, sizeof(how));
+		int ret;
+
+		if (fd < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				continue;
+			return errno == ELOOP || errno == EXDEV ? -EINVAL : -errno;
+		}
+		ret = fstat(fd, st) < 0 ? -errno : i;
+		close(fd);
+		return ret;
+	}
+	return -ENOENT;
 }

@@ -236,20 +236,26 @@ static int mirror_on(struct mig *m, int target)
 
 static int mig_converge(struct mig *m)
 {
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
 	int ret;
 
 	set_phase(m, MIG_CONVERGING);
 	ret = journal(m, "converging");
-	if (!ret)
-		ret = mirror_on(m, m->copy_fd);
+	if (ret)
+		return fail(m, ret, "cannot write the journal: %s", NULL);
+	ret = mirror_on(m, m->copy_fd);
 	if (!ret)
 		ret = merge_pass(m, m->copy_fd, true);
 	if (!ret && fdatasync(m->copy_fd) < 0)
 		ret = -errno;
 	if (!ret && (ret = atomic_load(&m->mirror_err)))
 		return fail(m, ret, "writing to the destination failed: %s", NULL);
-	if (!ret)
+	if (!ret) {
+		pthread_mutex_lock(&m->v->mig_lock);
+		m->converge_ns = now_ns(CLOCK_MONOTONIC) - t0;
+		pthread_mutex_unlock(&m->v->mig_lock);
 		testpoint(m, "converged");
+	}
 	return ret == -ECANCELED ? ret : ret ? fail(m, ret, "merge failed: %s", NULL) : 0;
 }
 
@@ -367,6 +373,36 @@ static int flip(struct mig *m, const char *path, int *newfd, struct stat *nst)
 	return 0;
 }
 
+/* A datastore unmounted (even lazily) under the daemon still answers through its
+ * fds, but whatever lands there is gone once they close: before the flip both
+ * datastores must still be the filesystems mounted at their paths. */
+static int ds_still_there(const struct datastore *d)
+{
+	struct stat a, b;
+
+	if (stat(d->path, &a) < 0 || fstat(d->fd, &b) < 0)
+		return -errno;
+	return (a.st_dev == b.st_dev && a.st_ino == b.st_ino) ? 0 : -ENODEV;
+}
+
+static int check_datastores(struct mig *m)
+{
+	const struct datastore *d[2] = { &m->v->ds[m->src], &m->v->ds[m->dst] };
+
+	for (int i = 0; i < 2; i++) {
+		int ret = ds_still_there(d[i]);
+
+		if (ret) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "datastore %s is no longer mounted at %s", d[i]->name,
+				 d[i]->path);
+			return fail(m, ret, "%s", why);
+		}
+	}
+	return 0;
+}
+
 static int mig_switch(struct mig *m)
 {
 	struct vds *v = m->v;
@@ -376,6 +412,9 @@ static int mig_switch(struct mig *m)
 	int ret, newfd = -1, oldfd = -1;
 	uint64_t t0, staged_gen;
 
+	ret = check_datastores(m);
+	if (ret)
+		return ret;
 	copy_attrs(m);
 	set_phase(m, MIG_SWITCHING);
 	/* Everything slow happens before the pause: flush what the mirror wrote so far
@@ -398,6 +437,8 @@ static int mig_switch(struct mig *m)
 	ret = atomic_load(&m->mirror_err);
 	if (!ret && (atomic_load(&m->cancel) || atomic_load(&m->stopping)))
 		ret = -ECANCELED;
+	if (!ret)
+		ret = check_datastores(m);
 	if (!ret)
 		set_times(m);
 	/* Every handle gets its destination fd before anything irreversible; the
@@ -456,9 +497,10 @@ static int mig_rollback(struct mig *m)
 	int ret;
 
 	set_phase(m, MIG_CANCELLING);
-	ret = journal(m, "cancelling");
-	if (!ret)
-		ret = mirror_on(m, m->base_fd);
+	/* Informational only: recovery rolls back "copying" and "converging" alike, so
+	 * a full source that cannot take the record must not stop the rollback. */
+	journal(m, "cancelling");
+	ret = mirror_on(m, m->base_fd);
 	if (!ret)
 		ret = merge_pass(m, m->base_fd, false);
 	if (!ret)
@@ -512,9 +554,24 @@ static void finish(struct mig *m, enum mig_phase phase, int status)
 	m->ended_ns = now_ns(CLOCK_REALTIME);
 	pthread_mutex_unlock(&v->mig_lock);
 	sched_job_done(m->sjob, status, status ? m->msg : NULL);
+	if (m->stuck)
+		return;	/* keeps its vfile and node: I/O still goes through m */
 	node_unpin(&v->nodes, m->node);
 	vfile_put(v, m->vf);
 	m->vf = NULL;
+}
+
+/* Daemon shutdown, no I/O any more: a stuck migration finally lets go. */
+void mig_release_stuck(struct mig *m)
+{
+	if (!m->stuck)
+		return;
+	m->vf->mig = NULL;
+	release_io(m, true);
+	node_unpin(&m->v->nodes, m->node);
+	vfile_put(m->v, m->vf);
+	m->vf = NULL;
+	m->stuck = false;
 }
 
 static void *mig_thread(void *arg)
@@ -549,8 +606,10 @@ static void *mig_thread(void *arg)
 		int rb = mig_rollback(m);
 
 		if (rb) {
-			fail(m, rb, "rollback failed, the next mount retries it: %s", NULL);
-			release_io(m, true);
+			/* The overlay stays the file's route: dropping it now would lose
+			 * what only the differencing file holds. The next mount retries. */
+			fail(m, rb, "rollback failed, the file keeps its overlay until the next mount: %s", NULL);
+			m->stuck = true;
 			finish(m, MIG_FAILED, rb);
 			return NULL;
 		}

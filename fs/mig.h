@@ -80,11 +80,12 @@ struct mig {
 	double rate;
 	uint64_t queued_ns, started_ns, ended_ns;	/* CLOCK_REALTIME */
 	uint64_t started_seq, ended_seq;		/* scheduler event order */
-	uint64_t copy_ns, pause_ns;
+	uint64_t copy_ns, converge_ns, pause_ns;
 	uint64_t merged_bytes;
 	int err;
 	char msg[256];
 	bool recovered;			/* outcome of a crash recovery at mount */
+	bool stuck;			/* rollback failed: the overlay stays until exit */
 	_Atomic int mirror_err;		/* first failed mirror write */
 
 	atomic_bool cancel;		/* user cancel or unlink: roll back */
@@ -125,5 +126,6 @@ int mig_truncate(struct mig *m, off_t size);
 void mig_fix_stat(struct mig *m, struct stat *st);
 
 const char *mig_phase_name(enum mig_phase p);
+void mig_release_stuck(struct mig *m);
 
 #endif

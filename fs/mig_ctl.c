@@ -82,9 +82,10 @@ int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len)
 		return errf(err, len, -EINVAL, "%s: not a path inside the mount%s", path, "");
 	if (dst < 0 || dst >= v->nds)
 		return errf(err, len, -EINVAL, "unknown datastore%s%s", "", "");
-	src = vds_find(v, path, &st);
+	src = vds_find_beneath(v, path, &st);
 	if (src < 0)
-		return errf(err, len, src, "%s: %s", path, strerror(-src));
+		return errf(err, len, src, "%s: %s", path, src == -EINVAL ?
+			    "leads through a symlink or out of the datastore" : strerror(-src));
 	if (!S_ISREG(st.st_mode))
 		return errf(err, len, -EINVAL, "%s: not a regular file%s", path, "");
 	if (src == dst)
@@ -218,7 +219,7 @@ int mig_submit(struct vds *v, const char *path, int dst, uint64_t bwlimit, uint6
 
 	pthread_rwlock_rdlock(&v->ns_lock);
 	ret = mig_check(v, path, dst, err, len);
-	src = ret ? ret : vds_find(v, path, &st);
+	src = ret ? ret : vds_find_beneath(v, path, &st);
 	m = ret ? NULL : mig_new(v, path, src, dst, bwlimit);
 	if (!ret && !m)
 		ret = -ENOMEM;
@@ -296,6 +297,7 @@ static json_object *mig_json_locked(struct mig *m)
 	json_object_object_add(o, "diff_bytes", json_object_new_int64(diff));
 	json_object_object_add(o, "merged_bytes", json_object_new_int64((int64_t)m->merged_bytes));
 	json_object_object_add(o, "copy_ms", json_object_new_double(m->copy_ns / 1e6));
+	json_object_object_add(o, "converge_ms", json_object_new_double(m->converge_ns / 1e6));
 	json_object_object_add(o, "pause_ms", json_object_new_double(m->pause_ns / 1e6));
 	json_object_object_add(o, "queued_ns", json_object_new_int64((int64_t)m->queued_ns));
 	json_object_object_add(o, "started_ns", json_object_new_int64((int64_t)m->started_ns));
@@ -412,6 +414,7 @@ void mig_shutdown(struct vds *v)
 		next = m->next;
 		if (m->thread_started)
 			pthread_join(m->thread, NULL);
+		mig_release_stuck(m);
 		for (int i = 0; i < MIG_REGIONS; i++)
 			pthread_mutex_destroy(&m->region[i]);
 		free(m);

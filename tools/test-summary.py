@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fold meson's testlog.json files into the one line CI reads: 'N passed, N failed'.
 
-argv: number of build steps that failed (each counts as one failure), then build dirs.
+argv: number of build steps that failed (each counts as one failure), then build dirs
+(their meson-logs/testlog.json) or testlog files saved under another name.
 A missing testlog (a build that failed before testing) adds nothing here: the failed
 build was already counted. Exit status 1 when anything failed.
 """
@@ -12,7 +13,7 @@ import sys
 passed = failed = skipped = 0
 failed += int(sys.argv[1])
 for d in sys.argv[2:]:
-    log = os.path.join(d, "meson-logs", "testlog.json")
+    log = d if d.endswith(".json") else os.path.join(d, "meson-logs", "testlog.json")
     if not os.path.exists(log):
         continue
     for line in open(log):

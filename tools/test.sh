@@ -28,10 +28,20 @@ if setup "$out/main" -Dwerror=true; then
   meson test -C "$out/main" --print-errorlogs --num-processes 2 --suite unit --suite integration
 else fail_setup=$((fail_setup + 1)); fi
 
-step "build with ASan + UBSan; unit tests"
+step "build with ASan + UBSan; unit tests, then the daemon under live migrations"
 if setup "$out/asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C "$out/asan" --print-errorlogs --suite unit
+  # The daemon runs detached from any terminal: sanitizer reports go to files, and
+  # any file there is a failure (the unit log above is kept separately).
+  cp "$out/asan/meson-logs/testlog.json" "$out/asan-unit.json"
+  san=$out/asan-daemon-logs; rm -rf "$san"; mkdir -p "$san"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$san/asan \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$san/ubsan \
+    meson test -C "$out/asan" --print-errorlogs --suite integration it-migrate it-posix
+  if [ -n "$(ls -A "$san")" ]; then
+    cat "$san"/* >&2; fail_setup=$((fail_setup + 1))
+  fi
 else fail_setup=$((fail_setup + 1)); fi
 
 step "libFuzzer targets, short runs"
@@ -39,4 +49,5 @@ if CC=clang setup "$out/fuzz" -Dfuzz=true -Dtests=true -Db_lundef=false; then
   meson test -C "$out/fuzz" --print-errorlogs --suite fuzz
 else fail_setup=$((fail_setup + 1)); fi
 
-python3 tools/test-summary.py "$fail_setup" "$out/main" "$out/asan" "$out/fuzz"
+python3 tools/test-summary.py "$fail_setup" "$out/main" "$out/asan" "$out/fuzz" \
+  "$out/asan-unit.json"
