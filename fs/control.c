@@ -101,6 +101,39 @@ struct client {
 	int fd;
 };
 
+/* Live client connections, so that control_stop can end them and wait: a client
+ * thread must never outlive the state it reads. */
+static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t clients_gone = PTHREAD_COND_INITIALIZER;
+static int client_fds[64];
+static int nclients;
+static bool stopping;
+
+static bool client_add(int fd)
+{
+	bool ok;
+
+	pthread_mutex_lock(&clients_lock);
+	ok = !stopping && nclients < 64;
+	if (ok)
+		client_fds[nclients++] = fd;
+	pthread_mutex_unlock(&clients_lock);
+	return ok;
+}
+
+static void client_remove(int fd)
+{
+	pthread_mutex_lock(&clients_lock);
+	for (int i = 0; i < nclients; i++)
+		if (client_fds[i] == fd) {
+			client_fds[i] = client_fds[--nclients];
+			break;
+		}
+	close(fd);
+	pthread_cond_broadcast(&clients_gone);
+	pthread_mutex_unlock(&clients_lock);
+}
+
 static bool peer_allowed(int fd)
 {
 	struct ucred cr;
@@ -176,7 +209,7 @@ static void *client_thread(void *arg)
 		serve_client(c);
 	else
 		reply(c->fd, "{\"ok\":false,\"error\":\"permission denied: only root may control vdsfs\"}");
-	close(c->fd);
+	client_remove(c->fd);
 	free(c);
 	return NULL;
 }
@@ -197,8 +230,9 @@ static void *accept_thread(void *arg)
 			return NULL;	/* the socket was shut down */
 		}
 		c = malloc(sizeof(*c));
-		if (!c) {
+		if (!c || !client_add(fd)) {	/* busy or stopping: refuse */
 			close(fd);
+			free(c);
 			continue;
 		}
 		c->v = v;
@@ -206,7 +240,7 @@ static void *accept_thread(void *arg)
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 		if (pthread_create(&t, &a, client_thread, c)) {
-			close(fd);
+			client_remove(fd);
 			free(c);
 		}
 		pthread_attr_destroy(&a);
@@ -233,6 +267,14 @@ void control_stop(struct vds *v)
 	shutdown(v->ctl_fd, SHUT_RDWR);
 	if (ctl_running)
 		pthread_join(ctl_thread, NULL);
+	ctl_running = false;
+	pthread_mutex_lock(&clients_lock);
+	stopping = true;
+	for (int i = 0; i < nclients; i++)
+		shutdown(client_fds[i], SHUT_RDWR);	/* wakes a client blocked in recv */
+	while (nclients)
+		pthread_cond_wait(&clients_gone, &clients_lock);
+	pthread_mutex_unlock(&clients_lock);
 	close(v->ctl_fd);
 	v->ctl_fd = -1;
 	if (v->ctl_path)

@@ -150,9 +150,11 @@ static int serve(struct vds *v)
 	}
 	while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
 		;
+	/* Workers first: fuse_session_unmount closes the fd they read from. Until
+	 * the unmount, requests wait in the kernel; then they fail with ENOTCONN. */
 	fuse_session_exit(v->se);
-	fuse_session_unmount(v->se);
 	loop_stop(lp);
+	fuse_session_unmount(v->se);
 	control_stop(v);
 	mig_shutdown(v);
 	return 0;

@@ -334,8 +334,7 @@ static void swap_one(struct vhandle *h, void *arg)
 	int old = h->fd;
 
 	h->fd = r->fds[r->n++];
-	r->fds[r->n - 1] = old;		/* closed by the caller */
-	h->direct = h->flags & O_DIRECT;
+	r->fds[r->n - 1] = old;		/* closed by the caller; h->flags, h->direct stay */
 }
 
 static void parent_of(const char *path, char *out, size_t len)

@@ -220,12 +220,14 @@ int mig_submit(struct vds *v, const char *path, int dst, uint64_t bwlimit, uint6
 	pthread_rwlock_rdlock(&v->ns_lock);
 	ret = mig_check(v, path, dst, err, len);
 	src = ret ? ret : vds_find_beneath(v, path, &st);
+	pthread_rwlock_unlock(&v->ns_lock);
 	m = ret ? NULL : mig_new(v, path, src, dst, bwlimit);
 	if (!ret && !m)
 		ret = -ENOMEM;
+	/* Outside ns_lock: binding takes vfile_lock, which a switch holds while it
+	 * waits for ns_lock exclusive. A rename in between makes the bind fail. */
 	if (!ret && (ret = mig_bind(m)))
 		errf(err, len, ret, "%s: %s", path, strerror(-ret));
-	pthread_rwlock_unlock(&v->ns_lock);
 	if (ret) {
 		free(m);
 		return ret;

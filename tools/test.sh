@@ -2,8 +2,9 @@
 # tools/test.sh: the whole test suite, as CI runs it. Installs what is missing, builds
 # with -Werror, then runs
 #   1. every meson test (suites 'unit' and 'integration'; the latter mounts for real),
-#   2. the unit suite again under AddressSanitizer + UBSan,
-#   3. each libFuzzer target for a short while (clang build, -Dfuzz=true).
+#   2. the unit suite and every integration test again under AddressSanitizer + UBSan,
+#   3. migrations, concurrent I/O and faults under ThreadSanitizer,
+#   4. each libFuzzer target for a short while (clang build, -Dfuzz=true).
 # The last line is the plain summary "N passed, N failed"; exit status is non-zero on
 # any failure. Build trees go under build-test/ so a developer's build/ is left alone.
 set -u
@@ -44,10 +45,20 @@ if setup "$out/asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=fal
   fi
 else fail_setup=$((fail_setup + 1)); fi
 
+step "ThreadSanitizer: concurrent I/O, migrations and faults (tools/tsan.supp says why it is set so)"
+if setup "$out/tsan" -Db_sanitize=thread -Db_lundef=false; then
+  tsan=$out/tsan-logs; rm -rf "$tsan"; mkdir -p "$tsan"
+  TSAN_OPTIONS="log_path=$tsan/tsan halt_on_error=0 detect_deadlocks=0 suppressions=$top/tools/tsan.supp" \
+    meson test -C "$out/tsan" --print-errorlogs --suite integration it-migrate it-posix it-faults
+  if [ -n "$(ls -A "$tsan")" ]; then
+    cat "$tsan"/* >&2; fail_setup=$((fail_setup + 1))
+  fi
+else fail_setup=$((fail_setup + 1)); fi
+
 step "libFuzzer targets, short runs"
 if CC=clang setup "$out/fuzz" -Dfuzz=true -Dtests=true -Db_lundef=false; then
   meson test -C "$out/fuzz" --print-errorlogs --suite fuzz
 else fail_setup=$((fail_setup + 1)); fi
 
 python3 tools/test-summary.py "$fail_setup" "$out/main" "$out/asan" "$out/fuzz" \
-  "$out/asan-unit.json"
+  "$out/asan-unit.json" "$out/tsan"
