@@ -17,6 +17,7 @@
 #include "control.h"
 #include "loop.h"
 #include "mig.h"
+#include "vfile.h"
 #include "vdsfs.h"
 
 void vds_ops_attr(struct fuse_lowlevel_ops *ops);
@@ -178,6 +179,7 @@ static void vds_free(struct vds *v)
 {
 	control_stop(v);
 	mig_shutdown(v);
+	vfile_teardown_all(v);
 	if (v->se)
 		fuse_session_destroy(v->se);
 	for (int i = 0; i < v->nds; i++)

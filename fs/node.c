@@ -336,3 +336,11 @@ int node_rebind_file(struct node_table *t, struct node *n, int ds, int opath_fd,
 	pthread_mutex_unlock(&t->lock);
 	return old;
 }
+
+/* Daemon teardown only (no other thread left): visit every file node. */
+void node_for_each_file(struct node_table *t, void (*fn)(struct node *n, void *arg), void *arg)
+{
+	for (unsigned b = 0; b < NODE_BUCKETS; b++)
+		for (struct node *n = t->files[b]; n; n = n->hnext)
+			fn(n, arg);
+}

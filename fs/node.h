@@ -80,6 +80,7 @@ void node_forget(struct node_table *t, struct node *n, uint64_t nlookup);
 struct node *node_pin_file(struct node_table *t, int ds, int opath_fd, const struct stat *st);
 void node_unpin(struct node_table *t, struct node *n);
 void node_unhash_dir(struct node_table *t, struct node *parent, const char *name);
+void node_for_each_file(struct node_table *t, void (*fn)(struct node *n, void *arg), void *arg);
 int node_rebind_file(struct node_table *t, struct node *n, int ds, int opath_fd,
 		     const struct stat *st);
 int node_move_dir(struct node_table *t, struct node *parent, const char *name,

@@ -194,3 +194,27 @@ void vfile_unhold(struct vds *v, struct vfile *vf)
 	pthread_rwlock_unlock(&vf->gate);
 	vfile_put(v, vf);
 }
+
+/* Daemon teardown: files still open when the mount went away (the kernel sends no
+ * release after an unmount) are closed here. */
+static void teardown_one(struct node *n, void *arg)
+{
+	struct vfile *vf = n->vf;
+
+	(void)arg;
+	if (!vf)
+		return;
+	for (struct vhandle *h = vf->handles, *next; h; h = next) {
+		next = h->next;
+		close(h->fd);
+		free(h);
+	}
+	pthread_rwlock_destroy(&vf->gate);
+	free(vf);
+	n->vf = NULL;
+}
+
+void vfile_teardown_all(struct vds *v)
+{
+	node_for_each_file(&v->nodes, teardown_one, NULL);
+}

@@ -46,6 +46,7 @@ struct vfile *vfile_get_existing(struct node *n);
 void vfile_put(struct vds *v, struct vfile *vf);
 struct vfile *vfile_hold(struct node *n);
 void vfile_unhold(struct vds *v, struct vfile *vf);
+void vfile_teardown_all(struct vds *v);
 void vfile_handles_lock(void);
 void vfile_handles_unlock(void);
 void vfile_for_each_handle(struct vfile *vf, void (*fn)(struct vhandle *h, void *arg),
