@@ -63,6 +63,7 @@ verify_fail=0
 for d in $(seq 1 "$disks"); do
   fio_job "$d" --verify_only --output-format=terse >/dev/null 2>&1 || verify_fail=$((verify_fail + 1))
 done
+set +e
 python3 - "$top" "$disks" "$ferr" "$rss" "$verify_fail" "$minutes" <<'PY'
 import json, sys
 top, disks, ferr, rss, vfail, minutes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6]
@@ -86,3 +87,9 @@ print(f"| {phases.get('done', 0)} | {phases.get('cancelled', 0)} | {phases.get('
 ok = phases.get("failed", 0) == 0 and errors + ferr == 0 and vfail == 0
 sys.exit(0 if ok else 1)
 PY
+rc=$?
+trap - EXIT
+pkill -f "fio --name=soak" 2>/dev/null
+mountpoint -q "$mnt" && fusermount3 -u "$mnt"
+rm -rf "$top"
+exit $rc
