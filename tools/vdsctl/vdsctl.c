@@ -101,6 +101,13 @@ static bool reply_ok(json_object *rep)
 	return false;
 }
 
+static bool reply_ok_quiet(json_object *rep)
+{
+	json_object *ok;
+
+	return json_object_object_get_ex(rep, "ok", &ok) && json_object_get_boolean(ok);
+}
+
 static json_object *simple(struct ctl *c, const char *cmd)
 {
 	json_object *req = json_object_new_object(), *rep;
@@ -172,18 +179,24 @@ static int put_fail(json_object *o)
 	return 1;
 }
 
+/* Failed replies exit 1; with --json a good one is printed as it came. */
+static int finish_reply(json_object *rep, bool print)
+{
+	bool ok = rep && reply_ok_quiet(rep);
+
+	if (ok && print)
+		puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+	json_object_put(rep);
+	return ok ? 0 : 1;
+}
+
 static int cmd_datastores(struct ctl *c, bool json)
 {
 	json_object *rep = simple(c, "datastores"), *arr;
 	char a[32], b[32], h[32];
 
-	if (!rep || !reply_ok(rep))
-		return put_fail(rep);
-	if (json) {
-		puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
-		json_object_put(rep);
-		return 0;
-	}
+	if (!rep || !reply_ok(rep) || json)
+		return finish_reply(rep, json);
 	json_object_object_get_ex(rep, "datastores", &arr);
 	printf("%-12s %-8s %10s %10s %10s %5s  %s\n", "NAME", "FS", "SIZE", "FREE", "HELD", "MIGR", "PATH");
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -217,13 +230,8 @@ static int cmd_where(struct ctl *c, int argc, char **argv, bool json)
 	}
 	rep = call(c, req);
 	json_object_put(req);
-	if (!rep || !reply_ok(rep))
-		return put_fail(rep);
-	if (json) {
-		puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
-		json_object_put(rep);
-		return 0;
-	}
+	if (!rep || !reply_ok(rep) || json)
+		return finish_reply(rep, json);
 	json_object_object_get_ex(rep, "where", &arr);
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *e = json_object_array_get_idx(arr, i);
