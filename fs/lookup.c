@@ -241,3 +241,11 @@ int vds_find_beneath(struct vds *v, const char *path, struct stat *st)
 	}
 	return -ENOENT;
 }
+
+/* "a/b/c" -> "a/b", "c" -> ".": the directory a relative path lives in. */
+void vds_parent_path(const char *path, char *out, size_t len)
+{
+	const char *s = strrchr(path, '/');
+
+	snprintf(out, len, "%.*s", s ? (int)(s - path) : 1, s ? path : ".");
+}

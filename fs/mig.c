@@ -177,10 +177,7 @@ static int merge_chunk(struct mig *m, int target, const struct overlay_extent *e
 
 	pthread_mutex_lock(&m->region[ri]);
 	if (e->state == OVERLAY_ZERO) {
-		if (fallocate(target, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) < 0) {
-			memset(buf, 0, len);
-			ret = pwrite(target, buf, len, off) == (ssize_t)len ? 0 : -EIO;
-		}
+		ret = mig_zero_range(target, off, len);
 	} else {
 		n = overlay_read(m->ov, buf, len, off);
 		if (n < 0)
@@ -337,16 +334,6 @@ static void swap_one(struct vhandle *h, void *arg)
 	r->fds[r->n - 1] = old;		/* closed by the caller; h->flags, h->direct stay */
 }
 
-static void parent_of(const char *path, char *out, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		snprintf(out, len, ".");
-	else
-		snprintf(out, len, "%.*s", (int)(slash - path), path);
-}
-
 /* The flip itself: called with the gate and ns_lock held exclusive. */
 static int flip(struct mig *m, const char *path, int *newfd, struct stat *nst)
 {
@@ -356,7 +343,7 @@ static int flip(struct mig *m, const char *path, int *newfd, struct stat *nst)
 	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s.copy", m->name);
-	parent_of(path, parent, sizeof(parent));
+	vds_parent_path(path, parent, sizeof(parent));
 	ret = vds_mkpath(v, m->dst, parent);
 	if (ret)
 		return ret;
@@ -521,9 +508,6 @@ static int mig_rollback(struct mig *m)
 
 static void release_io(struct mig *m, bool keep_files)
 {
-	struct datastore *S = &m->v->ds[m->src], *D = &m->v->ds[m->dst];
-	char name[48];
-
 	if (m->ov)
 		overlay_close(m->ov);
 	m->ov = NULL;
@@ -534,16 +518,24 @@ static void release_io(struct mig *m, bool keep_files)
 	if (m->copy_fd >= 0)
 		close(m->copy_fd);
 	m->base_fd = m->diff_fd = m->copy_fd = -1;
-	if (keep_files)
-		return;
+	if (!keep_files)
+		mig_drop_files(m);
+}
+
+/* Differencing file, copy (with its checkpoint) and journal, in that order: the
+ * journal goes last, so a crash in between leaves a record recovery can act on. */
+void mig_drop_files(struct mig *m)
+{
+	struct datastore *S = &m->v->ds[m->src], *D = &m->v->ds[m->dst];
+	char name[48];
+
 	snprintf(name, sizeof(name), "%s.diff", m->name);
 	unlinkat(S->state_fd, name, 0);
 	testpoint(m, "cleanup");
 	snprintf(name, sizeof(name), "%s.copy", m->name);
 	copier_discard(D->state_fd, name);
-	journal_remove(m->v, m);
-	fsync(S->state_fd);
 	fsync(D->state_fd);
+	journal_remove(m->v, m);	/* fsyncs the source's state folder */
 }
 
 static void finish(struct mig *m, enum mig_phase phase, int status)

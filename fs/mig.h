@@ -127,5 +127,8 @@ void mig_fix_stat(struct mig *m, struct stat *st);
 
 const char *mig_phase_name(enum mig_phase p);
 void mig_release_stuck(struct mig *m);
+void mig_drop_files(struct mig *m);
+int mig_zero_range(int fd, off_t off, off_t len);
+struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bwlimit);
 
 #endif

@@ -168,7 +168,7 @@ int mig_init(struct vds *v)
 	return v->sched ? 0 : -ENOMEM;
 }
 
-static struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bw)
+struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bw)
 {
 	struct mig *m = calloc(1, sizeof(*m));
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "iobuf.h"
 #include "mig.h"
 #include "overlay.h"
 
@@ -72,18 +73,12 @@ ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off)
 	return overlay_read(m->ov, buf, len, off);
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+/* All of buf at off, or an error. */
+static int write_exact(int fd, const void *buf, size_t len, off_t off)
 {
-	for (size_t done = 0; done < len;) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + done);
+	ssize_t n = iobuf_pwrite_all(fd, buf, len, off);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += n;
-	}
-	return 0;
+	return n < 0 ? (int)n : (size_t)n == len ? 0 : -EIO;
 }
 
 ssize_t mig_write(struct mig *m, const void *buf, size_t len, off_t off)
@@ -92,7 +87,7 @@ ssize_t mig_write(struct mig *m, const void *buf, size_t len, off_t off)
 	ssize_t n = overlay_write(m->ov, buf, len, off);
 	int ret;
 
-	if (n > 0 && m->mirror_fd >= 0 && (ret = pwrite_all(m->mirror_fd, buf, n, off)))
+	if (n > 0 && m->mirror_fd >= 0 && (ret = write_exact(m->mirror_fd, buf, n, off)))
 		mirror_failed(m, ret);
 	regions_unlock(m, mask);
 	if (n > 0)
@@ -121,8 +116,9 @@ static uint64_t ov_size(struct mig *m)
 	return st.size;
 }
 
-/* Apply a zeroing to the mirror target: punch when it can, write zeros otherwise. */
-static int mirror_zero(int fd, off_t off, off_t len)
+/* Make [off, off+len) of fd read as zeros: punch when the filesystem can, write
+ * zeros otherwise. Used for the mirror and by the converge pass. */
+int mig_zero_range(int fd, off_t off, off_t len)
 {
 	static const char zeros[65536];
 
@@ -130,7 +126,7 @@ static int mirror_zero(int fd, off_t off, off_t len)
 		return 0;
 	for (off_t done = 0; done < len;) {
 		size_t n = len - done < (off_t)sizeof(zeros) ? (size_t)(len - done) : sizeof(zeros);
-		int ret = pwrite_all(fd, zeros, n, off + done);
+		int ret = write_exact(fd, zeros, n, off + done);
 
 		if (ret)
 			return ret;
@@ -166,7 +162,7 @@ int mig_fallocate(struct mig *m, int mode, off_t off, off_t len)
 
 		if ((uint64_t)off < size)
 			ret = overlay_discard(m->ov, off, l);
-		if (!ret && (uint64_t)off < size && m->mirror_fd >= 0 && (ret = mirror_zero(m->mirror_fd, off, l)))
+		if (!ret && (uint64_t)off < size && m->mirror_fd >= 0 && (ret = mig_zero_range(m->mirror_fd, off, l)))
 			mirror_failed(m, ret), ret = 0;
 	}
 	regions_unlock(m, mask);

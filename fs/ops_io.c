@@ -157,25 +157,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, buf, n);
 }
 
-static ssize_t pwrite_full(int fd, const char *buf, size_t size, off_t off)
-{
-	size_t done = 0;
-
-	while (done < size) {
-		ssize_t n = pwrite(fd, buf + done, size - done, off + done);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return done ? (ssize_t)done : -errno;
-		}
-		if (n == 0)
-			break;
-		done += n;
-	}
-	return done;
-}
-
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
@@ -194,7 +175,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		buf = bounce;
 	}
 	vfile_io_begin(h);
-	n = h->vf->mig ? mig_write(h->vf->mig, buf, size, off) : pwrite_full(h->fd, buf, size, off);
+	n = h->vf->mig ? mig_write(h->vf->mig, buf, size, off) : iobuf_pwrite_all(h->fd, buf, size, off);
 	vfile_io_end(h);
 	if (n < 0)
 		fuse_reply_err(req, -n);

@@ -46,13 +46,6 @@ static int read_small(int dfd, const char *name, char *buf, size_t len)
 	return 0;
 }
 
-static void parent_dir(const char *path, char *out, size_t len)
-{
-	const char *s = strrchr(path, '/');
-
-	snprintf(out, len, "%.*s", s ? (int)(s - path) : 1, s ? path : ".");
-}
-
 /* Phase "switching": the copy was complete and durable; make it the file. */
 static int roll_forward(struct vds *v, struct mig *m)
 {
@@ -63,7 +56,7 @@ static int roll_forward(struct vds *v, struct mig *m)
 
 	snprintf(tmp, sizeof(tmp), "%s.copy", m->name);
 	if (fstatat(D->state_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		parent_dir(m->path, parent, sizeof(parent));
+		vds_parent_path(m->path, parent, sizeof(parent));
 		ret = vds_mkpath(v, m->dst, parent);
 		if (ret)
 			return ret;
@@ -117,39 +110,16 @@ static int roll_back(struct vds *v, struct mig *m, bool preparing, char *why, si
 	return ret;
 }
 
-static void drop_files(struct vds *v, struct mig *m)
-{
-	char name[48];
-
-	snprintf(name, sizeof(name), "%s.diff", m->name);
-	unlinkat(v->ds[m->src].state_fd, name, 0);
-	snprintf(name, sizeof(name), "%s.copy", m->name);
-	copier_discard(v->ds[m->dst].state_fd, name);
-	snprintf(name, sizeof(name), "%s.json", m->name);
-	unlinkat(v->ds[m->src].state_fd, name, 0);
-	fsync(v->ds[m->src].state_fd);
-	fsync(v->ds[m->dst].state_fd);
-}
-
 static struct mig *record(struct vds *v, const struct journal_rec *r, int src, int dst)
 {
-	struct mig *m = calloc(1, sizeof(*m));
-	struct timespec ts;
+	struct mig *m = mig_new(v, r->path, src, dst, 0);
 
 	if (!m)
 		return NULL;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	m->v = v;
 	m->id = r->id;
-	m->src = src;
-	m->dst = dst;
 	m->recovered = true;
-	m->base_fd = m->diff_fd = m->copy_fd = m->mirror_fd = -1;
-	m->queued_ns = m->ended_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-	snprintf(m->path, sizeof(m->path), "%s", r->path);
+	m->ended_ns = m->queued_ns;
 	snprintf(m->name, sizeof(m->name), "mig-%llu", (unsigned long long)r->id);
-	for (int i = 0; i < MIG_REGIONS; i++)
-		pthread_mutex_init(&m->region[i], NULL);
 	m->next = v->migs;
 	v->migs = m;
 	if (r->id >= v->next_mig_id)
@@ -196,7 +166,7 @@ static void recover_one(struct vds *v, int ds, const char *file)
 	fuse_log(ret ? FUSE_LOG_ERR : FUSE_LOG_NOTICE, "vdsfs: migration %llu of %s: %s\n",
 		 (unsigned long long)r.id, r.path, m->msg);
 	if (!ret)
-		drop_files(v, m);
+		mig_drop_files(m);
 }
 
 int mig_recover(struct vds *v)

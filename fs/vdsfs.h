@@ -75,6 +75,7 @@ void vds_fill_entry(struct vds *v, struct node *n, const struct stat *st,
 int vds_mkpath(struct vds *v, int ds, const char *dirpath);
 int vds_pick_ds(struct vds *v);
 bool vds_path_sane(const char *p);
+void vds_parent_path(const char *path, char *out, size_t len);
 int vds_find_beneath(struct vds *v, const char *path, struct stat *st);
 void vds_set_owner(struct vds *v, fuse_req_t req, int ds, const char *path,
 		   const struct stat *parent_st);

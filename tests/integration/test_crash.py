@@ -4,13 +4,10 @@ VDSFS_TEST_CRASH, fs/testpoint.h), mount again on the same datastores, and check
 every write flushed before the crash reads back, the migration was finished or
 rolled back as MIGRATION.md says, status reports it as recovered, the file lives on
 exactly one datastore, and nothing is left in .vdsfs/."""
-import errno
 import os
-import subprocess
-import time
 import unittest
 
-from vdsfs_fixture import Ctl, Mount, main, run, state_files
+from vdsfs_fixture import Ctl, Mount, main, run, state_files, wait_dead
 from test_migrate import MB, make_file, qemu_io
 
 # point -> (hold point for the writes made during the migration, outcome)
@@ -52,7 +49,7 @@ class Crash(unittest.TestCase):
             if point == "mid-cancel":
                 c.run("cancel", str(mid))
             c.release()
-        self.wait_dead(m)
+        wait_dead(m)
         run(["fusermount3", "-uz", m.mnt], check=False)
         m.start()
         st = c.one(mid)
@@ -63,16 +60,6 @@ class Crash(unittest.TestCase):
         self.assertEqual(os.stat(img).st_size, 32 * MB)
         self.assertEqual(m.where("vm/disk"), [1] if outcome == "done" else [0])
         self.assertEqual(state_files(m), [])
-
-    def wait_dead(self, m):
-        for _ in range(2400):
-            try:
-                os.statvfs(m.mnt)  # never cached, unlike stat()
-            except OSError as e:
-                if e.errno == errno.ENOTCONN:
-                    return
-            time.sleep(0.05)
-        raise AssertionError("the daemon did not crash at its test point")
 
 
 def make_test(point):

@@ -9,7 +9,7 @@ import os
 import socket
 import unittest
 
-from vdsfs_fixture import Ctl, Mount, main, run, state_files
+from vdsfs_fixture import Ctl, Mount, main, run, state_files, wait_dead
 from test_migrate import MB, make_file, qemu_io
 
 
@@ -109,13 +109,7 @@ class CorruptAtMount(unittest.TestCase):
         c.wait_held(mid, "copied")
         qemu_io(m.path("vm/disk"), "write -P 0x91 0 4M", "flush")
         c.release()
-        for _ in range(2400):
-            try:
-                os.statvfs(m.mnt)
-            except OSError:
-                break
-            import time
-            time.sleep(0.05)
+        wait_dead(m)
         run(["fusermount3", "-uz", m.mnt], check=False)
         damage(os.path.join(m.paths[0], ".vdsfs", f"mig-{mid}"))
         m.start()

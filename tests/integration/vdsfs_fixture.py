@@ -5,6 +5,7 @@ is unmounted, the tmpfs datastores are unmounted and the temporary tree is remov
 even when a test fails or raises. Tests need root and /dev/fuse; without them the
 whole module is skipped (meson counts exit status 77 as a skip).
 """
+import errno
 import os
 import shutil
 import subprocess
@@ -170,3 +171,17 @@ def state_files(m):
         if os.path.isdir(d):
             out += [os.path.join(d, f) for f in os.listdir(d) if f != "lock"]
     return out
+
+
+def wait_dead(m, timeout=120):
+    """Until the daemon behind m is gone (after a test crash point). statfs always
+    reaches the daemon; stat() could be answered from the kernel's attribute cache."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            os.statvfs(m.mnt)
+        except OSError as e:
+            if e.errno == errno.ENOTCONN:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the daemon did not crash at its test point")
