@@ -157,6 +157,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, buf, n);
 }
 
+/* While a file migrates its writes land in the overlay, whose map is durable only at
+ * a flush. A handle opened O_DSYNC (or O_SYNC) was promised that a completed write is
+ * durable, and the kernel sends no FSYNC after a FOPEN_DIRECT_IO write, so the flush
+ * happens here. Idle files need nothing: their backing fd carries the opener's flags. */
+static ssize_t write_migrating(struct vhandle *h, const char *buf, size_t size, off_t off)
+{
+	ssize_t n = mig_write(h->vf->mig, buf, size, off);
+	int ret;
+
+	if (n > 0 && (h->flags & O_DSYNC) && (ret = mig_fsync(h->vf->mig, 1)))
+		return ret;
+	return n;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
@@ -175,7 +189,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		buf = bounce;
 	}
 	vfile_io_begin(h);
-	n = h->vf->mig ? mig_write(h->vf->mig, buf, size, off) : iobuf_pwrite_all(h->fd, buf, size, off);
+	n = h->vf->mig ? write_migrating(h, buf, size, off) : iobuf_pwrite_all(h->fd, buf, size, off);
 	vfile_io_end(h);
 	if (n < 0)
 		fuse_reply_err(req, -n);
