@@ -1,8 +1,8 @@
 /* control.c - a Unix stream socket speaking one JSON object per line each way.
  *
  * The socket is created before the mount (so a clash is refused like any bad
- * input), mode 0600 in a 0700 directory, and every peer's credentials are checked
- * with SO_PEERCRED: only root or the daemon's own user may talk to it. Each client
+ * input); who may connect and talk is control_access.c's job (root, the daemon's
+ * user, and an optional group, checked with SO_PEERCRED on every client). Each client
  * gets a thread; a request is read whole (one line, at most CTL_MAX bytes) before
  * anything is parsed, and every reply ends with a newline. The request handlers live
  * in control_req.c.
@@ -62,7 +62,7 @@ static bool socket_in_use(const struct sockaddr_un *addr)
 	return used;
 }
 
-int control_open(struct vds *v, const char *path, char *err, size_t len)
+int control_open(struct vds *v, const char *path, bool own_dir, char *err, size_t len)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int fd, ret;
@@ -83,12 +83,18 @@ int control_open(struct vds *v, const char *path, char *err, size_t len)
 	}
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
 		ret = -errno;
-		snprintf(err, len, "control socket %s: %s", path, strerror(errno));
+	else
+		ret = control_grant(v, path, own_dir, err, len);
+	if (!ret && listen(fd, 16) < 0)
+		ret = -errno;
+	if (ret) {
+		if (!err[0])
+			snprintf(err, len, "control socket %s: %s", path, strerror(-ret));
 		if (fd >= 0)
 			close(fd);
+		unlink(path);
 		return ret;
 	}
 	v->ctl_fd = fd;
@@ -132,16 +138,6 @@ static void client_remove(int fd)
 	close(fd);
 	pthread_cond_broadcast(&clients_gone);
 	pthread_mutex_unlock(&clients_lock);
-}
-
-static bool peer_allowed(int fd)
-{
-	struct ucred cr;
-	socklen_t l = sizeof(cr);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0)
-		return false;
-	return cr.uid == 0 || cr.uid == geteuid();
 }
 
 static int send_all(int fd, const char *s, size_t len)
@@ -205,10 +201,11 @@ static void *client_thread(void *arg)
 {
 	struct client *c = arg;
 
-	if (peer_allowed(c->fd))
+	if (control_peer_allowed(c->v, c->fd))
 		serve_client(c);
 	else
-		reply(c->fd, "{\"ok\":false,\"error\":\"permission denied: only root may control vdsfs\"}");
+		reply(c->fd, "{\"ok\":false,\"error\":\"permission denied: only root, the daemon's "
+		      "user or its control_group may control vdsfs\"}");
 	client_remove(c->fd);
 	free(c);
 	return NULL;

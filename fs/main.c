@@ -172,7 +172,14 @@ static int setup_control(struct vds *v, const char *mnt, char *err, size_t len)
 		snprintf(err, len, "mountpoint path too long for a default control socket; use -o control=");
 		return ret;
 	}
-	return control_open(v, v->opts.control ? v->opts.control : path, err, len);
+	if (v->opts.control_group) {
+		ret = control_group_resolve(v->opts.control_group, &v->ctl_gid, err, len);
+		if (ret)
+			return ret;
+		v->ctl_group = true;
+	}
+	return control_open(v, v->opts.control ? v->opts.control : path, !v->opts.control,
+			    err, len);
 }
 
 static void vds_free(struct vds *v)

@@ -137,6 +137,13 @@ static int parse_o_word(struct vds_opts *o, const char *w, char *err, size_t len
 		o->control = strdup(w + 8);
 		return 0;
 	}
+	if (!strncmp(w, "control_group=", 14)) {
+		if (!w[14])
+			return fail(err, len, "control_group=: expected a group name or id");
+		free(o->control_group);
+		o->control_group = strdup(w + 14);
+		return 0;
+	}
 	if (!strncmp(w, "threads=", 8)) {
 		if (parse_number(w + 8, 1, 256, &d) || d != (unsigned)d)
 			return fail(err, len, "threads=%s: expected a whole number 1-256", w + 8);
@@ -245,6 +252,7 @@ void opts_free(struct vds_opts *o)
 		free(o->ds[i].path);
 	free(o->mountpoint);
 	free(o->control);
+	free(o->control_group);
 	free(o->fuse_opts);
 	memset(o, 0, sizeof(*o));
 }
@@ -261,6 +269,8 @@ void opts_usage(const char *argv0)
 	       "     create=mfs|ff|NAME  where new files go: most free space (default),\n"
 	       "                         first datastore, or the named one\n"
 	       "     control=PATH        control socket (default /run/vdsfs/<mountpoint>.sock)\n"
+	       "     control_group=GROUP also let this group use the control socket\n"
+	       "                         (default: root and the daemon's user only)\n"
 	       "     threads=N           FUSE worker threads (default %d)\n"
 	       "     timeout=SECONDS     kernel entry/attribute cache time (default %g)\n"
 	       "     allow_other, default_permissions, ro, fsname=..., and the other\n"

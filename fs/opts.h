@@ -37,6 +37,7 @@ struct vds_opts {
 	enum vds_create_policy create;
 	char create_name[VDS_NAME_MAX + 1];
 	char *control;		/* control socket path; NULL = default */
+	char *control_group;	/* group also allowed on the control socket; NULL = none */
 	unsigned threads;	/* FUSE worker threads */
 	double timeout;		/* entry and attribute cache timeout, seconds */
 	char *fuse_opts;	/* comma list handed to libfuse, never NULL after parse */

@@ -38,6 +38,8 @@ struct vds {
 	struct sched *sched;
 	int ctl_fd;			/* listening control socket, -1 if none */
 	char *ctl_path;
+	bool ctl_group;			/* -o control_group given: ctl_gid may connect */
+	gid_t ctl_gid;
 	struct node_table nodes;	/* last: it is large */
 };
 

@@ -39,12 +39,13 @@ Test(opts, positional_and_defaults)
 Test(opts, mount_fuse3_order_and_own_keys)
 {
 	char *argv[] = { "vdsfs", "a=/x:b=/y", "/mnt", "-o",
-			 "rw,allow_other,create=b,control=/run/c.sock,threads=4,nofail,x-systemd.foo,_netdev,timeout=2.5" };
+			 "rw,allow_other,create=b,control=/run/c.sock,threads=4,nofail,x-systemd.foo,_netdev,timeout=2.5,control_group=kvm" };
 
 	cr_assert_eq(parse(5, argv), 0, "%s", err);
 	cr_assert_eq(o.create, VDS_CREATE_NAMED);
 	cr_assert_str_eq(o.create_name, "b");
 	cr_assert_str_eq(o.control, "/run/c.sock");
+	cr_assert_str_eq(o.control_group, "kvm");
 	cr_assert_eq(o.threads, 4);
 	cr_assert_float_eq(o.timeout, 2.5, 1e-9);
 	/* fstab-only words are dropped, FUSE words passed on in order */
@@ -95,6 +96,7 @@ Test(opts, refused)
 			{ 5, { "vdsfs", "a=/x", "/m", "-o", "threads=2.5" }, "whole number" },
 			{ 5, { "vdsfs", "a=/x", "/m", "-o", "control=rel.sock" }, "must be absolute" },
 			{ 5, { "vdsfs", "a=/x", "/m", "-o", "timeout=-1" }, "seconds" },
+			{ 5, { "vdsfs", "a=/x", "/m", "-o", "control_group=" }, "group name or id" },
 			{ 4, { "vdsfs", "a=/x", "/m", "-o" }, "needs an argument" },
 		};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -8,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from vdsfs_fixture import VDSFS, Mount, main, mounted, run
+from vdsfs_fixture import VDSFS, Mount, main, mounted, peer_request, run
 
 
 class BadInput(unittest.TestCase):
@@ -134,6 +134,45 @@ class GoodInput(unittest.TestCase):
         m, p = self.foreground()
         run(["fusermount3", "-u", m.mnt])
         self.assertEqual(p.wait(timeout=20), 0)
+
+
+class ControlGroup(unittest.TestCase):
+    """-o control_group=G lets members of G (primary or supplementary) use the
+    control socket besides root; everyone else is still refused."""
+    GID = 4242   # numeric, so the test needs no entry in /etc/group
+
+    def status_as(self, m, *setpriv):
+        return peer_request(m.sock, '{"cmd":"status"}', ["--reuid=65534"] + list(setpriv))
+
+    def test_members_allowed_others_refused(self):
+        m = Mount(self, n=2, opts=f"control_group={self.GID}")
+        os.chmod(m.top, 0o711)
+        m.start()
+        st = os.stat(m.sock)
+        self.assertEqual((st.st_mode & 0o777, st.st_gid), (0o660, self.GID))
+        primary = self.status_as(m, f"--regid={self.GID}", "--clear-groups")
+        self.assertIn('"ok":true', primary)
+        supplementary = self.status_as(m, "--regid=65534", f"--groups={self.GID}")
+        self.assertIn('"ok":true', supplementary)
+        stranger = ("--regid=65534", "--clear-groups")
+        self.assertEqual(self.status_as(m, *stranger).strip(), "connect: EACCES")
+        os.chmod(m.sock, 0o666)   # past the socket's mode, SO_PEERCRED still refuses
+        self.assertIn("permission denied", self.status_as(m, *stranger))
+
+    def test_unknown_group_refused(self):
+        m = Mount(self, n=2, opts="control_group=no-such-group-vdsfs")
+        p = run([VDSFS, m.spec, m.mnt, "-o", m.opts], check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("control_group=no-such-group-vdsfs: no such group", p.stderr)
+        self.assertFalse(mounted(m.mnt))
+
+    def test_group_that_cannot_reach_the_socket_refused(self):
+        m = Mount(self, n=2, opts=f"control_group={self.GID}")  # m.top is 0700
+        p = run([VDSFS, m.spec, m.mnt, "-o", m.opts], check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"group {self.GID} cannot search {m.top}", p.stderr)
+        self.assertFalse(mounted(m.mnt))
+        self.assertFalse(os.path.exists(m.sock))
 
 
 if __name__ == "__main__":

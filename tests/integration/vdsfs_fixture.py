@@ -163,6 +163,20 @@ class Ctl:
         assert json.loads(reply)["ok"], reply
 
 
+def peer_request(sock, request, setpriv):
+    """Send one control request as another user (setpriv arguments, e.g.
+    ["--reuid=65534", "--regid=65534", "--clear-groups"]) and return the reply line.
+    A refused peer is answered at once and hung up on, so the send may meet a
+    closed socket: the answer is still there to read. A connect that the socket's
+    mode refuses returns "connect: <errno name>"."""
+    code = ("import errno,socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
+            "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n"
+            " print('connect: '+errno.errorcode[e.errno]);sys.exit()\n"
+            "try:\n s.sendall(sys.argv[2].encode()+b'\\n')\nexcept OSError:\n pass\n"
+            "print(s.makefile().readline())")
+    return run(["setpriv"] + list(setpriv) + ["python3", "-c", code, sock, request]).stdout
+
+
 def state_files(m):
     """Everything in the datastores' .vdsfs/ folders except the lock files."""
     out = []
