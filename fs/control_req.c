@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "mig.h"
 #include "scheduler.h"
 #include "testpoint.h"
@@ -204,7 +205,7 @@ static int expand_dir(struct vds *v, const char *rel, int dst, struct filelist *
 	if (depth > 64)
 		return -ELOOP;
 	for (int i = 0; i < v->nds; i++) {
-		int fd = openat(v->ds[i].fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int fd = bn_open(v->ds[i].fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 		struct dirent *de;
 

@@ -6,26 +6,31 @@
  * New objects go where the create policy says; their parent directory is created
  * there on demand, copying mode, owner and times from an existing copy, so the union
  * looks the same whichever datastore a name lands on.
+ *
+ * Paths are relative to a datastore's directory fd and resolve beneath it
+ * (beneath.h): a symlink on one datastore where another has a directory is no way
+ * out of the datastores.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "mig.h"
 #include "placement.h"
 #include "vfile.h"
 #include "vdsfs.h"
 
+/* A symlink on the way (ELOOP, see beneath.h) means the path is not on that
+ * datastore, like a file on the way (ENOTDIR). */
 int vds_find(struct vds *v, const char *path, struct stat *st)
 {
 	for (int i = 0; i < v->nds; i++)
-		if (fstatat(v->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0)
+		if (bn_fstatat(v->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0)
 			return i;
-		else if (errno != ENOENT && errno != ENOTDIR)
+		else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
 			return -errno;
 	return -ENOENT;
 }
@@ -75,7 +80,7 @@ static struct node *ref_backing(struct vds *v, struct node *parent, const char *
 
 	if (S_ISDIR(st->st_mode))
 		return node_ref_dir(&v->nodes, parent, name, node_st_ino(ds, st->st_ino));
-	fd = openat(v->ds[ds].fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = bn_open(v->ds[ds].fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;
 	/* The name may have been replaced between stat and open: trust the fd. */
@@ -141,14 +146,14 @@ static int clone_dir(struct vds *v, int ds, const char *path)
 		return src;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	if (mkdirat(v->ds[ds].fd, path, st.st_mode & 07777) < 0)
+	if (bn_mkdirat(v->ds[ds].fd, path, st.st_mode & 07777) < 0)
 		return errno == EEXIST ? 0 : -errno;
-	if (v->root && fchownat(v->ds[ds].fd, path, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+	if (v->root && bn_fchownat(v->ds[ds].fd, path, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	fchmodat(v->ds[ds].fd, path, st.st_mode & 07777, 0);	/* undo umask/setgid quirks */
+	bn_fchmodat(v->ds[ds].fd, path, st.st_mode & 07777);	/* undo umask/setgid quirks */
 	ts[0] = st.st_atim;
 	ts[1] = st.st_mtim;
-	utimensat(v->ds[ds].fd, path, ts, AT_SYMLINK_NOFOLLOW);
+	bn_utimensat(v->ds[ds].fd, path, ts, AT_SYMLINK_NOFOLLOW);
 	return 0;
 }
 
@@ -161,7 +166,7 @@ int vds_mkpath(struct vds *v, int ds, const char *dirpath)
 
 	if (!strcmp(dirpath, "."))
 		return 0;
-	if (fstatat(v->ds[ds].fd, dirpath, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (bn_fstatat(v->ds[ds].fd, dirpath, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 	if (strlen(dirpath) >= sizeof(buf))
 		return -ENAMETOOLONG;
@@ -190,7 +195,7 @@ void vds_set_owner(struct vds *v, fuse_req_t req, int ds, const char *path,
 
 	if (!v->root)
 		return;
-	if (fchownat(v->ds[ds].fd, path, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+	if (bn_fchownat(v->ds[ds].fd, path, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		fuse_log(FUSE_LOG_WARNING, "vdsfs: chown %s on %s: %s\n", path, v->ds[ds].name,
 			 strerror(errno));
 }
@@ -215,19 +220,13 @@ bool vds_path_sane(const char *p)
 }
 
 /* Like vds_find, for paths that come from outside the kernel (control requests):
- * resolved with openat2 so that no component may be a symlink or lead out of the
- * datastore, whatever is on the backing filesystem. */
+ * stricter, since no component may be a symlink, the last one included. */
 int vds_find_beneath(struct vds *v, const char *path, struct stat *st)
 {
-	struct open_how how = {
-		.flags = O_PATH | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-
 	if (!vds_path_sane(path))
 		return -EINVAL;
 	for (int i = 0; i < v->nds; i++) {
-		int fd = (int)syscall(SYS_openat2, v->ds[i].fd, path, &how, sizeof(how));
+		int fd = bn_open(v->ds[i].fd, path, O_PATH | O_CLOEXEC, 0);
 		int ret;
 
 		if (fd < 0) {

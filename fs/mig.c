@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "copier.h"
 #include "journal.h"
 #include "mig.h"
@@ -347,13 +348,13 @@ static int flip(struct mig *m, const char *path, int *newfd, struct stat *nst)
 	ret = vds_mkpath(v, m->dst, parent);
 	if (ret)
 		return ret;
-	if (renameat(D->state_fd, tmp, D->fd, path) < 0)
+	if (bn_renameat2(D->state_fd, tmp, D->fd, path, 0) < 0)
 		return -errno;
 	/* From here on the destination is the file: errors only get logged. */
-	if (unlinkat(S->fd, path, 0) < 0)
+	if (bn_unlinkat(S->fd, path, 0) < 0)
 		fuse_log(FUSE_LOG_ERR, "vdsfs: %s: removing the source %s on %s: %s\n", m->name,
 			 path, S->name, strerror(errno));
-	*newfd = openat(D->fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	*newfd = bn_open(D->fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (*newfd < 0 || fstatat(*newfd, "", nst, AT_EMPTY_PATH) < 0)
 		*newfd = openat(D->state_fd, "..", O_PATH | O_CLOEXEC); /* never: keep going */
 	return 0;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "copier.h"
 #include "mig.h"
 #include "scheduler.h"
@@ -191,7 +192,7 @@ static int mig_bind(struct mig *m)
 {
 	struct vds *v = m->v;
 	struct stat st;
-	int fd = openat(v->ds[m->src].fd, m->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int fd = bn_open(v->ds[m->src].fd, m->path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "mig.h"
 #include "vdsfs.h"
 #include "vfile.h"
@@ -121,14 +122,14 @@ static int setattr_dir_copy(int dfd, const char *path, struct stat *attr, int to
 	gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
 	struct timespec ts[2];
 
-	if ((to_set & FUSE_SET_ATTR_MODE) && fchmodat(dfd, path, attr->st_mode & 07777, 0) < 0)
+	if ((to_set & FUSE_SET_ATTR_MODE) && bn_fchmodat(dfd, path, attr->st_mode & 07777) < 0)
 		return -errno;
 	if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
-	    fchownat(dfd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+	    bn_fchownat(dfd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (to_set & SET_TIMES) {
 		times_of(attr, to_set, ts);
-		if (utimensat(dfd, path, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		if (bn_utimensat(dfd, path, ts, AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
 	}
 	return 0;
@@ -144,7 +145,7 @@ static int setattr_dir(struct vds *v, struct node *n, struct stat *attr, int to_
 		return -EISDIR;
 	ret = node_dir_path(&v->nodes, n, path, sizeof(path));
 	for (int i = 0; !ret && i < v->nds; i++) {
-		if (fstatat(v->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (bn_fstatat(v->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		found++;
 		ret = setattr_dir_copy(v->ds[i].fd, path, attr, to_set);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "vdsfs.h"
 
 struct dent {
@@ -98,7 +99,7 @@ static void snap_clear(struct dirsnap *d)
 static int snap_read_copy(struct vds *v, struct dirsnap *d, int ds, const char *path,
 			  bool top)
 {
-	int fd = openat(v->ds[ds].fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = bn_open(v->ds[ds].fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 	struct dirent *de;
 	DIR *dir;
 	int ret = 0;
@@ -253,7 +254,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	(void)fi;
 	for (int i = 0; !ret && i < v->nds; i++) {
-		int fd = openat(v->ds[i].fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = bn_open(v->ds[i].fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 
 		if (fd < 0)
 			continue;

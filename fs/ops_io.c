@@ -19,6 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "iobuf.h"
 #include "mig.h"
 #include "vdsfs.h"
@@ -80,7 +81,7 @@ static int create_backing(fuse_req_t req, struct node *p, const char *name, mode
 		/* Created meanwhile by someone else: O_CREAT without O_EXCL opens it. */
 		if (flags & O_EXCL)
 			return -EEXIST;
-		fd = openat(v->ds[ds].fd, path, (flags & ~(O_CREAT | O_APPEND)) | O_CLOEXEC);
+		fd = bn_open(v->ds[ds].fd, path, (flags & ~(O_CREAT | O_APPEND)) | O_CLOEXEC, 0);
 		return fd < 0 ? -errno : fd;
 	}
 	ds = vds_pick_ds(v);
@@ -89,8 +90,8 @@ static int create_backing(fuse_req_t req, struct node *p, const char *name, mode
 	ret = vds_mkpath(v, ds, ppath);
 	if (ret)
 		return ret;
-	fstatat(v->ds[ds].fd, ppath, &pst, 0);
-	fd = openat(v->ds[ds].fd, path, (flags & ~O_APPEND) | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	bn_fstatat(v->ds[ds].fd, ppath, &pst, 0);
+	fd = bn_open(v->ds[ds].fd, path, (flags & ~O_APPEND) | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
 	vds_set_owner(v, req, ds, path, &pst);

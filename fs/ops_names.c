@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "mig.h"
 #include "vdsfs.h"
 #include "vfile.h"
@@ -49,7 +50,7 @@ static int newname_prepare(struct vds *v, struct node *parent, const char *name,
 	if (nn->ds < 0)
 		return nn->ds;
 	ret = vds_mkpath(v, nn->ds, nn->parent_path);
-	if (!ret && fstatat(v->ds[nn->ds].fd, nn->parent_path, &nn->parent_st, 0) < 0)
+	if (!ret && bn_fstatat(v->ds[nn->ds].fd, nn->parent_path, &nn->parent_st, 0) < 0)
 		ret = -errno;
 	return ret;
 }
@@ -78,11 +79,11 @@ static int make_node(int dfd, const char *path, const struct newobj *o)
 	int r;
 
 	if (S_ISDIR(o->mode))
-		r = mkdirat(dfd, path, o->mode & 07777);
+		r = bn_mkdirat(dfd, path, o->mode & 07777);
 	else if (S_ISLNK(o->mode))
-		r = symlinkat(o->target, dfd, path);
+		r = bn_symlinkat(o->target, dfd, path);
 	else
-		r = mknodat(dfd, path, o->mode, o->rdev);
+		r = bn_mknodat(dfd, path, o->mode, o->rdev);
 	return r < 0 ? -errno : 0;
 }
 
@@ -146,7 +147,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	pthread_rwlock_rdlock(&v->ns_lock);
 	ret = (vf && vf->mig) ? -EBUSY : newname_prepare(v, p, newname, n->ds, &nn);
 	fd_path(n->fd, src);
-	if (!ret && linkat(AT_FDCWD, src, v->ds[nn.ds].fd, nn.path, AT_SYMLINK_FOLLOW) < 0)
+	if (!ret && bn_linkat_to(src, v->ds[nn.ds].fd, nn.path) < 0)
 		ret = -errno;
 	pthread_rwlock_unlock(&v->ns_lock);
 	vfile_unhold(v, vf);
@@ -166,7 +167,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pthread_rwlock_rdlock(&v->ns_lock);
 	ds = ret ? ret : vds_find(v, path, &st);
 	if (ds >= 0)
-		ret = unlinkat(v->ds[ds].fd, path, 0) < 0 ? -errno : 0;
+		ret = bn_unlinkat(v->ds[ds].fd, path, 0) < 0 ? -errno : 0;
 	else
 		ret = ds;
 	if (!ret && S_ISREG(st.st_mode))
@@ -178,7 +179,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* 0 if the directory copy at path on dfd has no entries (or does not exist). */
 static int dir_empty(int dfd, const char *path)
 {
-	int fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = bn_open(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 	struct dirent *de;
 	DIR *d;
 	int ret = 0;
@@ -206,7 +207,7 @@ static int64_t dir_copies(struct vds *v, const char *path)
 	struct stat st;
 
 	for (int i = 0; i < v->nds; i++) {
-		if (fstatat(v->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (bn_fstatat(v->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (!S_ISDIR(st.st_mode))
 			return -ENOTDIR;
@@ -226,7 +227,7 @@ static int rmdir_all(struct vds *v, const char *path)
 		if (mask & (1ll << i))
 			ret = dir_empty(v->ds[i].fd, path);
 	for (int i = 0; i < v->nds && !ret; i++)
-		if ((mask & (1ll << i)) && unlinkat(v->ds[i].fd, path, AT_REMOVEDIR) < 0 &&
+		if ((mask & (1ll << i)) && bn_unlinkat(v->ds[i].fd, path, AT_REMOVEDIR) < 0 &&
 		    errno != ENOENT)
 			ret = -errno;
 	return ret;
@@ -261,9 +262,9 @@ static int drop_replaced(struct vds *v, const char *to, int64_t keep)
 	struct stat st;
 
 	for (int i = 0; i < v->nds; i++) {
-		if ((keep & (1ll << i)) || fstatat(v->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if ((keep & (1ll << i)) || bn_fstatat(v->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (unlinkat(v->ds[i].fd, to, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
+		if (bn_unlinkat(v->ds[i].fd, to, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
 			return -errno;
 	}
 	return 0;
@@ -273,7 +274,7 @@ static int rename_file(struct vds *v, int ds, struct rename_ctx *c)
 {
 	int ret = vds_mkpath(v, ds, c->to_parent);
 
-	if (!ret && renameat2(v->ds[ds].fd, c->from, v->ds[ds].fd, c->to, c->flags) < 0)
+	if (!ret && bn_renameat2(v->ds[ds].fd, c->from, v->ds[ds].fd, c->to, c->flags) < 0)
 		ret = -errno;
 	if (!ret && !(c->flags & RENAME_EXCHANGE))
 		ret = drop_replaced(v, c->to, 1ll << ds);
@@ -296,7 +297,7 @@ static int rename_dir(struct vds *v, struct rename_ctx *c)
 		if (!(mask & (1ll << i)))
 			continue;
 		ret = vds_mkpath(v, i, c->to_parent);
-		if (!ret && renameat2(v->ds[i].fd, c->from, v->ds[i].fd, c->to, c->flags) < 0)
+		if (!ret && bn_renameat2(v->ds[i].fd, c->from, v->ds[i].fd, c->to, c->flags) < 0)
 			ret = -errno;
 	}
 	return ret ? ret : drop_replaced(v, c->to, mask);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/xattr.h>
 
+#include "beneath.h"
 #include "vdsfs.h"
 #include "vfile.h"
 
@@ -102,7 +103,7 @@ static int xwrite_each(struct vds *v, struct node *n, int (*fn)(const char *, vo
 	if (ret || !t.dir)
 		return ret ? ret : fn(t.path, arg);
 	for (int i = 0; !ret && i < v->nds; i++) {
-		if (fstatat(v->ds[i].fd, t.path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (bn_fstatat(v->ds[i].fd, t.path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		found++;
 		ret = ds_copy_path(v, i, t.path, path, sizeof(path));

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "copier.h"
 #include "journal.h"
 #include "mig.h"
@@ -60,12 +61,12 @@ static int roll_forward(struct vds *v, struct mig *m)
 		ret = vds_mkpath(v, m->dst, parent);
 		if (ret)
 			return ret;
-		if (renameat(D->state_fd, tmp, D->fd, m->path) < 0)
+		if (bn_renameat2(D->state_fd, tmp, D->fd, m->path, 0) < 0)
 			return -errno;
-	} else if (fstatat(D->fd, m->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	} else if (bn_fstatat(D->fd, m->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		return -ENOENT;	/* neither copy nor flipped file: nothing to trust */
 	}
-	if (unlinkat(S->fd, m->path, 0) < 0 && errno != ENOENT)
+	if (bn_unlinkat(S->fd, m->path, 0) < 0 && errno != ENOENT)
 		return -errno;
 	fsync(D->fd);
 	return 0;
@@ -88,7 +89,7 @@ static int roll_back(struct vds *v, struct mig *m, bool preparing, char *why, si
 		close(dfd);
 		return 0;
 	}
-	base = openat(S->fd, m->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	base = bn_open(S->fd, m->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
 	if (base < 0) {
 		ret = -errno;
 		snprintf(why, len, "the base %.160s is missing: %s", m->path, strerror(errno));

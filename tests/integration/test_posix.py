@@ -352,5 +352,47 @@ class Placement(unittest.TestCase):
         self.assertEqual(cm.exception.errno, errno.ENOSPC)
 
 
+class NoEscape(unittest.TestCase):
+    """A symlink on a datastore standing where another datastore has a directory
+    ("vm" -> a directory outside every datastore) must not lead out: paths under a
+    datastore resolve beneath it (fs/beneath.h), for lookups, creates, renames and
+    directory listings alike."""
+
+    def setUp(self):
+        self.m = Mount(self, n=2, opts="create=ds1")
+        self.outside = os.path.join(self.m.top, "outside")
+        os.makedirs(os.path.join(self.outside, "sub"))
+        with open(os.path.join(self.outside, "secret"), "w") as f:
+            f.write("secret")
+        os.makedirs(self.m.backing(0, "vm"))
+        with open(self.m.backing(0, "vm/disk"), "w") as f:
+            f.write("disk")
+        os.symlink(self.outside, self.m.backing(1, "vm"))
+        self.m.start()
+
+    def errno_of(self, fn, *args):
+        with self.assertRaises(OSError) as cm:
+            fn(*args)
+        return cm.exception.errno
+
+    def test_lookup_does_not_follow(self):
+        p = self.m.path
+        self.assertEqual(self.errno_of(os.stat, p("vm/secret")), errno.ENOENT)
+        self.assertEqual(self.errno_of(os.stat, p("vm/sub")), errno.ENOENT)
+        self.assertEqual(sorted(os.listdir(p("vm"))), ["disk"])
+        with open(p("vm/disk")) as f:
+            self.assertEqual(f.read(), "disk")
+
+    def test_create_mkdir_rename_stay_inside(self):
+        p = self.m.path
+        for fn, args in ((open, (p("vm/planted"), "w")), (os.mkdir, (p("vm/dir"),)),
+                         (os.rename, (p("vm/disk"), p("vm/sub/disk")))):
+            with self.assertRaises(OSError):
+                fn(*args)
+        self.assertEqual(sorted(os.listdir(self.outside)), ["secret", "sub"])
+        self.assertEqual(os.listdir(os.path.join(self.outside, "sub")), [])
+        self.assertEqual(self.m.where("vm/disk"), [0])
+
+
 if __name__ == "__main__":
     main()
