@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -82,6 +83,16 @@ static int fail(struct mig *m, int err, const char *fmt, const char *detail)
 
 /* --- overlay on ------------------------------------------------------------- */
 
+/* The migration's own reads of the base (the overlay's fingerprint, the copy) must
+ * not make the file look read: its atime is the file's, carried to the destination.
+ * Only the owner or root may ask; a daemon that may not keeps the plain open. */
+static int open_noatime(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOATIME);
+
+	return fd < 0 && errno == EPERM ? open(path, O_RDWR | O_CLOEXEC) : fd;
+}
+
 static int mig_prepare(struct mig *m)
 {
 	struct datastore *S = &m->v->ds[m->src];
@@ -92,7 +103,7 @@ static int mig_prepare(struct mig *m)
 	int ret;
 
 	fd_path(m->node->fd, fdp);
-	m->base_fd = open(fdp, O_RDWR | O_CLOEXEC);
+	m->base_fd = open_noatime(fdp);
 	if (m->base_fd < 0 || fstat(m->base_fd, &st) < 0)
 		return fail(m, -errno, "cannot open the source: %s", NULL);
 	snprintf(uuid, sizeof(uuid), "%s:%lu", m->name, (unsigned long)st.st_ino);
@@ -259,29 +270,46 @@ static int mig_converge(struct mig *m)
 
 /* --- switch ------------------------------------------------------------------------ */
 
-/* Owner, mode, times and xattrs as the source has them now (the copier copied the
- * ones at copy time; chmod/chown/setxattr may have happened since). */
-static void copy_attrs(struct mig *m)
+/* Owner, mode and xattrs as the source has them now (the copier copied the ones at
+ * copy time; chmod/chown/setxattr may have happened since). A destination that cannot
+ * keep one of them fails the migration: the file must not come out different. */
+static int copy_xattrs(struct mig *m, char *names, char *val)
 {
-	char fdp[32], names[4096], val[65536];
+	ssize_t len = flistxattr(m->base_fd, names, XATTR_LIST_MAX);
+
+	if (len < 0)
+		return errno == ENOTSUP ? 0 : fail(m, -errno, "listing the source's xattrs: %s", NULL);
+	for (ssize_t i = 0; i < len; i += strlen(names + i) + 1) {
+		ssize_t n = fgetxattr(m->base_fd, names + i, val, XATTR_SIZE_MAX);
+
+		if (n < 0 && errno == ENODATA)
+			continue;	/* removed meanwhile */
+		if (n < 0 || fsetxattr(m->copy_fd, names + i, val, n, 0) < 0) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "%.100s: %s", names + i, strerror(errno));
+			return fail(m, -errno, "the destination cannot keep xattr %s", why);
+		}
+	}
+	return 0;
+}
+
+static int copy_attrs(struct mig *m)
+{
+	char *names = malloc(XATTR_LIST_MAX), *val = malloc(XATTR_SIZE_MAX);
 	struct stat st;
-	ssize_t len;
+	int ret = names && val ? 0 : fail(m, -ENOMEM, "copying attributes: %s", NULL);
 
-	fd_path(m->node->fd, fdp);
-	if (fstat(m->base_fd, &st) == 0) {
-		if (fchown(m->copy_fd, st.st_uid, st.st_gid) < 0)
-			fuse_log(FUSE_LOG_WARNING, "vdsfs: %s: chown of the copy: %s\n", m->name,
-				 strerror(errno));
-		fchmod(m->copy_fd, st.st_mode & 07777);
-	}
-	len = flistxattr(m->base_fd, names, sizeof(names));
-	for (ssize_t i = 0; len > 0 && i < len; i += strlen(names + i) + 1) {
-		ssize_t n = fgetxattr(m->base_fd, names + i, val, sizeof(val));
-
-		if (n >= 0)
-			fsetxattr(m->copy_fd, names + i, val, n, 0);
-	}
-	(void)fdp;
+	if (!ret && fstat(m->base_fd, &st) < 0)
+		ret = fail(m, -errno, "reading the source's attributes: %s", NULL);
+	if (!ret && (fchown(m->copy_fd, st.st_uid, st.st_gid) < 0 ||
+		     fchmod(m->copy_fd, st.st_mode & 07777) < 0))
+		ret = fail(m, -errno, "giving the copy the file's owner and mode: %s", NULL);
+	if (!ret)
+		ret = copy_xattrs(m, names, val);
+	free(names);
+	free(val);
+	return ret;
 }
 
 static void set_times(struct mig *m)
@@ -402,7 +430,9 @@ static int mig_switch(struct mig *m)
 	ret = check_datastores(m);
 	if (ret)
 		return ret;
-	copy_attrs(m);
+	ret = copy_attrs(m);
+	if (ret)
+		return ret;
 	set_phase(m, MIG_SWITCHING);
 	/* Everything slow happens before the pause: flush what the mirror wrote so far
 	 * and stage the "switching" record, so the pause only flushes the last

@@ -158,6 +158,52 @@ class QemuIo(Base):
         self.assert_clean()
 
 
+class Metadata(Base):
+    """Owner, mode, times and xattrs are the file's, not the copy's: the same after a
+    migration as before, seen through the mount and on the destination itself."""
+    hold = "copied"
+    XATTRS = {"user.vm": b"disk-0", "trusted.vdsfs-test": b"\x00\x01binary"}
+
+    def files(self):
+        make_file(self.m.backing(0, "vm/disk"), 8)
+        b = self.m.backing(0, "vm/disk")
+        os.chown(b, 1234, 5678)
+        os.chmod(b, 0o640)
+        os.utime(b, ns=(1_600_000_000_123_456_789, 1_500_000_000_987_654_321))
+        for k, v in self.XATTRS.items():
+            os.setxattr(b, k, v)
+
+    def meta(self, path):
+        st = os.stat(path)
+        xattrs = {k: os.getxattr(path, k) for k in os.listxattr(path)}
+        return (st.st_uid, st.st_gid, st.st_mode, st.st_atime_ns, st.st_mtime_ns), xattrs
+
+    def migrate(self, write):
+        img = self.m.path("vm/disk")
+        mid, = self.c.migrate(img, "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        if write:
+            qemu_io(img, "write -P 0x5a 1M 64k", "flush")
+        before = self.meta(img)
+        self.c.release()
+        self.assertEqual(self.c.wait_phase(mid, "done", "failed")["phase"], "done")
+        self.assertEqual(self.m.where("vm/disk"), [1])
+        return before, self.meta(img), self.meta(self.m.backing(1, "vm/disk"))
+
+    def test_idle_file_keeps_everything(self):
+        before, after, dest = self.migrate(write=False)
+        self.assertEqual(before, ((1234, 5678, 0o100640, 1_600_000_000_123_456_789,
+                                   1_500_000_000_987_654_321), self.XATTRS))
+        self.assertEqual(after, before)
+        self.assertEqual(dest, before)
+
+    def test_written_file_keeps_owner_mode_xattrs_and_its_new_mtime(self):
+        before, after, dest = self.migrate(write=True)
+        self.assertGreater(before[0][4], 1_500_000_000_987_654_321)  # the write moved mtime
+        self.assertEqual(after, before)                             # the switch did not
+        self.assertEqual(dest, before)
+
+
 class FlatOut(Base):
     def files(self):
         make_file(self.m.backing(0, "vm/disk"), 128)
