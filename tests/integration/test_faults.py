@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
 """Faults during a migration (issue 6): the differencing file's datastore fills up,
-the destination fills up during the copy, the destination disappears, a corrupt
-journal or differencing file is found at mount, and a control client misbehaves.
-In every case nothing written before is lost and the source keeps serving."""
+the destination fills up during the copy, the destination disappears, the source's
+disk fails reads (EIO), a corrupt journal or differencing file is found at mount, and
+a control client misbehaves. In every case nothing written before is lost and the
+source keeps serving."""
 import errno
 import json
+import mmap
 import os
+import re
+import shutil
 import socket
+import subprocess
+import time
 import unittest
 
-from vdsfs_fixture import Ctl, Mount, main, run, state_files, wait_dead
+from vdsfs_fixture import Ctl, Mount, main, mounted, run, state_files, wait_dead
 from test_migrate import MB, make_file, qemu_io
+
+FAULTFS = os.environ.get("FAULTFS", "faultfs")
 
 
 class SourceFull(unittest.TestCase):
@@ -96,6 +104,180 @@ class DestinationGone(unittest.TestCase):
         qemu_io(img, "read -P 0x81 2M 1M")
         self.assertEqual(m.where("vm/disk"), [0])
         self.assertEqual(os.stat(img).st_size, 32 * MB)
+
+
+class FaultFs:
+    """faultfs (faultfs.c) serving a fresh backing directory at datastore i's path:
+    reads of rel that touch [start, end) fail with EIO while the switch file exists.
+    Mount it before vdsfs starts: cleanups run in reverse order of registration, so
+    it is unmounted only after vdsfs has stopped, and before the tree is removed."""
+
+    def __init__(self, case, m, i, rel, start, end):
+        self.case, self.mnt = case, m.paths[i]
+        self.backing = os.path.join(m.top, m.names[i] + "-backing")
+        self.switch = os.path.join(m.top, "fault-on")
+        self.log = os.path.join(m.top, "faultfs.log")
+        os.mkdir(self.backing)
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [FAULTFS, "--eio-file", rel, "--eio-from", str(start), "--eio-to", str(end),
+                 "--when", self.switch, "-f", self.backing, self.mnt],
+                stdout=log, stderr=subprocess.STDOUT)
+        case.addCleanup(self.stop)
+        for _ in range(200):
+            if mounted(self.mnt):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"faultfs did not mount: {self.output()}")
+
+    def output(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def on(self):
+        open(self.switch, "w").close()
+
+    def off(self):
+        os.unlink(self.switch)
+
+    def open_files(self):
+        """Backing files faultfs holds open: one per handle someone has on it."""
+        fds, out = f"/proc/{self.proc.pid}/fd", []
+        for fd in os.listdir(fds):
+            try:
+                target = os.readlink(os.path.join(fds, fd))
+            except OSError:
+                continue    # closed meanwhile
+            if target.startswith(self.backing + "/"):
+                out.append(target)
+        return out
+
+    def stop(self):
+        # Unmount only once faultfs holds nothing open: vdsfs closes its datastore
+        # files as it exits, after its mount is gone, and the kernel sends those
+        # releases asynchronously; any still queued at unmount would be dropped and
+        # their handles leaked in faultfs (LeakSanitizer reports them).
+        end = time.time() + 60
+        while self.proc.poll() is None and self.open_files() and time.time() < end:
+            time.sleep(0.05)
+        busy = self.open_files() if self.proc.poll() is None else []
+        if mounted(self.mnt) and run(["fusermount3", "-u", self.mnt], check=False).returncode:
+            run(["fusermount3", "-uz", self.mnt], check=False)
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"faultfs did not exit once unmounted; still open: {busy}\n"
+                                 f"{self.output()}")
+        self.case.assertEqual(rc, 0, self.output())
+
+
+def direct_read(fd, off, length):
+    """length bytes at off through an O_DIRECT handle, as a VM with cache=none
+    reads: no page cache of the mount stands between the reader and vdsfs."""
+    buf = mmap.mmap(-1, length)     # page-aligned
+    return buf[:os.preadv(fd, [buf], off)]
+
+
+class SourceReadErrors(unittest.TestCase):
+    """The source datastore's disk fails reads (EIO) in one range of the base file
+    (faultfs). The copy cannot read it, so the migration fails and rolls back; the
+    VM sees the device error for that range and only there; every write, before and
+    during the migration, is kept; nothing is left behind; and once the disk reads
+    again the disk serves on and moves."""
+
+    BAD_FROM, BAD_TO = 8 * MB, 9 * MB
+
+    def assert_eio(self, fd, off, length):
+        with self.assertRaises(OSError) as cm:
+            direct_read(fd, off, length)
+        self.assertEqual(cm.exception.errno, errno.EIO)
+
+    def test_eio_on_source_fails_migration_and_keeps_data(self):
+        m = Mount(self, n=2)
+        fault = FaultFs(self, m, 0, "vm/disk", self.BAD_FROM, self.BAD_TO)
+        # A reference image gets every write the disk gets: qemu-img compare then
+        # proves that no byte of the disk was lost or damaged, not only the patterns.
+        ref = os.path.join(m.top, "ref.raw")
+        make_file(ref, 32)
+        os.makedirs(m.backing(0, "vm"))
+        shutil.copyfile(ref, m.backing(0, "vm/disk"))
+        m.start(env={"VDSFS_TEST_HOLD": "overlay-on"})
+        c = Ctl(m)
+        img = m.path("vm/disk")
+        # One handle for every read that must fail: a new open would make faultfs
+        # drop the inode's cached pages and hide a fault served from that cache.
+        fd = os.open(img, os.O_RDONLY | os.O_DIRECT)
+        self.addCleanup(os.close, fd)
+
+        def write(*cmds):
+            for target in (img, ref):
+                qemu_io(target, *cmds, "flush")
+
+        write("write -P 0xa1 0 1M", "write -P 0xa2 8M 1M", "write -P 0xa3 31M 1M")
+        fault.on()
+        self.assert_eio(fd, self.BAD_FROM, MB)
+        qemu_io(img, "read -P 0xa1 0 1M", "read 7M 1M", "read 9M 1M", "read -P 0xa3 31M 1M")
+        fault.off()
+
+        mid, = c.migrate(img, "--to", "ds1")
+        c.wait_held(mid, "overlay-on")
+        # The overlay reads the base through one long-lived buffered handle: the
+        # range reads fine, then fails once the fault is on (before the copy has
+        # read a byte), so no page cache below vdsfs hides the fault.
+        self.assertEqual(direct_read(fd, self.BAD_FROM, MB), b"\xa2" * MB)
+        fault.on()
+        self.assert_eio(fd, self.BAD_FROM, MB)
+        # Writes into the overlay, one of them rewriting the start of the bad range
+        # in whole blocks: that part now reads from the differencing file, the rest
+        # of the range still from the failing base.
+        write("write -P 0xb1 2M 1M", "write -P 0xb2 8M 64k", "write -P 0xb3 20M 512k")
+        qemu_io(img, "read -P 0xb2 8M 64k")
+        self.assert_eio(fd, self.BAD_FROM + 64 * 1024, 64 * 1024)
+        c.release()
+
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "failed", st)
+        # "copy failed: read from source at offset N: Input/output error", N the
+        # start of a copier read (1 MiB) that touched the bad range
+        hit = re.search(r"read from source at offset (\d+): " + os.strerror(errno.EIO), st["error"])
+        self.assertTrue(hit, st)
+        self.assertTrue(self.BAD_FROM - MB < int(hit.group(1)) < self.BAD_TO, st)
+        # Rolled back: the file is on ds0 alone, no copy or state is left anywhere.
+        self.assertEqual(m.where("vm/disk"), [0])
+        self.assertEqual(os.listdir(m.paths[1]), [".vdsfs"])
+        self.assertEqual(state_files(m), [])
+        self.assertEqual(os.stat(img).st_size, 32 * MB)
+        # The base still fails in the bad range (the overlay's blocks were merged
+        # into it), and only there.
+        self.assert_eio(fd, self.BAD_FROM, MB)
+        qemu_io(img, "read -P 0xa1 0 1M", "read -P 0xb1 2M 1M", "read -P 0xb3 20M 512k",
+                "read -P 0xa3 31M 1M")
+
+        fault.off()
+        qemu_io(img, "read -P 0xb2 8M 64k", "read -P 0xa2 8256k 960k")
+        run(["qemu-img", "compare", "-f", "raw", "-F", "raw", img, ref])
+
+        # The disk serves on, and moves once its source reads again.
+        write("write -P 0xc1 4M 1M")
+        qemu_io(img, "read -P 0xc1 4M 1M")
+        mid2, = c.migrate(img, "--to", "ds1")
+        c.wait_held(mid2, "overlay-on")
+        write("write -P 0xc2 12M 1M")
+        c.release()
+        st = c.wait_phase(mid2, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "done", st)
+        self.assertEqual(m.where("vm/disk"), [1])
+        self.assertEqual(os.stat(img).st_size, 32 * MB)
+        qemu_io(img, "read -P 0xb2 8M 64k", "read -P 0xa2 8256k 960k", "read -P 0xc1 4M 1M",
+                "read -P 0xc2 12M 1M")
+        run(["qemu-img", "compare", "-f", "raw", "-F", "raw", img, ref])
+        self.assertEqual(direct_read(fd, self.BAD_FROM, 64 * 1024), b"\xb2" * 64 * 1024)
+        self.assertEqual(state_files(m), [])
+        self.assertEqual(c.one(mid)["phase"], "failed")
 
 
 class CorruptAtMount(unittest.TestCase):
