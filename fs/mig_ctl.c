@@ -17,6 +17,7 @@
 #include "copier.h"
 #include "mig.h"
 #include "scheduler.h"
+#include "testpoint.h"
 #include "vdsfs.h"
 #include "vfile.h"
 
@@ -410,6 +411,7 @@ void mig_shutdown(struct vds *v)
 			atomic_store(&m->cancel, true);
 		}
 	pthread_mutex_unlock(&v->mig_lock);
+	testpoint_wake();
 	if (v->sched)
 		sched_free(v->sched);	/* cancels the queue, waits for running jobs */
 	v->sched = NULL;

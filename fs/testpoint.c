@@ -42,6 +42,14 @@ void testpoint(struct mig *m, const char *point)
 	pthread_mutex_unlock(&m->v->mig_lock);
 }
 
+/* Shutdown: a held migration must see m->stopping, without being granted a permit. */
+void testpoint_wake(void)
+{
+	pthread_mutex_lock(&tp_lock);
+	pthread_cond_broadcast(&tp_cond);
+	pthread_mutex_unlock(&tp_lock);
+}
+
 void testpoint_release(void)
 {
 	pthread_mutex_lock(&tp_lock);

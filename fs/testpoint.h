@@ -15,5 +15,6 @@ struct mig;
 
 void testpoint(struct mig *m, const char *point);
 void testpoint_release(void);
+void testpoint_wake(void);
 
 #endif

@@ -204,6 +204,30 @@ class Metadata(Base):
         self.assertEqual(dest, before)
 
 
+class UnmountMidMigration(Base):
+    """Unmounting stops a migration where it is and leaves its journal; the daemon
+    exits (even with the migration parked at a test hold point), and the next mount
+    rolls it back."""
+    hold = "copied"
+
+    def test_unmount_then_remount_rolls_back(self):
+        img = self.m.path("vm/disk")
+        mid, = self.c.migrate(img, "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        qemu_io(img, "write -P 0x6b 3M 1M", "flush")
+        with open(self.m.backing(0, ".vdsfs/lock")) as f:
+            pid = int(f.read())
+        run(["fusermount3", "-u", self.m.mnt])
+        self.c.wait(lambda: not os.path.exists(f"/proc/{pid}"), "the daemon to exit")
+        self.assertTrue(state_files(self.m))        # the journal is left for recovery
+        self.m.start()
+        st = self.c.one(mid)
+        self.assertEqual((st["phase"], st["recovered"]), ("cancelled", True), st)
+        qemu_io(img, "read -P 0x6b 3M 1M")
+        self.assertEqual(self.m.where("vm/disk"), [0])
+        self.assert_clean()
+
+
 class FlatOut(Base):
     def files(self):
         make_file(self.m.backing(0, "vm/disk"), 128)
