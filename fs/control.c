@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -160,6 +161,21 @@ static int reply(int fd, const char *text)
 	return send_all(fd, text, strlen(text)) || send_all(fd, "\n", 1) ? -1 : 0;
 }
 
+/* Closing a Unix socket with unread input resets it, and the client would lose the
+ * answer it is owed: end our side, then read and drop what it still sends, within
+ * bounds a misbehaving client cannot stretch. */
+static void hang_up_gently(int fd, char *buf, size_t len)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	size_t total = 0;
+	ssize_t n;
+
+	shutdown(fd, SHUT_WR);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (total < 64 * (size_t)CTL_MAX && (n = recv(fd, buf, len, 0)) > 0)
+		total += n;
+}
+
 /* Reads requests line by line; a line longer than CTL_MAX is refused and the
  * connection closed, since its end cannot be found reliably. */
 static void serve_client(struct client *c)
@@ -173,6 +189,7 @@ static void serve_client(struct client *c)
 		if (!nl) {
 			if (have == CTL_MAX) {
 				reply(c->fd, "{\"ok\":false,\"error\":\"request too large\"}");
+				hang_up_gently(c->fd, buf, CTL_MAX);
 				break;
 			}
 			ssize_t n = recv(c->fd, buf + have, CTL_MAX - have, 0);
