@@ -21,6 +21,7 @@
 
 #include "beneath.h"
 #include "mig.h"
+#include "mountinfo.h"
 #include "scheduler.h"
 #include "testpoint.h"
 #include "vdsfs.h"
@@ -58,30 +59,6 @@ static int ds_by_name(struct vds *v, const char *name)
 		if (!strcmp(v->ds[i].name, name))
 			return i;
 	return -1;
-}
-
-/* The filesystem type of a datastore, from the mount table (longest prefix). */
-static void fs_type(const char *path, char *out, size_t len)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char line[4096];
-	size_t best = 0;
-
-	snprintf(out, len, "?");
-	while (f && fgets(line, sizeof(line), f)) {
-		char mnt[2048], type[64];
-		const char *sep = strstr(line, " - ");
-
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %2047s", mnt) != 1 ||
-		    sscanf(sep + 3, "%63s", type) != 1)
-			continue;
-		if (path_within(mnt, path) && strlen(mnt) >= best) {
-			best = strlen(mnt);
-			snprintf(out, len, "%s", type);
-		}
-	}
-	if (f)
-		fclose(f);
 }
 
 /* Bytes allocated to files on a datastore, vdsfs's own state excluded. */
@@ -129,7 +106,7 @@ static char *req_datastores(struct vds *v)
 		char type[64];
 
 		ds_space(&v->ds[i], &avail, &total);
-		fs_type(v->ds[i].path, type, sizeof(type));
+		mount_type_of(v->ds[i].path, false, type, sizeof(type));
 		json_object_object_add(d, "name", json_object_new_string(v->ds[i].name));
 		json_object_object_add(d, "path", json_object_new_string(v->ds[i].path));
 		json_object_object_add(d, "fs", json_object_new_string(type));

@@ -17,6 +17,7 @@
 #include "control.h"
 #include "loop.h"
 #include "mig.h"
+#include "mountinfo.h"
 #include "vfile.h"
 #include "vdsfs.h"
 
@@ -68,6 +69,7 @@ static int open_datastores(struct vds *v, const char *mnt, char *err, size_t len
 
 static int check_mountpoint(const char *mp, char **canon, char *err, size_t len)
 {
+	char type[64];
 	struct stat st;
 
 	*canon = realpath(mp, NULL);
@@ -78,6 +80,13 @@ static int check_mountpoint(const char *mp, char **canon, char *err, size_t len)
 	if (stat(*canon, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, len, "mountpoint %s is not a directory", mp);
 		return -ENOTDIR;
+	}
+	/* A second vdsfs stacked on the first would hide every file it serves, open
+	 * VM disks included; one vdsfs per mountpoint, as per datastore. */
+	mount_type_of(*canon, true, type, sizeof(type));
+	if (!strcmp(type, "fuse.vdsfs")) {
+		snprintf(err, len, "mountpoint %s is already a vdsfs mount; unmount it first", mp);
+		return -EBUSY;
 	}
 	return 0;
 }

@@ -80,6 +80,17 @@ class BadInput(unittest.TestCase):
         self.assertFalse(mounted(other))
         self.assertTrue(mounted(self.m.mnt))
 
+    def test_second_instance_on_the_same_mountpoint_refused(self):
+        self.m.start()
+        other = os.path.join(self.m.top, "other")
+        os.mkdir(other)
+        p = run([VDSFS, f"x={other}", self.m.mnt, "-o", f"control={self.m.top}/c2.sock"],
+                check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("is already a vdsfs mount", p.stderr)
+        with open("/proc/self/mountinfo") as f:
+            self.assertEqual(sum(line.split()[4] == self.m.mnt for line in f), 1)
+
 
 class GoodInput(unittest.TestCase):
     def test_help_and_version(self):
