@@ -3,7 +3,7 @@
 # are migrated back and forth among datastores without pause, and cancelled now and
 # then. Reports migrations done / cancelled / failed (failed must be 0), bytes
 # written and verified, fio errors (must be 0), the longest switch pause, and the
-# daemon's peak RSS. Exit status 0 only if nothing failed.
+# daemon's peak RSS. Disk 1 is written O_DSYNC. Exit status 0 only if nothing failed.
 #
 # usage: tools/bench/soak.sh [--minutes 20] [--disks 4] [--size 256m] [--dir /var/tmp]
 #        [--build build]
@@ -36,7 +36,9 @@ mkdir -p "$mnt/vm"
 for d in $(seq 1 "$disks"); do fio_job "$d" --rw=write --bs=1M --output-format=terse >/dev/null; done
 fpids=""
 for d in $(seq 1 "$disks"); do
-  fio_job "$d" --time_based --runtime="$secs" --rate_iops=1500 --verify_backlog=1024 \
+  # disk 1 writes through O_DSYNC, whose writes must be durable while migrating too
+  sync=""; [ "$d" = 1 ] && sync="--sync=dsync"
+  fio_job "$d" --time_based --runtime="$secs" --rate_iops=1500 --verify_backlog=1024 $sync \
       --output-format=json >"$top/fio$d.json" 2>"$top/fio$d.err" & fpids="$fpids $!"
 done
 end=$(( $(date +%s) + secs ))
