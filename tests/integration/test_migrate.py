@@ -59,6 +59,15 @@ class Base(unittest.TestCase):
     def assert_clean(self):
         self.assertEqual(state_files(self.m), [])
 
+    def migrate_held(self, point, *writes):
+        """Start moving vm/disk to ds1, wait at point, then write with qemu-io."""
+        img = self.m.path("vm/disk")
+        mid, = self.c.migrate(img, "--to", "ds1")
+        self.c.wait_held(mid, point)
+        if writes:
+            qemu_io(img, *writes)
+        return img, mid
+
 
 class Seed(Base):
     """vSphere 5.1: VMDK1, VMDK2 on DS1 -> DS4, VMDK3, VMDK4 on DS2 -> DS3."""
@@ -141,13 +150,10 @@ class QemuIo(Base):
     hold = "copied"
 
     def test_patterns_survive_migration_and_match_reference(self):
-        img = self.m.path("vm/disk")
         ref = os.path.join(self.m.top, "ref.raw")
         run(["cp", self.m.backing(0, "vm/disk"), ref])
         writes = ["write -P 0x11 0 1M", "write -P 0x22 5M 64k", "write -P 0x33 31M 1M", "flush"]
-        mid, = self.c.migrate(img, "--to", "ds1")
-        self.c.wait_held(mid, "copied")
-        qemu_io(img, *writes)
+        img, mid = self.migrate_held("copied", *writes)
         qemu_io(ref, *writes)
         self.c.release()
         self.assertEqual(self.c.wait_phase(mid, "done", "failed")["phase"], "done")
@@ -179,11 +185,7 @@ class Metadata(Base):
         return (st.st_uid, st.st_gid, st.st_mode, st.st_atime_ns, st.st_mtime_ns), xattrs
 
     def migrate(self, write):
-        img = self.m.path("vm/disk")
-        mid, = self.c.migrate(img, "--to", "ds1")
-        self.c.wait_held(mid, "copied")
-        if write:
-            qemu_io(img, "write -P 0x5a 1M 64k", "flush")
+        img, mid = self.migrate_held("copied", *(["write -P 0x5a 1M 64k", "flush"] if write else []))
         before = self.meta(img)
         self.c.release()
         self.assertEqual(self.c.wait_phase(mid, "done", "failed")["phase"], "done")
@@ -211,10 +213,7 @@ class UnmountMidMigration(Base):
     hold = "copied"
 
     def test_unmount_then_remount_rolls_back(self):
-        img = self.m.path("vm/disk")
-        mid, = self.c.migrate(img, "--to", "ds1")
-        self.c.wait_held(mid, "copied")
-        qemu_io(img, "write -P 0x6b 3M 1M", "flush")
+        img, mid = self.migrate_held("copied", "write -P 0x6b 3M 1M", "flush")
         with open(self.m.backing(0, ".vdsfs/lock")) as f:
             pid = int(f.read())
         run(["fusermount3", "-u", self.m.mnt])
@@ -266,10 +265,7 @@ class CancelConverging(Base):
     hold = "converged"
 
     def test_cancel_during_converge(self):
-        img = self.m.path("vm/disk")
-        mid, = self.c.migrate(img, "--to", "ds1")
-        self.c.wait_held(mid, "converged")
-        qemu_io(img, "write -P 0x55 7M 256k", "flush")
+        img, mid = self.migrate_held("converged", "write -P 0x55 7M 256k", "flush")
         self.c.run("cancel", str(mid))
         self.c.release()
         self.assertEqual(self.c.wait_phase(mid, "cancelled", "failed", "done")["phase"], "cancelled")
@@ -285,8 +281,7 @@ class NamespaceRules(Base):
     hold = "copied"
 
     def test_rename_during_migration_follows(self):
-        mid, = self.c.migrate(self.m.path("vm/disk"), "--to", "ds1")
-        self.c.wait_held(mid, "copied")
+        _, mid = self.migrate_held("copied")
         os.makedirs(self.m.path("other"))
         os.rename(self.m.path("vm/disk"), self.m.path("other/renamed"))
         self.c.release()
@@ -296,8 +291,7 @@ class NamespaceRules(Base):
         self.assert_clean()
 
     def test_unlink_during_migration_cancels(self):
-        mid, = self.c.migrate(self.m.path("vm/disk"), "--to", "ds1")
-        self.c.wait_held(mid, "copied")
+        _, mid = self.migrate_held("copied")
         os.unlink(self.m.path("vm/disk"))
         self.c.release()
         self.assertEqual(self.c.wait_phase(mid, "cancelled", "failed", "done")["phase"], "cancelled")
@@ -305,9 +299,7 @@ class NamespaceRules(Base):
         self.assert_clean()
 
     def test_truncate_and_extend_during_migration(self):
-        img = self.m.path("vm/disk")
-        mid, = self.c.migrate(img, "--to", "ds1")
-        self.c.wait_held(mid, "copied")
+        img, mid = self.migrate_held("copied")
         os.truncate(img, 8 * MB)
         os.truncate(img, 40 * MB)
         self.assertEqual(os.stat(img).st_size, 40 * MB)
