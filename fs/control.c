@@ -25,18 +25,6 @@
 
 char *control_handle(struct vds *v, const char *line);
 
-int control_default_path(const char *mnt, char *out, size_t len)
-{
-	size_t pos = snprintf(out, len, "/run/vdsfs/");
-
-	for (const char *p = mnt + 1; *p && pos + 6 < len; p++)
-		out[pos++] = *p == '/' ? '-' : *p;
-	if (pos + 6 >= len)
-		return -ENAMETOOLONG;
-	strcpy(out + pos, ".sock");
-	return 0;
-}
-
 static int mkdir_parent(const char *path)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];

@@ -8,7 +8,6 @@
 
 struct vds;
 
-int control_default_path(const char *mountpoint, char *out, size_t len);
 int control_open(struct vds *v, const char *path, bool own_dir, char *err, size_t len);
 int control_start(struct vds *v);
 void control_stop(struct vds *v);

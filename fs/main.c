@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "control_path.h"
 #include "loop.h"
 #include "mig.h"
 #include "mountinfo.h"

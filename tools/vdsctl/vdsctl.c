@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control_path.h"
+
 struct ctl {
 	char mount[PATH_MAX];	/* canonical mountpoint, "" if only -s given */
 	char sock[108];
@@ -497,7 +499,6 @@ static int cmd_cancel(struct ctl *c, int argc, char **argv)
 static int default_socket(struct ctl *c, const char *mnt)
 {
 	char *real = realpath(mnt, NULL);
-	size_t pos;
 
 	if (!real)
 		return -errno;
@@ -505,11 +506,7 @@ static int default_socket(struct ctl *c, const char *mnt)
 	free(real);
 	if (c->sock[0])
 		return 0;
-	pos = snprintf(c->sock, sizeof(c->sock), "/run/vdsfs/");
-	for (const char *p = c->mount + 1; *p && pos + 6 < sizeof(c->sock); p++)
-		c->sock[pos++] = *p == '/' ? '-' : *p;
-	snprintf(c->sock + pos, sizeof(c->sock) - pos, ".sock");
-	return 0;
+	return control_default_path(c->mount, c->sock, sizeof(c->sock));
 }
 
 int main(int argc, char **argv)
@@ -535,7 +532,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (mnt && default_socket(&c, mnt))
+	ret = mnt ? default_socket(&c, mnt) : 0;
+	if (ret == -ENAMETOOLONG)
+		return die(2, "mountpoint %s is too long for the default socket name; use -s", mnt);
+	if (ret)
 		return die(2, "mountpoint %s does not exist", mnt);
 	cmd = argv[i++];
 	if (ctl_connect(&c))
