@@ -171,15 +171,53 @@ int mig_fallocate(struct mig *m, int mode, off_t off, off_t len)
 	return ret;
 }
 
-/* The overlay does not expose holes cheaply; report the whole file as data, which
- * SEEK_DATA/SEEK_HOLE allow and which only costs readers of sparse maps a bit. */
+/* Where the base shows through, in [pos, limit): the base's own answer up to its
+ * size at overlay-on (end), and past that a hole, since those bytes read as zeros.
+ * -1 when the answer lies beyond limit. */
+static off_t base_seek(int fd, uint64_t pos, uint64_t end, uint64_t limit, int whence)
+{
+	off_t r = pos < end ? lseek(fd, pos, whence) : -1;
+
+	if (r >= 0 && (uint64_t)r < end)
+		return r;
+	if (whence == SEEK_DATA)
+		return -1;
+	if (r < 0 && pos < end)
+		return pos;		/* the base file ends early: zeros */
+	return end < limit ? (off_t)(pos > end ? pos : end) : -1;
+}
+
+/* SEEK_DATA/SEEK_HOLE over what the file reads as: blocks the differencing file
+ * holds are data, discarded ones holes, and the base answers for the rest. Racing
+ * writes may move the answer, as on any file. */
 off_t mig_lseek(struct mig *m, off_t off, int whence)
 {
-	uint64_t size = ov_size(m);
+	struct overlay_stats st;
+	uint64_t pos = off;
 
-	if (off < 0 || (uint64_t)off >= size)
+	overlay_stats(m->ov, &st);
+	if (off < 0 || pos >= st.size)
 		return -ENXIO;
-	return whence == SEEK_DATA ? off : (off_t)size;
+	while (pos < st.size) {
+		struct overlay_extent e;
+		uint64_t cursor = pos;
+		bool changed = overlay_next_extent(m->ov, &cursor, &e) == 1;
+		uint64_t limit = changed ? e.off : st.size;
+		off_t r;
+
+		if (changed && e.off <= pos) {
+			if ((e.state == OVERLAY_DATA) == (whence == SEEK_DATA))
+				return pos;
+			pos = e.off + e.len;
+			continue;
+		}
+		r = base_seek(m->base_fd, pos, st.base_size < limit ? st.base_size : limit, limit,
+			      whence);
+		if (r >= 0)
+			return r;
+		pos = limit;
+	}
+	return whence == SEEK_DATA ? -ENXIO : (off_t)st.size;
 }
 
 int mig_truncate(struct mig *m, off_t size)

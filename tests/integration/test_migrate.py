@@ -206,6 +206,49 @@ class Metadata(Base):
         self.assertEqual(dest, before)
 
 
+def extent_map(path):
+    """[(start, end)] of the data SEEK_DATA/SEEK_HOLE report, in order."""
+    out, fd = [], os.open(path, os.O_RDONLY)
+    try:
+        size, pos = os.fstat(fd).st_size, 0
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break   # ENXIO: no data after pos
+            pos = os.lseek(fd, start, os.SEEK_HOLE)
+            out.append((start, pos))
+    finally:
+        os.close(fd)
+    return out
+
+
+class SparseMap(Base):
+    """SEEK_DATA/SEEK_HOLE answer for what the file reads as while it migrates
+    (differencing-file blocks are data, punched ones holes, the base for the rest),
+    so cp --sparse and qemu-img map stay cheap and right."""
+    hold = "copied"
+
+    def files(self):
+        b = self.m.backing(0, "vm/disk")
+        make_file(b, 32, fill=False)
+        with open(b, "r+b") as f:
+            for at in (0, 16 * MB):
+                f.seek(at)
+                f.write(os.urandom(MB))
+
+    def test_holes_and_data_while_migrating_and_after(self):
+        img, mid = self.migrate_held("copied", "write -P 0x31 8M 64k", "write -P 0x32 20M 4k",
+                                     "discard 16M 512k", "flush")
+        want = [(0, MB), (8 * MB, 8 * MB + 64 * 1024), (16 * MB + 512 * 1024, 17 * MB),
+                (20 * MB, 20 * MB + 4096)]
+        self.assertEqual(extent_map(img), want)
+        self.c.release()
+        self.assertEqual(self.c.wait_phase(mid, "done", "failed")["phase"], "done")
+        self.assertEqual(extent_map(img), want)
+        qemu_io(img, "read -P 0x31 8M 64k", "read -P 0 16M 512k", "read -P 0x32 20M 4k")
+
+
 class UnmountMidMigration(Base):
     """Unmounting stops a migration where it is and leaves its journal; the daemon
     exits (even with the migration parked at a test hold point), and the next mount
