@@ -425,7 +425,7 @@ static int mig_switch(struct mig *m)
 	struct reopen r = { .newfd_path = m->copy_fd };
 	struct stat nst;
 	int ret, newfd = -1, oldfd = -1;
-	uint64_t t0, staged_gen;
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC), staged_gen;
 
 	ret = check_datastores(m);
 	if (ret)
@@ -452,6 +452,9 @@ static int mig_switch(struct mig *m)
 	if (ret)
 		return fail(m, ret, "cannot write the journal: %s", NULL);
 	pthread_rwlock_wrlock(&m->vf->gate);
+	pthread_mutex_lock(&v->mig_lock);
+	m->flush_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	pthread_mutex_unlock(&v->mig_lock);
 	t0 = now_ns(CLOCK_MONOTONIC);
 	ret = atomic_load(&m->mirror_err);
 	if (!ret && (atomic_load(&m->cancel) || atomic_load(&m->stopping)))
@@ -613,7 +616,12 @@ static void *mig_thread(void *arg)
 	if (!ret)
 		ret = mig_switch(m);
 	if (!ret) {
+		uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+
 		release_io(m, false);
+		pthread_mutex_lock(&m->v->mig_lock);
+		m->cleanup_ns = now_ns(CLOCK_MONOTONIC) - t0;
+		pthread_mutex_unlock(&m->v->mig_lock);
 		finish(m, MIG_DONE, 0);
 		return NULL;
 	}

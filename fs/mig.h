@@ -81,6 +81,8 @@ struct mig {
 	uint64_t queued_ns, started_ns, ended_ns;	/* CLOCK_REALTIME */
 	uint64_t started_seq, ended_seq;		/* scheduler event order */
 	uint64_t copy_ns, converge_ns, pause_ns;
+	uint64_t flush_ns;		/* switching, before the pause: copy and folders synced */
+	uint64_t cleanup_ns;		/* after the pause: source, differencing file removed */
 	uint64_t merged_bytes;
 	int err;
 	char msg[256];

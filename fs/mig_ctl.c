@@ -302,7 +302,9 @@ static json_object *mig_json_locked(struct mig *m)
 	json_object_object_add(o, "merged_bytes", json_object_new_int64((int64_t)m->merged_bytes));
 	json_object_object_add(o, "copy_ms", json_object_new_double(m->copy_ns / 1e6));
 	json_object_object_add(o, "converge_ms", json_object_new_double(m->converge_ns / 1e6));
+	json_object_object_add(o, "flush_ms", json_object_new_double(m->flush_ns / 1e6));
 	json_object_object_add(o, "pause_ms", json_object_new_double(m->pause_ns / 1e6));
+	json_object_object_add(o, "cleanup_ms", json_object_new_double(m->cleanup_ns / 1e6));
 	json_object_object_add(o, "queued_ns", json_object_new_int64((int64_t)m->queued_ns));
 	json_object_object_add(o, "started_ns", json_object_new_int64((int64_t)m->started_ns));
 	json_object_object_add(o, "ended_ns", json_object_new_int64((int64_t)m->ended_ns));

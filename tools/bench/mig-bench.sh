@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # mig-bench.sh: one disk under fio 4k random writes (iodepth 16), migrated live between
 # two datastores; rate-limited and unlimited writers, 1 GiB and 4 GiB disks.
-# Reports, per run: total migration time and its ratio to a plain vds-copy of the
-# same disk; the switch pause as the guest saw it (largest gap between I/O
+# Reports, per run: total migration time (and its parts as status reports them: copy,
+# converge, the flush before the pause, the cleanup after it) and its ratio to a
+# plain vds-copy of the same disk; the switch pause as the guest saw it (largest gap between I/O
 # completions in fio's per-I/O log, around the switch) and as the daemon measured
 # it; guest IOPS during the migration against before it. Draws a PNG per run
 # (IOPS and latency over time, migration start and switch marked).
@@ -30,7 +31,7 @@ top=$(mktemp -d "$dir/vdsfs-migbench-XXXXXX")
 trap 'mountpoint -q "$top/mnt" && fusermount3 -u "$top/mnt"; rm -rf "$top"' EXIT
 mkdir -p "$top/A" "$top/B" "$top/mnt" "$top/cpA" "$top/cpB"
 
-printf '| disk | writer | migration s (copy, converge) | plain copy s | ratio | pause guest ms | pause daemon ms | IOPS before | IOPS during | during/before |\n'
+printf '| disk | writer | migration s (copy, converge, flush, cleanup) | plain copy s | ratio | pause guest ms | pause daemon ms | IOPS before | IOPS during | during/before |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|\n'
 for size in $sizes; do
   # the plain-copy baseline: the same bytes, vds-copy between two directories
@@ -61,13 +62,13 @@ for size in $sizes; do
     sleep 3
     kill -INT $fpid; wait $fpid || true
     pause=$("$VDSCTL" -s "$top/ctl.sock" -m "$top/mnt" status --json | python3 -c \
-            'import json,sys; m=json.load(sys.stdin)[-1]; print("%.2f|%.2f|%.2f" % (m["pause_ms"], m["copy_ms"]/1e3, m["converge_ms"]/1e3))')
+            'import json,sys; m=json.load(sys.stdin)[-1]; print("%.2f|%.2f|%.2f|%.2f|%.2f" % (m["pause_ms"], m["copy_ms"]/1e3, m["converge_ms"]/1e3, m["flush_ms"]/1e3, m["cleanup_ms"]/1e3))')
     fusermount3 -u "$top/mnt"
     python3 - "$log" "$fstart" "$mstart" "$mend" "$size" "$mode" "$plain" "$pause" "$out" <<'PY'
 import sys, subprocess
 log, fstart, mstart, mend = sys.argv[1], *map(float, sys.argv[2:5])
 size, mode, plain, out = sys.argv[5], sys.argv[6], float(sys.argv[7]), sys.argv[9]
-pause, copy_s, conv_s = sys.argv[8].split("|")
+pause, copy_s, conv_s, flush_s, clean_s = sys.argv[8].split("|")
 ms, me = (mstart - fstart) * 1000, (mend - fstart) * 1000
 t, lat = [], []
 for line in open(log + "_lat.1.log"):
@@ -82,7 +83,7 @@ before = [n for s, n in secs.items() if 1 <= s < ms / 1000 - 0.5]
 during = [n for s, n in secs.items() if ms / 1000 <= s < me / 1000]
 ib = sum(before) / max(len(before), 1); idur = sum(during) / max(len(during), 1) if during else float("nan")
 mig = (me - ms) / 1000
-print(f"| {size} | {mode} | {mig:.2f} ({copy_s}, {conv_s}) | {plain:.2f} | {mig / plain:.2f}x | {gap:.0f} | {pause} | "
+print(f"| {size} | {mode} | {mig:.2f} ({copy_s}, {conv_s}, {flush_s}, {clean_s}) | {plain:.2f} | {mig / plain:.2f}x | {gap:.0f} | {pause} | "
       f"{ib:.0f} | {idur:.0f} | {idur / ib:.2f}x |")
 png = f"{out}/mig-{size}-{mode}.png"
 dat = f"{log}.dat"
