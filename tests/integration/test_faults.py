@@ -21,19 +21,26 @@ from test_migrate import MB, make_file, qemu_io
 FAULTFS = os.environ.get("FAULTFS", "faultfs")
 
 
+def held_on_tmpfs(case, tmpfs_mb, size_mb, *writes):
+    """vm/disk (size_mb) on tmpfs datastores ds0, ds1 of the given sizes, migrating
+    to ds1 and held at "copied", then written with qemu-io: (m, c, img, mid)."""
+    m = Mount(case, n=2, tmpfs_mb=tmpfs_mb)
+    make_file(m.backing(0, "vm/disk"), size_mb)
+    m.start(env={"VDSFS_TEST_HOLD": "copied"})
+    c = Ctl(m)
+    img = m.path("vm/disk")
+    mid, = c.migrate(img, "--to", "ds1")
+    c.wait_held(mid, "copied")
+    qemu_io(img, *writes)
+    return m, c, img, mid
+
+
 class SourceFull(unittest.TestCase):
     """The differencing file grows on the source; when that fills, writers get
     ENOSPC, what was written stays, reads go on, and the migration still ends."""
 
     def test_enospc_on_source_keeps_data(self):
-        m = Mount(self, n=2, tmpfs_mb=[40, 200])
-        make_file(m.backing(0, "vm/disk"), 24)
-        m.start(env={"VDSFS_TEST_HOLD": "copied"})
-        c = Ctl(m)
-        img = m.path("vm/disk")
-        mid, = c.migrate(img, "--to", "ds1")
-        c.wait_held(mid, "copied")
-        qemu_io(img, "write -P 0x71 0 1M", "flush")
+        m, c, img, mid = held_on_tmpfs(self, [40, 200], 24, "write -P 0x71 0 1M", "flush")
         fd = os.open(img, os.O_RDWR)
         err = None
         try:
@@ -88,14 +95,7 @@ class DestinationFull(unittest.TestCase):
 
 class DestinationGone(unittest.TestCase):
     def test_destination_unmounted_mid_migration(self):
-        m = Mount(self, n=2, tmpfs_mb=[200, 200])
-        make_file(m.backing(0, "vm/disk"), 32)
-        m.start(env={"VDSFS_TEST_HOLD": "copied"})
-        c = Ctl(m)
-        img = m.path("vm/disk")
-        mid, = c.migrate(img, "--to", "ds1")
-        c.wait_held(mid, "copied")
-        qemu_io(img, "write -P 0x81 2M 1M", "flush")
+        m, c, img, mid = held_on_tmpfs(self, [200, 200], 32, "write -P 0x81 2M 1M", "flush")
         run(["umount", "-l", m.paths[1]])   # the destination vanishes
         c.release()
         st = c.wait_phase(mid, "failed", "done", "cancelled")
