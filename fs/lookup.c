@@ -113,8 +113,10 @@ int vds_entry(struct vds *v, struct node *parent, const char *name, struct fuse_
 	pthread_rwlock_unlock(&v->ns_lock);
 	if (ret)
 		return ret;
-	if (!n->is_dir && fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		ret = -errno;
+	/* What the file reads as now: a migrating file's size and times are its
+	 * overlay's, and lookup and readdirplus replies overwrite what the kernel
+	 * caches just as getattr replies do. */
+	if (!n->is_dir && (ret = vds_stat_node(v, n, &st))) {
 		node_forget(&v->nodes, n, 1);
 		return ret;
 	}
