@@ -124,6 +124,7 @@ int mig_active_on(struct vds *v, int ds);
 /* namespace hooks (hold v->ns_lock shared when calling) */
 void mig_path_moved(struct vds *v, const char *from, const char *to);
 void mig_path_unlinked(struct vds *v, const char *path);
+void mig_path_exchanged(struct vds *v, const char *a, const char *b);
 
 /* I/O path, called with the vfile gate held shared and vf->mig == m */
 ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off);
