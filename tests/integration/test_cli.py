@@ -2,13 +2,15 @@
 """Command line and mount conventions: bad input is refused with one clear line and
 exit status 1, leaving nothing mounted; good input mounts via vdsfs itself, via
 mount -t fuse.vdsfs (mount.fuse3's calling convention) and unmounts on SIGTERM."""
+import json
 import os
 import signal
+import stat
 import subprocess
 import time
 import unittest
 
-from vdsfs_fixture import VDSFS, Mount, main, mounted, peer_request, run
+from vdsfs_fixture import VDSCTL, VDSFS, Mount, main, mounted, peer_request, run
 
 
 class BadInput(unittest.TestCase):
@@ -145,6 +147,34 @@ class GoodInput(unittest.TestCase):
         m, p = self.foreground()
         run(["fusermount3", "-u", m.mnt])
         self.assertEqual(p.wait(timeout=20), 0)
+
+
+class DefaultSocket(unittest.TestCase):
+    """Without control= each mount gets /run/vdsfs/<systemd-escape --path>.sock: two
+    mountpoints that differ only in '-' against '/' get two sockets, and vdsctl -m
+    reaches each mount's own daemon. systemd-escape is the oracle for the name."""
+
+    def socket_of(self, mnt):
+        return "/run/vdsfs/" + run(["systemd-escape", "--path", mnt]).stdout.strip() + ".sock"
+
+    def test_vm_dash_a_and_vm_slash_a(self):
+        if not os.path.isdir("/run/vdsfs"):
+            self.addCleanup(lambda: os.path.isdir("/run/vdsfs") and not os.listdir("/run/vdsfs")
+                            and os.rmdir("/run/vdsfs"))
+        a = Mount(self, n=1, names=["a"], control=False, mnt="vm-a")
+        b = Mount(self, n=1, names=["b"], control=False, mnt=os.path.join(a.top, "vm", "a"))
+        a.start()
+        b.start()
+        socks = [self.socket_of(m.mnt) for m in (a, b)]
+        self.assertNotEqual(socks[0], socks[1])
+        for m, sock in zip((a, b), socks):
+            self.assertTrue(stat.S_ISSOCK(os.stat(sock).st_mode), sock)
+            out = json.loads(run([VDSCTL, "-m", m.mnt, "datastores", "--json"]).stdout)
+            self.assertEqual([d["name"] for d in out["datastores"]], m.names)
+        a.stop()
+        b.stop()
+        for sock in socks:
+            self.assertFalse(os.path.exists(sock), f"{sock} left behind")
 
 
 class ControlGroup(unittest.TestCase):

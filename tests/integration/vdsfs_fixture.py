@@ -37,24 +37,28 @@ def run(cmd, check=True, **kw):
 
 
 class Mount:
-    """Datastores ds0..dsN-1 under a fresh temp dir, mounted at <tmp>/mnt."""
+    """Datastores ds0..dsN-1 under a fresh temp dir, mounted at <tmp>/mnt (or at mnt:
+    relative to the temp dir, or absolute). control=False leaves the daemon its
+    default socket under /run/vdsfs, as the README's `vdsctl -m` examples expect; the
+    name comes from the unique temp dir, so it never meets a real mount's socket."""
 
-    def __init__(self, case, n=3, opts=None, tmpfs_mb=None, names=None):
+    def __init__(self, case, n=3, opts=None, tmpfs_mb=None, names=None, control=True,
+                 mnt="mnt"):
         self.case = case
         self.top = tempfile.mkdtemp(prefix="vdsfs-it-")
         case.addCleanup(self._remove_top)
         self.names = names or [f"ds{i}" for i in range(n)]
         self.paths = [os.path.join(self.top, nm) for nm in self.names]
-        self.mnt = os.path.join(self.top, "mnt")
-        os.mkdir(self.mnt)
+        self.mnt = os.path.join(self.top, mnt)
+        os.makedirs(self.mnt)
         for i, p in enumerate(self.paths):
             os.mkdir(p)
             if tmpfs_mb:
                 run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_mb[i]}m", "tmpfs", p])
                 case.addCleanup(self._umount_path, p)
         # A per-test control socket keeps parallel or leftover daemons apart.
-        self.sock = os.path.join(self.top, "ctl.sock")
-        opts = f"control={self.sock}" + (f",{opts}" if opts else "")
+        self.sock = os.path.join(self.top, "ctl.sock") if control else None
+        opts = ",".join(o for o in (control and f"control={self.sock}", opts) if o)
         self.opts = opts
         self.spec = ":".join(f"{nm}={p}" for nm, p in zip(self.names, self.paths))
 
@@ -115,7 +119,8 @@ class Ctl:
         self.m = m
 
     def run(self, *args, check=True):
-        return run([VDSCTL, "-s", self.m.sock, "-m", self.m.mnt] + list(args), check=check)
+        sock = ["-s", self.m.sock] if self.m.sock else []
+        return run([VDSCTL] + sock + ["-m", self.m.mnt] + list(args), check=check)
 
     def json(self, *args):
         import json

@@ -48,7 +48,8 @@ static void usage(FILE *f)
 		"  events                              the scheduler's event log (JSON)\n"
 		"\n"
 		"RATE takes K, M, G suffixes (bytes/s). Without -s the socket is\n"
-		"/run/vdsfs/<mountpoint with / as ->.sock, as vdsfs makes it by default.\n");
+		"/run/vdsfs/<mountpoint as systemd-escape --path writes it>.sock, as vdsfs\n"
+		"makes it by default (/run/vdsfs/var-lib-vdsfs.sock for /var/lib/vdsfs).\n");
 }
 
 static int die(int code, const char *fmt, const char *arg)
