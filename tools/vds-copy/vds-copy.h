@@ -63,7 +63,6 @@ static inline uint64_t vc_now_ns(void)
 
 int vc_parse_args(struct vc *vc, int argc, char **argv);
 void vc_usage(FILE *f);
-int vc_parse_size(const char *s, uint64_t *out);
 
 void vc_on_event(void *arg, const struct sched_event *ev);
 void vc_print_summary(struct vc *vc);

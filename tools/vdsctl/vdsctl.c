@@ -10,7 +10,6 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "control_path.h"
+#include "size.h"
 
 struct ctl {
 	char mount[PATH_MAX];	/* canonical mountpoint, "" if only -s given */
@@ -47,7 +47,8 @@ static void usage(FILE *f)
 		"  cancel ID                           roll a migration back; the source stays\n"
 		"  events                              the scheduler's event log (JSON)\n"
 		"\n"
-		"RATE takes K, M, G suffixes (bytes/s). Without -s the socket is\n"
+		"RATE is bytes/s: " VDS_SIZE_SYNTAX ".\n"
+		"Without -s the socket is\n"
 		"/run/vdsfs/<mountpoint as systemd-escape --path writes it>.sock, as vdsfs\n"
 		"makes it by default (/run/vdsfs/var-lib-vdsfs.sock for /var/lib/vdsfs).\n");
 }
@@ -252,27 +253,6 @@ static int cmd_where(struct ctl *c, int argc, char **argv, bool json)
 	return ret;
 }
 
-static int parse_rate(const char *s, uint64_t *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	double mul = 1;
-
-	if (end == s || v < 0)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': mul = 1024; end++; break;
-	case 'm': case 'M': mul = 1024 * 1024; end++; break;
-	case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-	}
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*out = (uint64_t)(v * mul);
-	return 0;
-}
-
 static bool terminal_phase(const char *p)
 {
 	return !strcmp(p, "done") || !strcmp(p, "failed") || !strcmp(p, "cancelled");
@@ -372,7 +352,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	uint64_t bw = 0;
 	bool wait = false;
 	int opt, parallel = 0, ret;
-	char rel[PATH_MAX];
+	char rel[PATH_MAX], err[256];
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
@@ -380,8 +360,8 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 			wait = true;
 		else if (opt == 'p' && (parallel = atoi(optarg)) < 1)
 			return die(2, "--parallel %s: expected a number >= 1", optarg);
-		else if (opt == 'b' && parse_rate(optarg, &bw))
-			return die(2, "--bwlimit %s: expected bytes/s, e.g. 200M", optarg);
+		else if (opt == 'b' && vds_size_parse("--bwlimit", optarg, INT64_MAX, &bw, err, sizeof(err)))
+			return die(2, "%s", err);
 		else if (opt == 't')
 			to = optarg;
 		else if (opt == '?')
