@@ -99,6 +99,16 @@ class GoodInput(unittest.TestCase):
         self.assertIn("usage:", run([VDSFS, "--help"]).stdout)
         self.assertIn("vdsfs", run([VDSFS, "--version"]).stdout)
 
+    def test_datastores_as_separate_arguments(self):
+        m = Mount(self, n=3)
+        self.addCleanup(m.stop)
+        joined = f"{m.names[1]}={m.paths[1]}:{m.names[2]}={m.paths[2]}"
+        run([VDSFS, f"{m.names[0]}={m.paths[0]}", joined, m.mnt, "-o", m.opts])
+        self.assertTrue(mounted(m.mnt))
+        out = json.loads(run([VDSCTL, "-s", m.sock, "datastores", "--json"]).stdout)
+        self.assertEqual([(d["name"], d["path"]) for d in out["datastores"]],
+                         list(zip(m.names, m.paths)))
+
     def test_state_folder_created_and_hidden(self):
         m = Mount(self, n=2).start()
         for p in m.paths:

@@ -121,5 +121,25 @@ class Sizes(unittest.TestCase):
         self.assertFalse(os.path.exists(diff + "2"))
 
 
+class DatastoreSpecs(unittest.TestCase):
+    """vds-copy takes datastores as vdsfs does, joined by ':' or one per argument."""
+
+    def test_vds_copy_both_forms(self):
+        top = Sizes.copy_tree(self)
+        os.mkdir(f"{top}/c")
+        run([VDS_COPY, "-q", f"A={top}/a:B={top}/b", "A:f=B"])
+        run([VDS_COPY, "-q", f"A={top}/a", f"C={top}/c", "A:f=C"])
+        with open(f"{top}/a/f", "rb") as a:
+            data = a.read()
+        for ds in "bc":
+            with open(f"{top}/{ds}/f", "rb") as f:
+                self.assertEqual(f.read(), data, ds)
+        for spec, words in (([f"A={top}/a:A={top}/b"], ("'A' is given twice",)),
+                            ([f"A={top}/a", f"B={top}/b:A={top}/c"], ("'A' is given twice",)),
+                            ([f"A={top}/a:B="], ("'B' has an empty path",)),
+                            ([f"A={top}/a:b@d={top}/b"], ("'b@d' must be",))):
+            refused(self, [VDS_COPY] + spec + ["A:f=B"], *words)
+
+
 if __name__ == "__main__":
     main()

@@ -1,8 +1,8 @@
 /* args.c -- vds-copy's command line.
  *
  * Positional arguments are told apart by shape: "NAME=PATH" names a
- * datastore, "SRC:relpath=DST" is a job (the colon comes before the first
- * '='). Jobs may refer to datastores named later on the line; names are
+ * datastore ("A=/x:B=/y" two, as vdsfs takes them), "SRC:relpath=DST" is a job
+ * (the colon comes before the first '='). Jobs may refer to datastores named later on the line; names are
  * resolved once everything is read. Every error is one line on stderr and
  * exit status 2, decided in main().
  */
@@ -12,12 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsspec.h"
 #include "size.h"
 #include "vds-copy.h"
 
 void vc_usage(FILE *f)
 {
-	fputs("usage: vds-copy [OPTIONS] NAME=PATH... SRC:relpath=DST...\n"
+	fputs("usage: vds-copy [OPTIONS] NAME=PATH[:NAME=PATH...]... SRC:relpath=DST...\n"
 	      "Copy files between datastore directories, up to --parallel at once and\n"
 	      "never two at once on one datastore (sparse-aware, O_DIRECT, resumable).\n"
 	      "A job SRC:relpath=DST copies SRC's relpath to the same relpath in DST,\n"
@@ -52,27 +53,24 @@ void vc_usage(FILE *f)
 
 static int find_ds(struct vc *vc, const char *name, size_t len)
 {
-	for (unsigned i = 0; i < vc->nds; i++)
-		if (strlen(vc->ds[i].name) == len && !strncmp(vc->ds[i].name, name, len))
-			return (int)i;
-	return -1;
+	return vds_ds_find(vc->spec, (int)vc->nds, name, len);
 }
 
-static int add_ds(struct vc *vc, const char *arg, const char *eq)
+/* "A=/x" or "A=/x:B=/y", as vdsfs takes them; vc->ds[] points into vc->spec[]. */
+static int add_ds(struct vc *vc, const char *arg)
 {
-	if (vc->nds == VC_MAX_DS || eq == arg || !eq[1]) {
-		fprintf(stderr, "vds-copy: bad datastore '%s' (want NAME=PATH)\n", arg);
-		return -1;
+	int n = (int)vc->nds;
+	char err[512];
+	int ret = vds_ds_parse(vc->spec, &n, arg, err, sizeof(err));
+
+	for (; vc->nds < (unsigned)n; vc->nds++) {
+		vc->ds[vc->nds].name = vc->spec[vc->nds].name;
+		vc->ds[vc->nds].path = vc->spec[vc->nds].path;
+		vc->ds[vc->nds].fd = -1;
 	}
-	if (find_ds(vc, arg, (size_t)(eq - arg)) >= 0) {
-		fprintf(stderr, "vds-copy: datastore '%.*s' named twice\n", (int)(eq - arg), arg);
-		return -1;
-	}
-	vc->ds[vc->nds].name = strndup(arg, (size_t)(eq - arg));
-	vc->ds[vc->nds].path = strdup(eq + 1);
-	vc->ds[vc->nds].fd = -1;
-	vc->nds++;
-	return 0;
+	if (ret)
+		fprintf(stderr, "vds-copy: %s\n", err);
+	return ret;
 }
 
 /* A ".." component could leave the datastore. */
@@ -201,7 +199,7 @@ static int parse_uint(int c, const char *s, unsigned *out, unsigned max)
 }
 
 /* Options that need the datastore list (per-datastore rates) wait too. */
-static char *pending_rates[VC_MAX_DS];
+static char *pending_rates[VDS_MAX_DS];
 static unsigned nrates;
 
 /* One option; -1 with the message printed when its value is bad. */
@@ -213,8 +211,8 @@ static int parse_opt(struct vc *vc, int c, const char *arg)
 	case 'p': return parse_uint(c, arg, &vc->parallel, 1024);
 	case 'k': return parse_uint(c, arg, &vc->per_ds, 1024);
 	case 'b':
-		if (nrates == VC_MAX_DS) {
-			fprintf(stderr, "vds-copy: --bwlimit given more than %d times\n", VC_MAX_DS);
+		if (nrates == VDS_MAX_DS) {
+			fprintf(stderr, "vds-copy: --bwlimit given more than %d times\n", VDS_MAX_DS);
 			return -1;
 		}
 		pending_rates[nrates++] = (char *)arg;
@@ -266,7 +264,7 @@ int vc_parse_args(struct vc *vc, int argc, char **argv)
 			if (npending == VC_MAX_JOBS)
 				return fprintf(stderr, "vds-copy: too many jobs\n"), -1;
 			pending_jobs[npending++] = argv[i];
-		} else if (!eq || add_ds(vc, argv[i], eq)) {
+		} else if (!eq || add_ds(vc, argv[i])) {
 			if (!eq)
 				fprintf(stderr, "vds-copy: '%s' is neither NAME=PATH nor SRC:relpath=DST\n", argv[i]);
 			return -1;

@@ -15,13 +15,13 @@
 #include <time.h>
 
 #include "copier.h"
+#include "dsspec.h"
 #include "scheduler.h"
 
-#define VC_MAX_DS 64
 #define VC_MAX_JOBS 1024
 
 struct vc_ds {
-	char *name, *path;
+	const char *name, *path;	/* in vc->spec[] */
 	int fd;
 	uint64_t rate;        /* bytes/s, 0 = none */
 };
@@ -39,7 +39,8 @@ struct vc_job {
 };
 
 struct vc {
-	struct vc_ds ds[VC_MAX_DS];
+	struct vds_ds_spec spec[VDS_MAX_DS];	/* as parsed: name and path */
+	struct vc_ds ds[VDS_MAX_DS];
 	unsigned nds;
 	struct vc_job jobs[VC_MAX_JOBS];
 	unsigned njobs;
