@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The tools' command lines as users type them: one size syntax in vdsctl, vds-copy
-and vds-diff (a bad value is refused with one line naming the option). What vdsctl
+"""The tools' command lines as users type them: --version, one size syntax in vdsctl,
+vds-copy and vds-diff (a bad value is refused with one line naming the option),
+vdsfs's datastore specs in vds-copy. What vdsctl
 sends is read off a stand-in control socket that records each request, so these
 tests need no daemon."""
 import json
@@ -11,7 +12,7 @@ import tempfile
 import threading
 import unittest
 
-from vdsfs_fixture import VDSCTL, main, run
+from vdsfs_fixture import VDSCTL, VDSFS, main, run
 
 VDS_COPY = os.environ.get("VDS_COPY", "vds-copy")
 VDS_DIFF = os.environ.get("VDS_DIFF", "vds-diff")
@@ -66,6 +67,14 @@ def refused(case, cmd, *words):
     for w in words:
         case.assertIn(w, lines[0])
     return lines[0]
+
+
+class Versions(unittest.TestCase):
+    def test_every_tool(self):
+        version = os.environ["VDS_VERSION"]
+        for tool, exe in (("vdsctl", VDSCTL), ("vds-copy", VDS_COPY), ("vds-diff", VDS_DIFF)):
+            self.assertEqual(run([exe, "--version"]).stdout, f"{tool} {version}\n")
+        self.assertTrue(run([VDSFS, "--version"]).stdout.startswith(f"vdsfs {version} (libfuse "))
 
 
 class Sizes(unittest.TestCase):

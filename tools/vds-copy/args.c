@@ -43,6 +43,7 @@ void vc_usage(FILE *f)
 	      "      --queue-depth N       I/Os in flight per copy (default 16)\n"
 	      "      --chunk-size BYTES    bytes per I/O (default 1M)\n"
 	      "  -h, --help                this text\n"
+	      "      --version             the version\n"
 	      "BYTES and RATE (bytes/s): " VDS_SIZE_SYNTAX ".\n"
 	      "--json prints one object per line: seq, ts (monotonic seconds), event\n"
 	      "(queued, started, progress, finished, failed, cancelled), job, name, src,\n"
@@ -154,7 +155,7 @@ static int set_ds_rate(struct vc *vc, const char *arg)
 }
 
 enum { O_JOBBW = 256, O_NORESUME, O_KEEP, O_NODIRECT, O_NOSPACE, O_MARGIN,
-       O_CKPT, O_QD, O_CHUNK };
+       O_CKPT, O_QD, O_CHUNK, O_VERSION };
 
 static const struct option longopts[] = {
 	{ "parallel", required_argument, NULL, 'p' },
@@ -174,6 +175,7 @@ static const struct option longopts[] = {
 	{ "queue-depth", required_argument, NULL, O_QD },
 	{ "chunk-size", required_argument, NULL, O_CHUNK },
 	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, O_VERSION },	/* -V is --verify */
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -242,7 +244,7 @@ static int parse_opt(struct vc *vc, int c, const char *arg)
 	return -1;
 }
 
-/* Returns 0, 1 for --help, -1 for a usage error (already reported). */
+/* Returns 0, VC_HELP or VC_VERSION, -1 for a usage error (already reported). */
 int vc_parse_args(struct vc *vc, int argc, char **argv)
 {
 	const char *colon, *eq;
@@ -253,7 +255,9 @@ int vc_parse_args(struct vc *vc, int argc, char **argv)
 	vc->copy.resume = true;
 	while ((c = getopt_long(argc, argv, "p:k:b:Vjqfh", longopts, NULL)) != -1) {
 		if (c == 'h')
-			return 1;
+			return VC_HELP;
+		if (c == O_VERSION)
+			return VC_VERSION;
 		if (c == '?' || parse_opt(vc, c, optarg))
 			return -1;
 	}

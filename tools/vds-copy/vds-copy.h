@@ -62,6 +62,7 @@ static inline uint64_t vc_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+enum { VC_HELP = 1, VC_VERSION };
 int vc_parse_args(struct vc *vc, int argc, char **argv);
 void vc_usage(FILE *f);
 

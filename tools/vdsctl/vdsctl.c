@@ -33,6 +33,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vdsctl (-m MOUNTPOINT | -s SOCKET) COMMAND [ARGS]\n"
+		"       vdsctl --version\n"
 		"\n"
 		"commands:\n"
 		"  datastores [--json]                 datastores, space, bytes held, migrations\n"
@@ -499,6 +500,9 @@ int main(int argc, char **argv)
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
+			printf("vdsctl %s\n", VDS_VERSION);
 			return 0;
 		} else if (!strcmp(argv[i], "-m") && i + 1 < argc)
 			mnt = argv[++i];
