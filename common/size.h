@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 /* The grammar in words, for --help texts and error messages. */
-#define VDS_SIZE_SYNTAX "a number with an optional K, M, G or T (powers of 1024; " \
-			"i and B optional), e.g. 4096, 64K, 1.5GiB"
+#define VDS_SIZE_SYNTAX "a number, optionally K, M, G or T (powers of 1024; i, B " \
+			"optional), e.g. 64K, 1.5GiB"
 
 /* Parse s, the value of the argument named what (e.g. "--bwlimit"), into *out.
  *

@@ -17,7 +17,8 @@ static const char usage[] =
 	"  --block-size N  block size, power of two from 4K to 1M (default 4K)\n"
 	"  --size N        logical size (default: the size of BASE)\n"
 	"  --uuid ID       identity string of the base; later opens must give it too\n"
-	"N: " VDS_SIZE_SYNTAX ".\n";
+	"N is bytes:\n"
+	"  " VDS_SIZE_SYNTAX ".\n";
 
 int cmd_create(int argc, char **argv)
 {
