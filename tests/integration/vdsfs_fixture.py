@@ -36,15 +36,43 @@ def run(cmd, check=True, **kw):
     return p
 
 
+CONTROL_DIR = "/run/vdsfs"     # where a daemon without control= puts its socket
+
+
+def _rmdir_if_empty(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass    # another mount's socket is there, or the daemon is still leaving
+
+
+def default_socket(mnt):
+    """The daemon's socket without control=, named by the real systemd-escape."""
+    name = run(["systemd-escape", "--path", os.path.realpath(mnt)]).stdout.strip()
+    return f"{CONTROL_DIR}/{name}.sock"
+
+
+def wait_gone(path, timeout=60):
+    """Until path no longer exists (e.g. a socket the daemon removes as it exits)."""
+    end = time.time() + timeout
+    while os.path.lexists(path):
+        if time.time() > end:
+            raise AssertionError(f"{path} is still there")
+        time.sleep(0.05)
+
+
 class Mount:
     """Datastores ds0..dsN-1 under a fresh temp dir, mounted at <tmp>/mnt (or at mnt:
     relative to the temp dir, or absolute). control=False leaves the daemon its
     default socket under /run/vdsfs, as the README's `vdsctl -m` examples expect; the
-    name comes from the unique temp dir, so it never meets a real mount's socket."""
+    name comes from the unique temp dir, so it never meets a real mount's socket;
+    sock is that default path then."""
 
     def __init__(self, case, n=3, opts=None, tmpfs_mb=None, names=None, control=True,
                  mnt="mnt"):
         self.case = case
+        if not control and not os.path.isdir(CONTROL_DIR):
+            case.addCleanup(_rmdir_if_empty, CONTROL_DIR)   # runs last: LIFO
         self.top = tempfile.mkdtemp(prefix="vdsfs-it-")
         case.addCleanup(self._remove_top)
         self.names = names or [f"ds{i}" for i in range(n)]
@@ -57,7 +85,7 @@ class Mount:
                 run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_mb[i]}m", "tmpfs", p])
                 case.addCleanup(self._umount_path, p)
         # A per-test control socket keeps parallel or leftover daemons apart.
-        self.sock = os.path.join(self.top, "ctl.sock") if control else None
+        self.sock = os.path.join(self.top, "ctl.sock") if control else default_socket(self.mnt)
         opts = ",".join(o for o in (control and f"control={self.sock}", opts) if o)
         self.opts = opts
         self.spec = ":".join(f"{nm}={p}" for nm, p in zip(self.names, self.paths))
@@ -119,8 +147,7 @@ class Ctl:
         self.m = m
 
     def run(self, *args, check=True):
-        sock = ["-s", self.m.sock] if self.m.sock else []
-        return run([VDSCTL] + sock + ["-m", self.m.mnt] + list(args), check=check)
+        return run([VDSCTL, "-s", self.m.sock, "-m", self.m.mnt] + list(args), check=check)
 
     def json(self, *args):
         import json
