@@ -1,8 +1,9 @@
 /* vdsctl - control a running vdsfs: datastores, where, migrate, status, cancel.
  *
  * Talks JSON lines over the daemon's Unix socket (fs/control_req.c has the
- * protocol). Paths the user types are resolved here into paths relative to the
- * mount root: a path outside the mount is refused before anything is sent.
+ * protocol). Paths the user types are turned here into paths relative to the
+ * mount root by one rule (paths.h): a path outside the mount, or one that names
+ * nothing, is refused before anything is sent.
  * Exit status: 0 success, 1 the daemon refused or a migration did not switch,
  * 2 usage error or no daemon.
  */
@@ -15,15 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "control_path.h"
+#include "paths.h"
 #include "size.h"
 
 struct ctl {
 	char mount[PATH_MAX];	/* canonical mountpoint, "" if only -s given */
+	char *typed;		/* -m as typed if it reaches the mount another way, or NULL */
+	char *cwd;		/* the current directory, NULL if getcwd failed */
 	char sock[108];
 	int fd;
 	FILE *in;
@@ -48,10 +53,16 @@ static void usage(FILE *f)
 		"  cancel ID                           roll a migration back; the source stays\n"
 		"  events                              the scheduler's event log (JSON)\n"
 		"\n"
-		"RATE is bytes/s: " VDS_SIZE_SYNTAX ".\n"
-		"Without -s the socket is\n"
-		"/run/vdsfs/<mountpoint as systemd-escape --path writes it>.sock, as vdsfs\n"
-		"makes it by default (/run/vdsfs/var-lib-vdsfs.sock for /var/lib/vdsfs).\n");
+		"PATH: relative to the current directory when that is inside the mount, else\n"
+		"to the mount root (vm1/disk1.raw works from anywhere outside); an absolute\n"
+		"PATH must lie inside the mount. With -s and no -m every PATH is taken from\n"
+		"the mount root. In PATH=NAME the last '=' splits. \".\" and \"..\" are folded\n"
+		"as the shell's cd does; the daemon resolves symlinks beneath each datastore.\n"
+		"RATE is bytes/s:\n"
+		"  " VDS_SIZE_SYNTAX ".\n"
+		"Without -s the socket is /run/vdsfs/<mountpoint as systemd-escape --path\n"
+		"writes it>.sock, as vdsfs makes it by default (/run/vdsfs/var-lib-vdsfs.sock\n"
+		"for /var/lib/vdsfs).\n");
 }
 
 static int die(int code, const char *fmt, const char *arg)
@@ -123,26 +134,33 @@ static json_object *simple(struct ctl *c, const char *cmd)
 	return rep;
 }
 
-/* A path as typed -> path relative to the mount root, or an error. */
+/* A path as typed -> path relative to the mount root (paths.h has the rule), or -1
+ * with the message printed. With the mount known, a path that names nothing is
+ * refused here, with a clearer word than the daemon's errno; whether it may be
+ * acted on (symlinks, datastores) stays the daemon's decision. */
 static int relpath(struct ctl *c, const char *arg, char *out, size_t len)
 {
-	char *real = realpath(arg, NULL);
-	size_t ml = strlen(c->mount);
+	struct mount_view mv = { .root = c->mount[0] ? c->mount : NULL, .typed = c->typed,
+				 .cwd = c->cwd };
+	char err[PATH_MAX + 256], *full;
+	struct stat st;
+	int ret = mount_relpath(&mv, arg, out, len, err, sizeof(err));
 
-	if (!c->mount[0]) {	/* -s only: the caller gives mount-relative paths */
-		snprintf(out, len, "%s", arg[0] == '/' ? arg + 1 : arg);
+	if (ret) {
+		fprintf(stderr, "vdsctl: %s\n", err);
+		return -1;
+	}
+	if (!mv.root)
 		return 0;
+	if (asprintf(&full, "%s/%s", mv.root, out) < 0) {
+		fprintf(stderr, "vdsctl: out of memory\n");
+		return -1;
 	}
-	if (!real)
-		return die(1, "%s: no such file in the mount", arg) ? -ENOENT : -ENOENT;
-	if (strncmp(real, c->mount, ml) || real[ml] != '/' || !real[ml + 1]) {
-		fprintf(stderr, "vdsctl: %s is not inside the mount %s\n", arg, c->mount);
-		free(real);
-		return -EINVAL;
-	}
-	snprintf(out, len, "%s", real + ml + 1);
-	free(real);
-	return 0;
+	ret = lstat(full, &st) < 0 && (errno == ENOENT || errno == ENOTDIR) ? -1 : 0;
+	free(full);
+	if (ret)
+		fprintf(stderr, "vdsctl: %s: no such file in the mount\n", arg);
+	return ret;
 }
 
 static const char *human(double b, char *buf, size_t len)
@@ -478,23 +496,62 @@ static int cmd_cancel(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
-static int default_socket(struct ctl *c, const char *mnt)
+/* -m: the canonical mountpoint, -m as typed when it reaches the mount by another
+ * way (a symlink on the way), and the default socket unless -s named one. */
+static int mount_setup(struct ctl *c, const char *mnt)
 {
-	char *real = realpath(mnt, NULL);
+	char *real = realpath(mnt, NULL), *abs = NULL, typed[PATH_MAX];
 
 	if (!real)
 		return -errno;
 	snprintf(c->mount, sizeof(c->mount), "%s", real);
 	free(real);
+	if (mnt[0] == '/')
+		abs = strdup(mnt);
+	else if (c->cwd && asprintf(&abs, "%s/%s", c->cwd, mnt) < 0)
+		abs = NULL;
+	if (abs && !path_fold(abs, typed, sizeof(typed)) && strcmp(typed, c->mount) &&
+	    (real = realpath(typed, NULL))) {
+		if (!strcmp(real, c->mount))
+			c->typed = strdup(typed);
+		free(real);
+	}
+	free(abs);
 	if (c->sock[0])
 		return 0;
 	return control_default_path(c->mount, c->sock, sizeof(c->sock));
 }
 
+static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
+{
+	bool json = argc && !strcmp(argv[0], "--json");
+	json_object *rep;
+	int ret;
+
+	if (!strcmp(cmd, "datastores"))
+		return cmd_datastores(c, json);
+	if (!strcmp(cmd, "where"))
+		return cmd_where(c, argc - json, argv + json, json);
+	if (!strcmp(cmd, "migrate"))
+		return cmd_migrate(c, argc + 1, argv - 1);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(c, argc, argv);
+	if (!strcmp(cmd, "cancel"))
+		return cmd_cancel(c, argc, argv);
+	if (strcmp(cmd, "events"))
+		return die(2, "unknown command '%s' (see --help)", cmd);
+	rep = simple(c, "events");
+	ret = rep && reply_ok(rep) ? 0 : 1;
+	if (!ret)
+		puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+	json_object_put(rep);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl c = { .fd = -1 };
-	const char *mnt = NULL, *cmd;
+	const char *mnt = NULL;
 	int i = 1, ret;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -517,35 +574,19 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	ret = mnt ? default_socket(&c, mnt) : 0;
+	c.cwd = getcwd(NULL, 0);	/* NULL is handled where a path needs it */
+	ret = mnt ? mount_setup(&c, mnt) : 0;
 	if (ret == -ENAMETOOLONG)
-		return die(2, "mountpoint %s is too long for the default socket name; use -s", mnt);
-	if (ret)
-		return die(2, "mountpoint %s does not exist", mnt);
-	cmd = argv[i++];
-	if (ctl_connect(&c))
-		return die(2, "cannot reach vdsfs at %s (is it mounted? -s for a custom socket)", c.sock);
-	bool json = i < argc && !strcmp(argv[i], "--json");
-	if (!strcmp(cmd, "datastores"))
-		ret = cmd_datastores(&c, json);
-	else if (!strcmp(cmd, "where"))
-		ret = cmd_where(&c, argc - i - json, argv + i + json, json);
-	else if (!strcmp(cmd, "migrate"))
-		ret = cmd_migrate(&c, argc - i + 1, argv + i - 1);
-	else if (!strcmp(cmd, "status"))
-		ret = cmd_status(&c, argc - i, argv + i);
-	else if (!strcmp(cmd, "cancel"))
-		ret = cmd_cancel(&c, argc - i, argv + i);
-	else if (!strcmp(cmd, "events")) {
-		json_object *rep = simple(&c, "events");
-
-		ret = rep && reply_ok(rep) ? 0 : 1;
-		if (!ret)
-			puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
-		json_object_put(rep);
-	} else
-		ret = die(2, "unknown command '%s' (see --help)", cmd);
+		ret = die(2, "mountpoint %s is too long for the default socket name; use -s", mnt);
+	else if (ret)
+		ret = die(2, "mountpoint %s does not exist", mnt);
+	else if (ctl_connect(&c))
+		ret = die(2, "cannot reach vdsfs at %s (is it mounted? -s for a custom socket)", c.sock);
+	else
+		ret = run_command(&c, argv[i], argc - i - 1, argv + i + 1);
 	if (c.in)
 		fclose(c.in);
+	free(c.cwd);
+	free(c.typed);
 	return ret;
 }
