@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The tools' command lines as users type them: --version, one size syntax in vdsctl,
 vds-copy and vds-diff (a bad value is refused with one line naming the option),
-vdsfs's datastore specs in vds-copy. What vdsctl
+vdsctl migrate's room-check options, vdsfs's datastore specs in vds-copy. What vdsctl
 sends is read off a stand-in control socket that records each request, so these
 tests need no daemon."""
 import json
@@ -128,6 +128,28 @@ class Sizes(unittest.TestCase):
                          ("--size", "8E")):
             refused(self, [VDS_DIFF, "create", opt, bad, base, diff + "2"], opt, bad)
         self.assertFalse(os.path.exists(diff + "2"))
+
+
+class MigrateRequest(unittest.TestCase):
+    """vdsctl migrate's room-check options reach the daemon as JSON keys, and only
+    when given, so that the daemon's defaults apply otherwise."""
+
+    def test_space_margin_and_no_space_check(self):
+        d = FakeDaemon(self)
+        _, reqs = d.ctl("migrate", "--space-margin", "1.5G", "--no-space-check", "vm/a",
+                        "vm/b=nfs", "--to", "bulk")
+        self.assertEqual(reqs, [{"cmd": "migrate", "space_margin": 3 * G // 2, "space_check": False,
+                                 "moves": [{"path": "vm/a", "to": "bulk"},
+                                           {"path": "vm/b", "to": "nfs"}]}])
+        _, reqs = d.ctl("migrate", "--space-margin", "0", "vm/a=bulk")
+        self.assertEqual((reqs[0]["space_margin"], "space_check" in reqs[0]), (0, False))
+        _, reqs = d.ctl("migrate", "vm/a=bulk")
+        self.assertEqual(sorted(reqs[0]), ["cmd", "moves"])
+        del d.requests[:]
+        for bad in ("12X", "1.5", "8E"):
+            refused(self, [VDSCTL, "-s", d.path, "migrate", "--space-margin", bad, "vm/a=bulk"],
+                    "--space-margin", bad)
+        self.assertEqual(d.requests, [])
 
 
 class DatastoreSpecs(unittest.TestCase):

@@ -43,10 +43,14 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  datastores [--json]                 datastores, space, bytes held, migrations\n"
 		"  where [--json] PATH...              the datastore of each file, its migration\n"
-		"  migrate [--wait] [--parallel N] [--bwlimit RATE] PATH... --to NAME\n"
+		"  migrate [--wait] [--parallel N] [--bwlimit RATE] [--space-margin SIZE]\n"
+		"          [--no-space-check] PATH... --to NAME\n"
 		"                                      --parallel: migrations the daemon runs at\n"
 		"                                      once from now on (default 4); --bwlimit:\n"
-		"                                      copy rate of each of these files\n"
+		"                                      copy rate of each of these files;\n"
+		"                                      --space-margin: free space the destination\n"
+		"                                      must keep beyond the daemon's estimate;\n"
+		"                                      --no-space-check: skip that check\n"
 		"  migrate [--wait] ... PATH=NAME...   per-file destinations; a directory means\n"
 		"                                      every file under it\n"
 		"  status [--json] [--watch] [ID]      phase, progress, rate, ETA, diff size, pause\n"
@@ -58,7 +62,7 @@ static void usage(FILE *f)
 		"PATH must lie inside the mount. With -s and no -m every PATH is taken from\n"
 		"the mount root. In PATH=NAME the last '=' splits. \".\" and \"..\" are folded\n"
 		"as the shell's cd does; the daemon resolves symlinks beneath each datastore.\n"
-		"RATE is bytes/s:\n"
+		"RATE is bytes/s, SIZE bytes:\n"
 		"  " VDS_SIZE_SYNTAX ".\n"
 		"Without -s the socket is /run/vdsfs/<mountpoint as systemd-escape --path\n"
 		"writes it>.sock, as vdsfs makes it by default (/run/vdsfs/var-lib-vdsfs.sock\n"
@@ -362,71 +366,109 @@ static int wait_for(struct ctl *c, json_object *ids)
 	return ret;
 }
 
-static int cmd_migrate(struct ctl *c, int argc, char **argv)
+struct migrate_args {
+	const char *to;		/* --to NAME, for paths without =NAME */
+	uint64_t bwlimit;	/* 0: not given */
+	uint64_t space_margin;
+	bool margin_given, no_space_check, wait;
+	int parallel;		/* 0: not given */
+};
+
+/* migrate's options; the index of the first path, or -(exit status) after a message. */
+static int migrate_opts(struct migrate_args *a, int argc, char **argv)
 {
 	static const struct option lo[] = { { "wait", 0, 0, 'w' }, { "parallel", 1, 0, 'p' },
-		{ "bwlimit", 1, 0, 'b' }, { "to", 1, 0, 't' }, { 0 } };
-	json_object *req, *moves, *rep, *ids;
-	const char *to = NULL;
-	uint64_t bw = 0;
-	bool wait = false;
-	int opt, parallel = 0, ret;
-	char rel[PATH_MAX], err[256];
+		{ "bwlimit", 1, 0, 'b' }, { "to", 1, 0, 't' }, { "space-margin", 1, 0, 'm' },
+		{ "no-space-check", 0, 0, 'n' }, { 0 } };
+	char err[256];
+	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		if (opt == 'w')
-			wait = true;
-		else if (opt == 'p' && (parallel = atoi(optarg)) < 1)
-			return die(2, "--parallel %s: expected a number >= 1", optarg);
-		else if (opt == 'b' && vds_size_parse("--bwlimit", optarg, INT64_MAX, &bw, err, sizeof(err)))
-			return die(2, "%s", err);
+			a->wait = true;
+		else if (opt == 'p' && (a->parallel = atoi(optarg)) < 1)
+			return -die(2, "--parallel %s: expected a number >= 1", optarg);
+		else if (opt == 'b' &&
+			 vds_size_parse("--bwlimit", optarg, INT64_MAX, &a->bwlimit, err, sizeof(err)))
+			return -die(2, "%s", err);
+		else if (opt == 'm' && vds_size_parse("--space-margin", optarg, INT64_MAX,
+						      &a->space_margin, err, sizeof(err)))
+			return -die(2, "%s", err);
+		else if (opt == 'm')
+			a->margin_given = true;
+		else if (opt == 'n')
+			a->no_space_check = true;
 		else if (opt == 't')
-			to = optarg;
+			a->to = optarg;
 		else if (opt == '?')
-			return 2;
+			return -2;
 	}
-	/* --to may also follow the paths */
-	for (int i = optind; i < argc; i++)
-		if (!strcmp(argv[i], "--to") && i + 1 < argc) {
-			to = argv[i + 1];
-			memmove(&argv[i], &argv[i + 2], (argc - i - 2) * sizeof(char *));
-			argc -= 2;
-			i--;
-		}
-	if (optind == argc)
-		return die(2, "migrate: which paths?%s", "");
-	moves = json_object_new_array();
-	for (int i = optind; i < argc; i++) {
-		char *eq = strrchr(argv[i], '=');
-		json_object *mv = json_object_new_object();
-		const char *dest = to;
+	return optind;
+}
 
-		if (eq) {
+/* The "moves" of the request, or NULL with *code set and the message printed. */
+static json_object *migrate_moves(struct ctl *c, int argc, char **argv, const char *to, int *code)
+{
+	json_object *moves = json_object_new_array();
+	char rel[PATH_MAX];
+
+	for (int i = 0; i < argc; i++) {
+		char *eq = strrchr(argv[i], '=');	/* names have no '=', paths may */
+		const char *dest = eq ? eq + 1 : to;
+		json_object *mv;
+
+		if (eq)
 			*eq = 0;
-			dest = eq + 1;
-		}
-		if (!dest || !*dest) {
-			json_object_put(mv);
+		if (!dest || !*dest)
+			*code = die(2, "migrate: no destination for %s (use --to NAME or PATH=NAME)", argv[i]);
+		else if (relpath(c, argv[i], rel, sizeof(rel)))
+			*code = 1;
+		if (*code) {
 			json_object_put(moves);
-			return die(2, "migrate: no destination for %s (use --to NAME or PATH=NAME)", argv[i]);
+			return NULL;
 		}
-		if (relpath(c, argv[i], rel, sizeof(rel))) {
-			json_object_put(mv);
-			json_object_put(moves);
-			return 1;
-		}
+		mv = json_object_new_object();
 		json_object_object_add(mv, "path", json_object_new_string(rel));
 		json_object_object_add(mv, "to", json_object_new_string(dest));
 		json_object_array_add(moves, mv);
 	}
+	return moves;
+}
+
+static int cmd_migrate(struct ctl *c, int argc, char **argv)
+{
+	struct migrate_args a = { 0 };
+	json_object *req, *moves, *rep, *ids;
+	int first = migrate_opts(&a, argc, argv), ret = 0;
+
+	if (first < 0)
+		return -first;
+	/* --to may also follow the paths */
+	for (int i = first; i < argc; i++)
+		if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			a.to = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (argc - i - 2) * sizeof(char *));
+			argc -= 2;
+			i--;
+		}
+	if (first == argc)
+		return die(2, "migrate: which paths?%s", "");
+	moves = migrate_moves(c, argc - first, argv + first, a.to, &ret);
+	if (!moves)
+		return ret;
 	req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string("migrate"));
 	json_object_object_add(req, "moves", moves);
-	if (bw)
-		json_object_object_add(req, "bwlimit", json_object_new_int64((int64_t)bw));
-	if (parallel)
-		json_object_object_add(req, "parallel", json_object_new_int(parallel));
+	if (a.bwlimit)
+		json_object_object_add(req, "bwlimit", json_object_new_int64((int64_t)a.bwlimit));
+	if (a.parallel)
+		json_object_object_add(req, "parallel", json_object_new_int(a.parallel));
+	/* The daemon's room check: omitted keys leave its defaults. */
+	if (a.margin_given)
+		json_object_object_add(req, "space_margin", json_object_new_int64((int64_t)a.space_margin));
+	if (a.no_space_check)
+		json_object_object_add(req, "space_check", json_object_new_boolean(0));
 	rep = call(c, req);
 	json_object_put(req);
 	if (!rep || !reply_ok(rep))
@@ -435,7 +477,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	for (size_t i = 0; i < json_object_array_length(ids); i++)
 		printf("%lld\n", (long long)json_object_get_int64(json_object_array_get_idx(ids, i)));
 	fflush(stdout);
-	ret = wait ? wait_for(c, ids) : 0;
+	ret = a.wait ? wait_for(c, ids) : 0;
 	json_object_put(rep);
 	return ret;
 }
