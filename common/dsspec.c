@@ -1,22 +1,12 @@
 /* dsspec.c - see dsspec.h. Byte classes are spelled out, not <ctype.h>, so that a
  * locale never changes which names are valid. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dsspec.h"
-
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
+#include "errmsg.h"
 
 bool vds_ds_name_ok(const char *s, size_t n)
 {
@@ -47,20 +37,19 @@ static int parse_one(struct vds_ds_spec *ds, int *n, const char *p, const char *
 	const char *eq = memchr(p, '=', (size_t)(end - p));
 
 	if (!eq)
-		return fail(err, len, "datastore '%.*s' is not NAME=PATH", (int)(end - p), p);
+		return vds_err(err, len, -EINVAL, "datastore '%.*s' is not NAME=PATH", (int)(end - p), p);
 	if (!vds_ds_name_ok(p, (size_t)(eq - p)))
-		return fail(err, len, "datastore name '%.*s' must be 1-%d of [A-Za-z0-9_-]",
+		return vds_err(err, len, -EINVAL, "datastore name '%.*s' must be 1-%d of [A-Za-z0-9_-]",
 			    (int)(eq - p), p, VDS_NAME_MAX);
 	if (eq + 1 == end)
-		return fail(err, len, "datastore '%.*s' has an empty path", (int)(eq - p), p);
+		return vds_err(err, len, -EINVAL, "datastore '%.*s' has an empty path", (int)(eq - p), p);
 	if (vds_ds_find(ds, *n, p, (size_t)(eq - p)) >= 0)
-		return fail(err, len, "datastore name '%.*s' is given twice", (int)(eq - p), p);
+		return vds_err(err, len, -EINVAL, "datastore name '%.*s' is given twice", (int)(eq - p), p);
 	if (*n == VDS_MAX_DS)
-		return fail(err, len, "too many datastores (at most %d)", VDS_MAX_DS);
+		return vds_err(err, len, -EINVAL, "too many datastores (at most %d)", VDS_MAX_DS);
 	ds[*n].path = strndup(eq + 1, (size_t)(end - eq - 1));
 	if (!ds[*n].path) {
-		snprintf(err, len, "out of memory");
-		return -ENOMEM;
+		return vds_err(err, len, -ENOMEM, "out of memory");
 	}
 	memcpy(ds[*n].name, p, (size_t)(eq - p));
 	ds[*n].name[eq - p] = 0;
@@ -73,7 +62,7 @@ int vds_ds_parse(struct vds_ds_spec *ds, int *n, const char *arg, char *err, siz
 	const char *p = arg;
 
 	if (!*arg)
-		return fail(err, len, "no datastores given (expected NAME=PATH[:NAME=PATH...])");
+		return vds_err(err, len, -EINVAL, "no datastores given (expected NAME=PATH[:NAME=PATH...])");
 	while (*p) {
 		const char *end = strchrnul(p, ':');
 		int ret = parse_one(ds, n, p, end, err, len);

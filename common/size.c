@@ -10,24 +10,14 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "size.h"
 
 #define MAX_DECIMALS	19	/* 10^19 - 1 still fits in uint64_t */
-
-static int fail(int ret, char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return ret;
-}
 
 static bool digit(char c)
 {
@@ -77,18 +67,18 @@ int vds_size_parse(const char *what, const char *s, uint64_t max, uint64_t *out,
 			;
 	shift = p == s ? -1 : parse_unit(p);
 	if (shift < 0)
-		return fail(-EINVAL, err, len, "%s '%s': expected bytes as " VDS_SIZE_SYNTAX, what, s);
+		return vds_err(err, len, -EINVAL, "%s '%s': expected bytes as " VDS_SIZE_SYNTAX, what, s);
 	for (fend = p; dot && fend[-1] == '0'; fend--)
 		;
 	d = dot ? (unsigned)(fend - dot - 1) : 0;
 	if (d > MAX_DECIMALS)
-		return fail(-EINVAL, err, len, "%s '%s': more than %d decimals", what, s, MAX_DECIMALS);
+		return vds_err(err, len, -EINVAL, "%s '%s': more than %d decimals", what, s, MAX_DECIMALS);
 	for (unsigned i = 0; i < d; i++) {
 		frac = frac * 10 + (uint64_t)(dot[1 + i] - '0');
 		pow5 *= 5;
 	}
 	if (d > (unsigned)shift || frac % pow5)
-		return fail(-EINVAL, err, len, "%s '%s' is not a whole number of bytes", what, s);
+		return vds_err(err, len, -EINVAL, "%s '%s' is not a whole number of bytes", what, s);
 	if (whole > UINT64_MAX >> shift)
 		goto too_big;
 	v = (whole << shift) + ((frac / pow5) << (shift - (int)d));
@@ -97,5 +87,5 @@ int vds_size_parse(const char *what, const char *s, uint64_t max, uint64_t *out,
 	*out = v;
 	return 0;
 too_big:
-	return fail(-ERANGE, err, len, "%s '%s' is too large (at most %" PRIu64 " bytes)", what, s, max);
+	return vds_err(err, len, -ERANGE, "%s '%s' is too large (at most %" PRIu64 " bytes)", what, s, max);
 }

@@ -8,25 +8,15 @@
  * as -EINVAL: the caller prints them and exits 1 before anything is mounted.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "opts.h"
 
 #define DEFAULT_THREADS	12
 #define DEFAULT_TIMEOUT	60.0
-
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 static bool fstab_only(const char *w)
 {
@@ -76,7 +66,7 @@ static int parse_create(struct vds_opts *o, const char *v, char *err, size_t len
 		o->create = VDS_CREATE_NAMED;
 		strcpy(o->create_name, v);
 	} else
-		return fail(err, len, "create=%s: expected mfs, ff or a datastore name", v);
+		return vds_err(err, len, -EINVAL, "create=%s: expected mfs, ff or a datastore name", v);
 	return 0;
 }
 
@@ -88,27 +78,27 @@ static int parse_o_word(struct vds_opts *o, const char *w, char *err, size_t len
 		return parse_create(o, w + 7, err, len);
 	if (!strncmp(w, "control=", 8)) {
 		if (w[8] != '/')
-			return fail(err, len, "control=%s: the socket path must be absolute", w + 8);
+			return vds_err(err, len, -EINVAL, "control=%s: the socket path must be absolute", w + 8);
 		free(o->control);
 		o->control = strdup(w + 8);
 		return 0;
 	}
 	if (!strncmp(w, "control_group=", 14)) {
 		if (!w[14])
-			return fail(err, len, "control_group=: expected a group name or id");
+			return vds_err(err, len, -EINVAL, "control_group=: expected a group name or id");
 		free(o->control_group);
 		o->control_group = strdup(w + 14);
 		return 0;
 	}
 	if (!strncmp(w, "threads=", 8)) {
 		if (parse_number(w + 8, 1, 256, &d) || d != (unsigned)d)
-			return fail(err, len, "threads=%s: expected a whole number 1-256", w + 8);
+			return vds_err(err, len, -EINVAL, "threads=%s: expected a whole number 1-256", w + 8);
 		o->threads = (unsigned)d;
 		return 0;
 	}
 	if (!strncmp(w, "timeout=", 8)) {
 		if (parse_number(w + 8, 0, 86400, &d))
-			return fail(err, len, "timeout=%s: expected seconds, 0-86400", w + 8);
+			return vds_err(err, len, -EINVAL, "timeout=%s: expected seconds, 0-86400", w + 8);
 		o->timeout = d;
 		return 0;
 	}
@@ -148,12 +138,12 @@ static int parse_flag(struct vds_opts *o, int argc, char **argv, int *i, char *e
 		o->version = true;
 	else if (!strcmp(a, "-o")) {
 		if (++*i == argc)
-			return fail(err, len, "-o needs an argument");
+			return vds_err(err, len, -EINVAL, "-o needs an argument");
 		return parse_o_list(o, argv[*i], err, len);
 	} else if (!strncmp(a, "-o", 2))
 		return parse_o_list(o, a + 2, err, len);
 	else
-		return fail(err, len, "unknown option '%s' (see --help)", a);
+		return vds_err(err, len, -EINVAL, "unknown option '%s' (see --help)", a);
 	return 0;
 }
 
@@ -164,9 +154,9 @@ static int parse_positionals(struct vds_opts *o, char **pos, int npos, char *err
 	int ret = 0;
 
 	if (npos == 0)
-		return fail(err, len, "no datastores given (expected NAME=PATH[:NAME=PATH...] MOUNTPOINT)");
+		return vds_err(err, len, -EINVAL, "no datastores given (expected NAME=PATH[:NAME=PATH...] MOUNTPOINT)");
 	if (npos == 1)
-		return fail(err, len, "no mountpoint given");
+		return vds_err(err, len, -EINVAL, "no mountpoint given");
 	for (int i = 0; i < npos - 1 && !ret; i++)
 		ret = vds_ds_parse(o->ds, &o->nds, pos[i], err, len);
 	if (!ret && !(o->mountpoint = strdup(pos[npos - 1])))
@@ -202,7 +192,7 @@ int opts_parse(struct vds_opts *o, int argc, char **argv, char *err, size_t len)
 		for (int i = 0; i < o->nds; i++)
 			if (!strcmp(o->ds[i].name, o->create_name))
 				return 0;
-		return fail(err, len, "create=%s names no datastore", o->create_name);
+		return vds_err(err, len, -EINVAL, "create=%s names no datastore", o->create_name);
 	}
 	return 0;
 }

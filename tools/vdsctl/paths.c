@@ -3,22 +3,12 @@
  * root, the current directory and the argument combine without any string being
  * parsed twice. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "paths.h"
-
-static int fail(int ret, char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return ret;
-}
 
 /* Append p's components to out[0..*pos). ".." at the top stays there when clamp
  * (an absolute path: "/.." is "/"), else it leaves the tree: -EXDEV. */
@@ -80,12 +70,12 @@ static int from_absolute(const struct mount_view *mv, const char *arg, char *out
 	int ret = path_fold(arg, abs, sizeof(abs));
 
 	if (ret)
-		return fail(ret, err, errlen, "%s: path too long", arg);
+		return vds_err(err, errlen, ret, "%s: path too long", arg);
 	rest = below(mv->root, abs);
 	if (!rest)
 		rest = below(mv->typed, abs);
 	if (!rest)
-		return fail(-EXDEV, err, errlen, "%s is not inside the mount %s", arg, mv->root);
+		return vds_err(err, errlen, -EXDEV, "%s is not inside the mount %s", arg, mv->root);
 	return fold_into(out, len, &pos, rest, false);
 }
 
@@ -97,7 +87,7 @@ static int from_relative(const struct mount_view *mv, const char *arg, char *out
 	int ret;
 
 	if (mv->root && !mv->cwd)
-		return fail(-ENOENT, err, errlen, "%s: cannot tell the current directory (was it "
+		return vds_err(err, errlen, -ENOENT, "%s: cannot tell the current directory (was it "
 			    "removed?); give the path from the mount root or absolute", arg);
 	if (mv->root && below(mv->root, mv->cwd))
 		base = below(mv->root, mv->cwd);
@@ -105,9 +95,9 @@ static int from_relative(const struct mount_view *mv, const char *arg, char *out
 	if (!ret)
 		ret = fold_into(out, len, &pos, arg, false);
 	if (ret == -EXDEV && mv->root)
-		return fail(ret, err, errlen, "%s is not inside the mount %s", arg, mv->root);
+		return vds_err(err, errlen, ret, "%s is not inside the mount %s", arg, mv->root);
 	if (ret == -EXDEV)
-		return fail(ret, err, errlen, "%s leads out of the mount", arg);
+		return vds_err(err, errlen, ret, "%s leads out of the mount", arg);
 	return ret;
 }
 
@@ -117,16 +107,16 @@ int mount_relpath(const struct mount_view *mv, const char *arg, char *out, size_
 	int ret;
 
 	if (!*arg)
-		return fail(-EINVAL, err, errlen, "an empty path names nothing");
+		return vds_err(err, errlen, -EINVAL, "an empty path names nothing");
 	if (len < 1)
-		return fail(-ENAMETOOLONG, err, errlen, "%s: path too long", arg);
+		return vds_err(err, errlen, -ENAMETOOLONG, "%s: path too long", arg);
 	if (arg[0] == '/' && mv->root)
 		ret = from_absolute(mv, arg, out, len, err, errlen);
 	else
 		ret = from_relative(mv, arg, out, len, err, errlen);	/* -s only: from the root */
 	if (ret == -ENAMETOOLONG)
-		return fail(ret, err, errlen, "%s: path too long", arg);
+		return vds_err(err, errlen, ret, "%s: path too long", arg);
 	if (!ret && !out[0])
-		return fail(-EISDIR, err, errlen, "%s is the mount's root; name files or folders in it", arg);
+		return vds_err(err, errlen, -EISDIR, "%s is the mount's root; name files or folders in it", arg);
 	return ret;
 }
