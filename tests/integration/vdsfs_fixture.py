@@ -86,6 +86,7 @@ class Mount:
                 case.addCleanup(self._umount_path, p)
         # A per-test control socket keeps parallel or leftover daemons apart.
         self.sock = os.path.join(self.top, "ctl.sock") if control else default_socket(self.mnt)
+        self.opts_control = control
         opts = ",".join(o for o in (control and f"control={self.sock}", opts) if o)
         self.opts = opts
         self.spec = ":".join(f"{nm}={p}" for nm, p in zip(self.names, self.paths))
@@ -116,6 +117,12 @@ class Mount:
 
     def _remove_top(self):
         self.stop()
+        # A default socket outlives the unmount a moment; wait so that /run/vdsfs can
+        # be removed after it (a daemon that died leaves it: then stop waiting).
+        for _ in range(100):
+            if self.opts_control or not os.path.lexists(self.sock):
+                break
+            time.sleep(0.05)
         shutil.rmtree(self.top, ignore_errors=True)
 
     def path(self, rel):
