@@ -118,7 +118,8 @@ if not ms:
 bad = [m for m in ms if m["phase"] != "done"]
 if bad:
     m = bad[0]
-    print("failed|%s: %s" % (m["phase"], m.get("error") or m.get("note") or "no reason given"))
+    why = m.get("error") or m.get("note") or "no reason given"
+    print("failed|" + (why if m["phase"] == "failed" else "%s: %s" % (m["phase"], why)))
     sys.exit()
 edges = sorted([(m["started_ns"], 1) for m in ms] + [(m["ended_ns"], -1) for m in ms])
 run = most = 0
