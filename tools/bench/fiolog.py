@@ -3,15 +3,17 @@
 
 Shared by mig-bench.sh (vdsfs) and qemu-mirror-bench.sh (QEMU's mirror) so that both
 compute the same numbers the same way. fio runs with write_lat_log and log_avg_msec=0,
-so its _lat.1.log has one line per completed I/O: "msec since the job started,
-latency ns, direction, bs, ...". The clock times given here (fio's start, the
-migration's start and end, from `date +%s.%N`) are turned into that time base.
+so its _lat.1.log has one line per completed I/O: "msec, latency ns, direction, bs,
+...". With log_unix_epoch=1 the msec are wall-clock time and line up exactly with the
+clock times given here (fio's start, the migration's start and end, from
+`date +%s.%N`); without it they count from fio's job start, taken as FIO_START.
 
 Prints one line, "gap_ms iops_before iops_during": the largest gap between two
 consecutive completions whose later one falls in the migration window (its start to
-one second after its end, so a stall at the switch counts), the mean IOPS over the
-whole seconds before the migration (the first second left out: ramp-up), and the mean
-IOPS over the whole seconds inside it. With --png, draws IOPS per second and the
+one second after its end, so a stall at the switch counts), the guest's IOPS before
+the migration (completions from fio's second second on, ramp-up left out, to the
+migration's start, over that time) and during it (completions inside the window over
+its length). With --png, draws IOPS per second and the
 per-I/O latency over time with the migration's start, end and any --mark lines.
 
 usage: fiolog.py LOG_PREFIX FIO_START MIG_START MIG_END [--png FILE --title T]
@@ -22,13 +24,17 @@ import subprocess
 import sys
 
 
-def load(prefix):
+def load(prefix, fio_start):
+    """completion times in ms since fio_start, latencies in ms"""
     t, lat = [], []
     with open(prefix + "_lat.1.log") as f:
         for line in f:
             fields = line.split(",", 2)
             t.append(int(fields[0]))
             lat.append(int(fields[1]) / 1e6)  # ns -> ms
+    if t and t[0] > 1e12:  # log_unix_epoch=1: epoch ms, exact against our clock
+        base = round(fio_start * 1000)
+        t = [x - base for x in t]
     return t, lat
 
 
@@ -38,10 +44,12 @@ def analyze(t, ms, me):
     secs = {}
     for x in t:
         secs[x // 1000] = secs.get(x // 1000, 0) + 1
-    before = [n for s, n in secs.items() if 1 <= s < ms / 1000 - 0.5]
-    during = [n for s, n in secs.items() if ms / 1000 <= s < me / 1000]
-    ib = sum(before) / max(len(before), 1)
-    idur = sum(during) / len(during) if during else float("nan")
+    # completions per second over each window, so a migration shorter than a second
+    # still gets a rate
+    before = sum(1 for x in t if 1000 <= x < ms)
+    during = sum(1 for x in t if ms <= x < me)
+    ib = before / ((ms - 1000) / 1000) if ms > 1000 else float("nan")
+    idur = during / ((me - ms) / 1000) if me > ms else float("nan")
     return gap, ib, idur, secs
 
 
@@ -81,7 +89,7 @@ def main():
     ap.add_argument("--end-label", default="switch")
     a = ap.parse_args()
     ms, me = (a.mig_start - a.fio_start) * 1000, (a.mig_end - a.fio_start) * 1000
-    t, lat = load(a.prefix)
+    t, lat = load(a.prefix, a.fio_start)
     gap, ib, idur, secs = analyze(t, ms, me)
     print(f"{gap:.0f} {ib:.0f} {idur:.0f}")
     if a.png:

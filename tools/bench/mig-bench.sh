@@ -79,7 +79,7 @@ for size in $(list "$sizes"); do
 		log=$top/fio-$size-$mode
 		fio --name=g --filename="$mnt/d" --size="$size" --rw=randwrite --bs=4k --iodepth=16 \
 			--ioengine=io_uring --direct=1 --time_based --runtime=3600 --norandommap "${extra[@]}" \
-			--write_lat_log="$log" --log_avg_msec=0 --write_iops_log="$log" \
+			--write_lat_log="$log" --log_avg_msec=0 --log_unix_epoch=1 --write_iops_log="$log" \
 			--output-format=terse >/dev/null 2>&1 &
 		fpid=$!
 		bench_defer "bench_kill $fpid"

@@ -115,7 +115,7 @@ for size in $(list "$sizes"); do
 			fio --name=g --ioengine=nbd --uri="nbd+unix:///disk?socket=$top/nbd.sock" \
 				--size="$size" --rw=randwrite --bs=4k --iodepth=16 --time_based \
 				--runtime=36000 --norandommap "${extra[@]}" \
-				--write_lat_log="$log" --log_avg_msec=0 --write_iops_log="$log" \
+				--write_lat_log="$log" --log_avg_msec=0 --log_unix_epoch=1 --write_iops_log="$log" \
 				--output-format=terse >"$log.out" 2>&1 &
 			fpid=$!
 			bench_defer "bench_kill $fpid"
