@@ -159,6 +159,21 @@ bench_plain_copy() {
 	echo "$t1 - $t0" | bc
 }
 
+# bench_guest_job MODE RATE LOG: the guest's fio job that mig-bench.sh and
+# qemu-mirror-bench.sh both run (each adds only its engine and target), in GUEST_JOB;
+# 4k random writes at iodepth 16, rate-limited (MODE limited) or not (unlimited), every
+# completion logged with wall-clock times for fiolog.py. WRITER_LABEL names the writer.
+# shellcheck disable=SC2034 # both are for the caller
+bench_guest_job() {
+	GUEST_JOB=(--rw=randwrite --bs=4k --iodepth=16 --time_based --runtime=36000 --norandommap
+		--write_lat_log="$3" --log_avg_msec=0 --log_unix_epoch=1 --write_iops_log="$3")
+	case $1 in
+	limited) GUEST_JOB+=(--rate_iops="$2"); WRITER_LABEL="$2 IOPS" ;;
+	unlimited) WRITER_LABEL=unlimited ;;
+	*) bench_die "the writer is limited or unlimited, not $1" ;;
+	esac
+}
+
 bench_free() { # dir: free space, human
 	df -h --output=avail "$1" | tail -1 | tr -d ' '
 }

@@ -65,22 +65,15 @@ for size in $(list "$sizes"); do
 	plain_s=$(bench_plain_copy "$plain" "$top/cpA/d" "$dst/cpB")
 	rm -f "$top/cpA/d"
 	for mode in $(list "$modes"); do
-		extra=()
-		case $mode in
-		limited) extra=(--rate_iops="$rate"); wlabel="$rate IOPS" ;;
-		unlimited) wlabel=unlimited ;;
-		*) bench_die "mode is limited or unlimited, not $mode" ;;
-		esac
 		mark=${#bench_undo[@]}
 		rm -f "$top/A/d" "$dst/B/d"
 		bench_vdsfs_start "$mnt" "$sock" "A=$top/A:B=$dst/B" create=A
 		fio --name=l --filename="$mnt/d" --size="$size" --rw=write --bs=1M --direct=1 \
 			--output-format=terse >/dev/null
 		log=$top/fio-$size-$mode
-		fio --name=g --filename="$mnt/d" --size="$size" --rw=randwrite --bs=4k --iodepth=16 \
-			--ioengine=io_uring --direct=1 --time_based --runtime=3600 --norandommap "${extra[@]}" \
-			--write_lat_log="$log" --log_avg_msec=0 --log_unix_epoch=1 --write_iops_log="$log" \
-			--output-format=terse >/dev/null 2>&1 &
+		bench_guest_job "$mode" "$rate" "$log"
+		fio --name=g --filename="$mnt/d" --size="$size" --ioengine=io_uring --direct=1 \
+			"${GUEST_JOB[@]}" --output-format=terse >/dev/null 2>&1 &
 		fpid=$!
 		bench_defer "bench_kill $fpid"
 		fstart=$(date +%s.%N)
@@ -114,7 +107,7 @@ print("%.2f|%.2f|%.2f|%.2f|%.2f %.6f %.6f %.6f" % (m["pause_ms"], m["copy_ms"] /
 			printf "| %s | %s | %.2f (%s) | %.2f | %.2fx | %s | %s | %s | %s | %.2fx |\n",
 				s, w, m, ph, p, m / p, g, pz, ib, id, (ib > 0 ? id / ib : 0) }'
 		if [ -n "$rows" ]; then
-			awk -v s="$size" -v w="$wlabel" -v a="$mstart" -v e="$mend" -v p="$plain_s" -v g="$gap" \
+			awk -v s="$size" -v w="$WRITER_LABEL" -v a="$mstart" -v e="$mend" -v p="$plain_s" -v g="$gap" \
 				-v ib="$ib" -v id="$idur" -v pl="$plain" -v pz="$pause" \
 				-v ph="copy $copy_s, converge $conv_s, flush $flush_s, cleanup $clean_s" 'BEGIN {
 				OFS = "\t"

@@ -100,23 +100,16 @@ for size in $(list "$sizes"); do
 		--output-format=terse >/dev/null
 	plain_s=$(bench_plain_copy "$plain" "$disk" "$dst_dir")
 	for writer in $(list "$writers"); do
-		extra=()
-		case $writer in
-		limited) extra=(--rate_iops="$rate"); wlabel="$rate IOPS" ;;
-		unlimited) wlabel=unlimited ;;
-		*) bench_die "writer is limited or unlimited, not $writer" ;;
-		esac
 		for cmode in $(list "$cmodes"); do
 			mark=${#bench_undo[@]}
 			rm -f "$tgt"
 			truncate -s "$size" "$tgt"
 			qsd_start "$disk"
 			log=$top/fio-$size-$writer-$cmode
+			bench_guest_job "$writer" "$rate" "$log"
+			wlabel=$WRITER_LABEL
 			fio --name=g --ioengine=nbd --uri="nbd+unix:///disk?socket=$top/nbd.sock" \
-				--size="$size" --rw=randwrite --bs=4k --iodepth=16 --time_based \
-				--runtime=36000 --norandommap "${extra[@]}" \
-				--write_lat_log="$log" --log_avg_msec=0 --log_unix_epoch=1 --write_iops_log="$log" \
-				--output-format=terse >"$log.out" 2>&1 &
+				--size="$size" "${GUEST_JOB[@]}" --output-format=terse >"$log.out" 2>&1 &
 			fpid=$!
 			bench_defer "bench_kill $fpid"
 			fstart=$(date +%s.%N)
