@@ -97,10 +97,11 @@ print("%.2f|%.2f|%.2f|%.2f|%.2f %.6f %.6f %.6f" % (m["pause_ms"], m["copy_ms"] /
 		IFS='|' read -r pause copy_s conv_s flush_s clean_s <<<"$parts"
 		bench_unmount_fuse "$mnt" "$VDSFS_PID"
 		bench_undo=("${bench_undo[@]:0:mark}")
-		read -r gap ib idur < <(python3 "$here/fiolog.py" "$log" "$fstart" "$mstart" "$mend" \
+		guest=$(python3 "$here/fiolog.py" "$log" "$fstart" "$mstart" "$mend" \
 			--png "$out/mig-$size-$mode.png" --end-label "done" --mark "copied=$t_copied" \
 			--mark "converged=$t_converged" --mark "switch=$t_switch" \
 			--title "vdsfs live migration, $size disk, $mode 4k randwrite qd16")
+		read -r gap ib idur <<<"$guest"
 		awk -v s="$size" -v w="$mode" -v a="$mstart" -v e="$mend" -v p="$plain_s" -v g="$gap" \
 			-v ib="$ib" -v id="$idur" -v ph="$copy_s, $conv_s, $flush_s, $clean_s" -v pz="$pause" 'BEGIN {
 			m = e - a
@@ -114,7 +115,7 @@ print("%.2f|%.2f|%.2f|%.2f|%.2f %.6f %.6f %.6f" % (m["pause_ms"], m["copy_ms"] /
 				print s, w, "vdsfs", sprintf("%.2f", e - a), ph "; pause " pz " ms (daemon)",
 					sprintf("%.2f", p), pl, g, ib, id }' >>"$rows"
 		fi
-		rm -f "$log"_*.log
+		rm -f "$log"_*.log "$log".*.dat
 	done
 done
 echo

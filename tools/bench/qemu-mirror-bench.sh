@@ -123,26 +123,32 @@ for size in $(list "$sizes"); do
 			bench_kill "$QSD_PID"
 			bench_undo=("${bench_undo[@]:0:mark}")
 			[ -s "${log}_lat.1.log" ] || { cat "$log.out" >&2; bench_die "fio wrote no log"; }
-			read -r gap ib idur < <(python3 "$here/fiolog.py" "$log" "$fstart" "$mstart" "$mend" \
-				--png "$out/qemu-mirror-$size-$writer-$cmode.png" --mark "ready=$ready" \
+			marks=(--mark "ready=$ready")
+			[ "$st" = ok ] || marks=(--end-label "$st")
+			guest=$(python3 "$here/fiolog.py" "$log" "$fstart" "$mstart" "$mend" \
+				--png "$out/qemu-mirror-$size-$writer-$cmode.png" "${marks[@]}" \
 				--title "QEMU $(qemu-storage-daemon --version | head -1 | awk '{print $3}') mirror ($cmode), $size disk, $wlabel 4k randwrite qd16")
+			read -r gap ib idur <<<"$guest"
 			row=$(awk -v s="$size" -v w="$wlabel" -v c="$cmode" -v st="$st" -v a="$mstart" \
 				-v r="$ready" -v e="$mend" -v p="$plain_s" -v g="$gap" -v ib="$ib" -v id="$idur" 'BEGIN {
 				m = e - a
 				res = sprintf("%.2f (%.2f, %.2f)", m, r - a, e - r)
-				if (st != "ok") res = res " " st
-				printf "| %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %.2fx |\n",
-					s, w, c, res, p, m / p, g, ib, id, (ib > 0 ? id / ib : 0) }')
+				if (st == "timeout") res = sprintf("> %.0f: no READY by then, cancelled", m)
+				else if (st != "ok") res = res " " st
+				ratio = sprintf("%s%.2fx", st == "timeout" ? "> " : "", m / p)
+				printf "| %s | %s | %s | %s | %.2f | %s | %s | %s | %s | %.2fx |\n",
+					s, w, c, res, p, ratio, g, ib, id, (ib > 0 ? id / ib : 0) }')
 			echo "$row"
 			if [ -n "$rows" ]; then
 				awk -v s="$size" -v w="$wlabel" -v c="$cmode" -v st="$st" -v a="$mstart" -v r="$ready" \
 					-v e="$mend" -v p="$plain_s" -v g="$gap" -v ib="$ib" -v id="$idur" -v pl="$plain" 'BEGIN {
 					OFS = "\t"; m = e - a
 					print s, w, "QEMU mirror, " c, sprintf("%.2f", m),
+						st == "timeout" ? sprintf("no READY in %.0f s: cancelled", m) : \
 						sprintf("to ready %.2f, complete %.2f%s", r - a, e - r, st == "ok" ? "" : ", " st),
 						sprintf("%.2f", p), pl, g, ib, id }' >>"$rows"
 			fi
-			rm -f "$tgt" "$log"_*.log
+			rm -f "$tgt" "$log"_*.log "$log".*.dat
 		done
 	done
 	rm -f "$disk"
