@@ -135,7 +135,7 @@ for size in $(list "$sizes"); do
 				res = sprintf("%.2f (%.2f, %.2f)", m, r - a, e - r)
 				if (st == "timeout") res = sprintf("> %.0f: no READY by then, cancelled", m)
 				else if (st != "ok") res = res " " st
-				ratio = sprintf("%s%.2fx", st == "timeout" ? "> " : "", m / p)
+				ratio = sprintf("%s%.2fx", st ~ /^timeout/ ? "> " : "", m / p)
 				printf "| %s | %s | %s | %s | %.2f | %s | %s | %s | %s | %.2fx |\n",
 					s, w, c, res, p, ratio, g, ib, id, (ib > 0 ? id / ib : 0) }')
 			echo "$row"

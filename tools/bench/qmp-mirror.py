@@ -9,7 +9,8 @@ cancelled (force) and the run is reported as such.
 
 Prints one line: "<status> <start> <ready> <end>", times as epoch seconds taken just
 before blockdev-mirror was sent, when READY arrived and when COMPLETED arrived;
-status is "ok", "timeout" or "error:<QEMU's message with spaces as _>".
+status is "ok", "timeout" (no READY in time), "timeout_after_READY" or
+"error:<QEMU's message with spaces as _>".
 
 usage: qmp-mirror.py SOCKET NODE TARGET_FILE {background,write-blocking} TIMEOUT_S [AIO]
 """
@@ -99,11 +100,11 @@ def main():
         q.cmd("job-complete", id="mig")
         done = q.event({"BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"}, deadline)
         if done is None:
-            status = "timeout"
+            status = "timeout_after_READY"
         elif done["event"] != "BLOCK_JOB_COMPLETED" or "error" in done["data"]:
             status = "error:" + done["data"].get("error", done["event"]).replace(" ", "_")
     end = time.time()
-    if status == "timeout":
+    if status.startswith("timeout"):
         q.cmd("block-job-cancel", device="mig", force=True)
         q.event({"BLOCK_JOB_CANCELLED", "BLOCK_JOB_COMPLETED"}, time.time() + 60)
     print(status, f"{start:.6f}", f"{ready_t:.6f}", f"{end:.6f}")
