@@ -4,9 +4,11 @@
  * (that is what a crash during a commit leaves, and the next commit repairs it),
  * check reports it, because from the file alone a torn commit and a corrupted
  * header cannot be told apart.  Everything the committed header references is
- * verified: map page checksums, page numbers and generations, the 2-bit entries,
- * the block counters and the file length.  Data blocks carry no checksum (the
- * overlay is a disk: its contents are the guest's business).
+ * verified (load.c, load_v1.c): for version 2 every record block of the chain,
+ * its checksum, place, sequence and generation, every entry, every slot referenced
+ * once and below the log end, the counters and the file length; for version 1 the
+ * map pages as before.  Data blocks carry no checksum (the overlay is a disk: its
+ * contents are the guest's business).
  */
 #include <stdlib.h>
 
@@ -14,15 +16,19 @@
 
 int overlay_check(int diff_fd, overlay_report_fn report, void *arg)
 {
-	struct ov_loaded l;
 	int problems = 0;
-	int ret = ov_load(diff_fd, ov_fd_direct(diff_fd), &l, report, arg, &problems);
+	struct ov_finder f = { report, arg, &problems };
+	struct overlay *ov = NULL;
+	struct ov_meta m;
+	bool other_bad;
+	int ret = ov_load_header(diff_fd, ov_fd_direct(diff_fd), &m, &other_bad, &f);
 
-	if (ret == -EBADMSG || ret == -ENOTSUP)
+	if (!ret)
+		ret = ov_load_handle(-1, diff_fd, &m, &f, &ov);
+	overlay_close(ov);
+	if (ret == -EBADMSG || ret == -ENOTSUP || ret == -EFBIG)
 		return problems ? problems : 1;
 	if (ret)
 		return ret;
-	ov_meta_free(&l.meta);
-	free(l.words);
 	return problems;
 }

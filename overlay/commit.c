@@ -1,223 +1,356 @@
 /* commit.c - make the in-memory map durable: the heart of crash safety.
  *
- * A commit moves the file from generation g to g+1 by shadow paging:
+ * A commit moves the file from generation g to g+1:
  *
- *   1. snapshot: for every changed map page, clear its dirty flag, then encode it.
- *      Every DATA entry in the snapshot was stored after its data write returned
- *      (map.c), so that data is covered by the next step.
- *   2. fdatasync(diff): all data the snapshot references is durable ("data before
- *      map").
- *   3. write each page into the slot the committed directory does NOT use, so the
- *      committed copy stays intact whatever happens to this write.
- *   4. fdatasync(diff): the new pages are durable before anything points to them.
- *   5. write header g+1 (with the new directory) into slot (g+1) & 1, the slot not
- *      holding g, and fdatasync.  This single write is the commit point: a torn
- *      header fails its checksum and open falls back to g, whose pages are untouched.
+ *   1. take the pending frees (alloc.c) and the stack of leaves changed since the
+ *      last commit; clear each leaf's dirty flag, then copy its entries into a
+ *      record.  Every DATA entry copied was stored after its data write returned
+ *      (I4), so that data is covered by step 3.  A change racing the copy dirties
+ *      the leaf again for the next commit.
+ *   2. write the records, sorted by leaf, into record blocks at freshly allocated
+ *      slots (never a slot the committed state references: I1, I2), chained to
+ *      the committed chain's head.
+ *   3. fdatasync: the data the records point at and the records themselves are
+ *      durable before anything refers to them.
+ *   4. write header g+1 (chain head, log end, counts) into slot (g+1) & 1, the slot
+ *      not holding g, and fdatasync.  This single 4 KiB write is the commit point:
+ *      a torn header fails its checksum and open falls back to g, whose chain and
+ *      data are untouched (steps 2-3 only wrote slots g does not use).
+ *   5. only now do the pending frees taken in step 1 (and, for a checkpoint, the
+ *      old chain's blocks) become free (I2).
  *
- * If anything fails, the pages of the snapshot are marked dirty again and the
- * in-memory committed header is unchanged; the next commit retries into the same
- * inactive slots.  With nothing to commit a flush is just step 2.
+ * Version 1 needed three fdatasyncs per commit (data, pages, header); the chain
+ * needs two.  Commits append, so the chain grows; when it holds more than twice
+ * the records of a full map (or after a resize, or to turn a version-1 file into
+ * version 2) the commit is a checkpoint: every non-empty leaf, as a new chain
+ * whose first block has no predecessor, and the old chain's slots are freed.
  *
- * A relocating commit (resize) writes the whole map to a fresh region past both the
- * old map and the new data area, so neither the committed map nor any committed
- * data block is overwritten before the header switches.
+ * If anything fails, the leaves are dirtied again, the pending frees put back and
+ * the new record slots freed (nothing refers to them); the in-memory committed
+ * header is unchanged and the next commit simply tries again.
  */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 struct snap {
-	uint64_t *idx;		/* page numbers in the snapshot */
-	uint8_t *pages;		/* their encoded images, OV_PAGE_SIZE each */
-	struct ov_pcount *cnt;
-	uint64_t n;
+	struct ov_leaf **dirty;		/* leaves taken off the dirty stack */
+	uint64_t ndirty;
+	struct ov_leaf **leaf;		/* leaves recorded, in key order */
+	uint8_t *cnt;			/* their new data / zero counts, 2 bytes each */
+	uint8_t *recs;			/* encoded records */
+	uint64_t nrec, cap;
+	struct ov_vec pend;		/* pending frees taken */
+	struct ov_vec slots;		/* record block slots allocated */
+	bool checkpoint;
 };
-
-/* Which pages to commit is decided first: exactly the pages dirty when the flush
- * began (or all of them), so pages dirtied meanwhile can never crowd out a page a
- * completed write depends on; they simply stay dirty for the next commit. */
-static int snap_take(struct overlay *ov, bool all, uint64_t gen, struct snap *s)
-{
-	s->n = 0;
-	s->idx = malloc((ov->npages ? ov->npages : 1) * sizeof(*s->idx));
-	if (!s->idx)
-		return -ENOMEM;
-	for (uint64_t p = 0; p < ov->npages; p++)	/* one pass: the set is fixed here */
-		if (all || atomic_load(&ov->page_dirty[p]))
-			s->idx[s->n++] = p;
-	s->cnt = malloc((s->n ? s->n : 1) * sizeof(*s->cnt));
-	s->pages = ov_alloc(s->n ? s->n * OV_PAGE_SIZE : 1);
-	if (!s->pages || !s->cnt) {
-		s->n = 0;	/* nothing cleared yet: nothing to undo */
-		return -ENOMEM;
-	}
-	for (uint64_t i = 0; i < s->n; i++) {
-		uint64_t p = s->idx[i], nd, nz;
-
-		/* Clear before encoding: a change racing the encode re-dirties the page. */
-		atomic_store(&ov->page_dirty[p], 0);
-		/* Counts come from the encoded image, not the live (moving) words. */
-		ov_page_encode(s->pages + i * OV_PAGE_SIZE, p, gen, &ov->map[p * OV_PAGE_WORDS],
-			       &nd, &nz);
-		s->cnt[i] = (struct ov_pcount){ (uint16_t)nd, (uint16_t)nz };
-	}
-	return 0;
-}
-
-static void snap_undo(struct overlay *ov, struct snap *s)
-{
-	for (uint64_t i = 0; i < s->n; i++)
-		atomic_store(&ov->page_dirty[s->idx[i]], 1);
-}
-
-static void snap_free(struct snap *s)
-{
-	free(s->idx);
-	free(s->pages);
-	free(s->cnt);
-}
 
 static int sync_fd(int fd)
 {
 	return fdatasync(fd) ? -errno : 0;
 }
 
-/* Build the next header: same identity, current geometry, new directory. */
-static int next_meta(struct overlay *ov, bool relocate, struct ov_meta *nm)
+static int cmp_leaf(const void *a, const void *b)
 {
-	const struct ov_meta *m = &ov->meta;
-	size_t db = (ov->npages + 3) / 4;
+	uint64_t x = (*(struct ov_leaf *const *)a)->key, y = (*(struct ov_leaf *const *)b)->key;
 
-	*nm = *m;
-	nm->dir = calloc(db ? db : 1, 1);
-	if (!nm->dir)
+	return x < y ? -1 : x > y;
+}
+
+static int take_dirty(struct overlay *ov, struct snap *s)
+{
+	struct ov_leaf *h = atomic_exchange(&ov->dirty_head, NULL);
+	uint64_t n = 0, cap = 64;
+
+	s->dirty = malloc(cap * sizeof(*s->dirty));
+	if (!s->dirty) {
+		atomic_store(&ov->dirty_head, h);	/* nobody else pushes below it */
 		return -ENOMEM;
-	nm->gen = m->gen + 1;
-	nm->flags = ov->want_flags;
-	nm->size = ov->size;
-	nm->nblocks = ov->nblocks;
-	nm->npages = ov->npages;
-	nm->hdr_len = (uint32_t)ov_header_len(ov->npages);
-	if (relocate) {
-		uint64_t old_end = m->map_off + m->npages * 2 * OV_PAGE_SIZE;
-		uint64_t data_end = ov_round_up(m->data_off + (ov->nblocks << ov->shift),
-						OV_PAGE_SIZE);
-
-		nm->map_off = old_end > data_end ? old_end : data_end;
-	} else {
-		memcpy(nm->dir, m->dir, db);
 	}
+	for (struct ov_leaf *l = h; l; l = l->dirty_next) {
+		if (n == cap) {
+			struct ov_leaf **p = realloc(s->dirty, 2 * cap * sizeof(*p));
+
+			if (!p) {	/* flags still set: push them all back */
+				s->ndirty = n;
+				for (struct ov_leaf *r = l; r; ) {
+					struct ov_leaf *nx = r->dirty_next;
+
+					atomic_store(&r->dirty, 0);
+					ov_leaf_mark_dirty(ov, r);
+					r = nx;
+				}
+				for (uint64_t i = 0; i < n; i++) {
+					atomic_store(&s->dirty[i]->dirty, 0);
+					ov_leaf_mark_dirty(ov, s->dirty[i]);
+				}
+				s->ndirty = 0;
+				return -ENOMEM;
+			}
+			s->dirty = p;
+			cap *= 2;
+		}
+		s->dirty[n++] = l;
+	}
+	/* Collected first, cleared after: dirty_next is free for new pushes now. */
+	for (uint64_t i = 0; i < n; i++)
+		atomic_store(&s->dirty[i]->dirty, 0);
+	s->ndirty = n;
 	return 0;
 }
 
-static int write_pages(struct overlay *ov, struct snap *s, struct ov_meta *nm)
+static int add_record(struct snap *s, struct ov_leaf *l)
 {
-	for (uint64_t i = 0; i < s->n; i++) {
-		uint64_t p = s->idx[i];
-		unsigned cur = ov_dir_get(nm->dir, p);
-		unsigned slot = cur == OV_DIR_SLOT0 ? 1 : 0;
-		int ret;
+	uint32_t e[OV_LEAF_BLOCKS];
+	unsigned nd, nz;
 
-		if (s->cnt[i].nd == 0 && s->cnt[i].nz == 0) {
-			ov_dir_set(nm->dir, p, OV_DIR_NONE);	/* all base: no page needed */
-			continue;
-		}
-		ret = ov_pwrite(ov->diff_fd, ov->diff_direct, s->pages + i * OV_PAGE_SIZE,
-				OV_PAGE_SIZE, nm->map_off + (2 * p + slot) * OV_PAGE_SIZE);
-		if (ret)
-			return ret;
-		ov_dir_set(nm->dir, p, slot ? OV_DIR_SLOT1 : OV_DIR_SLOT0);
+	for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
+		e[i] = atomic_load_explicit(&l->e[i], memory_order_acquire);
+	ov_leaf_count(e, &nd, &nz);
+	if (s->checkpoint && !nd && !nz)
+		return 0;	/* all BASE: a fresh chain needs no record for it */
+	if (s->nrec == s->cap) {
+		uint64_t cap = s->cap ? 2 * s->cap : 256;
+		struct ov_leaf **lp = realloc(s->leaf, cap * sizeof(*lp));
+		uint8_t *cp = lp ? realloc(s->cnt, cap * 2) : NULL;
+		uint8_t *rp = cp ? realloc(s->recs, cap * OV_REC_SIZE) : NULL;
+
+		if (lp)
+			s->leaf = lp;
+		if (cp)
+			s->cnt = cp;
+		if (!rp)
+			return -ENOMEM;
+		s->recs = rp;
+		s->cap = cap;
 	}
+	uint8_t *r = s->recs + s->nrec * OV_REC_SIZE;
+
+	ov_put64(r, l->key);
+	for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
+		ov_put32(r + 8 + 4 * i, e[i]);
+	s->leaf[s->nrec] = l;
+	s->cnt[2 * s->nrec] = (uint8_t)nd;
+	s->cnt[2 * s->nrec + 1] = (uint8_t)nz;
+	s->nrec++;
 	return 0;
+}
+
+static bool want_checkpoint(struct overlay *ov, uint64_t ndirty)
+{
+	uint64_t full = ov->nleaves / ov_rec_per_block(ov->bs) + 1;
+
+	return ov->need_checkpoint || ov->chain_recs + ndirty > 2 * ov->nleaves + 256 ||
+	       ov->chain.n > 2 * full + 64;
+}
+
+static int snap_take(struct overlay *ov, bool checkpoint, struct snap *s)
+{
+	int ret;
+
+	pthread_mutex_lock(&ov->alloc_lock);	/* pending first: see the file comment */
+	s->pend = ov->pending;
+	ov->pending = (struct ov_vec){ 0 };
+	pthread_mutex_unlock(&ov->alloc_lock);
+	ret = take_dirty(ov, s);
+	if (ret)
+		return ret;
+	s->checkpoint = checkpoint || want_checkpoint(ov, s->ndirty);
+	if (s->checkpoint) {
+		for (struct ov_leaf *l = ov_leaf_next(ov->head); l && !ret; l = ov_leaf_next(l))
+			ret = add_record(s, l);
+		return ret;
+	}
+	qsort(s->dirty, s->ndirty, sizeof(*s->dirty), cmp_leaf);
+	for (uint64_t i = 0; i < s->ndirty && !ret; i++)
+		ret = add_record(s, s->dirty[i]);
+	return ret;
+}
+
+static void snap_undo(struct overlay *ov, struct snap *s)
+{
+	for (uint64_t i = 0; i < s->ndirty; i++)
+		ov_leaf_mark_dirty(ov, s->dirty[i]);
+	pthread_mutex_lock(&ov->alloc_lock);
+	for (uint64_t i = 0; i < s->pend.n; i++)
+		if (ov_vec_push(&ov->pending, s->pend.v[i]))
+			break;	/* lost frees: garbage slots, space only */
+	pthread_mutex_unlock(&ov->alloc_lock);
+	for (uint64_t i = 0; i < s->slots.n; i++)
+		ov_slots_unalloc(ov, s->slots.v[i], 1);
+}
+
+static void snap_free(struct snap *s)
+{
+	free(s->dirty);
+	free(s->leaf);
+	free(s->cnt);
+	free(s->recs);
+	ov_vec_free(&s->pend);
+	ov_vec_free(&s->slots);
+}
+
+/* Steps 2: record blocks at new slots, each naming its predecessor. */
+static int write_records(struct overlay *ov, struct snap *s, struct ov_meta *nm)
+{
+	uint32_t per = ov_rec_per_block(ov->bs);
+	uint64_t prev = s->checkpoint ? OV_NO_SLOT : ov->meta.chain_head;
+	uint64_t seq = s->checkpoint ? 0 : ov->meta.chain_len;
+	uint8_t *blk = ov_alloc(ov->bs);
+	int ret = blk ? 0 : -ENOMEM;
+
+	for (uint64_t i = 0; i < s->nrec && !ret; i += per) {
+		struct ov_rechdr h = { .gen = nm->gen, .seq = seq++, .prev = prev };
+		int64_t got;
+
+		h.nrec = (uint32_t)(s->nrec - i < per ? s->nrec - i : per);
+		h.len = (uint32_t)ov_round_up(OV_REC_HDR + (uint64_t)h.nrec * OV_REC_SIZE,
+					      OV_PAGE_SIZE);
+		got = ov_slots_alloc(ov, 1, &h.slot);
+		if (got < 0) {
+			ret = (int)got;
+			break;
+		}
+		ret = ov_vec_push(&s->slots, h.slot);
+		if (ret) {
+			ov_slots_unalloc(ov, h.slot, 1);
+			break;
+		}
+		ov_rec_encode(blk, &h, s->recs + i * OV_REC_SIZE);
+		ret = ov_pwrite(ov->diff_fd, ov->diff_direct, blk, h.len, ov_slot_off(ov, h.slot));
+		prev = h.slot;
+	}
+	free(blk);
+	nm->chain_head = prev;
+	nm->chain_len = seq;
+	return ret;
 }
 
 static void totals(struct overlay *ov, struct snap *s, struct ov_meta *nm)
 {
-	nm->ndata = nm->nzero = 0;
-	for (uint64_t i = 0; i < s->n; i++)
-		ov->pcount[s->idx[i]] = s->cnt[i];
-	for (uint64_t p = 0; p < ov->npages; p++) {
-		nm->ndata += ov->pcount[p].nd;
-		nm->nzero += ov->pcount[p].nz;
+	uint64_t nd = s->checkpoint ? 0 : ov->meta.ndata;
+	uint64_t nz = s->checkpoint ? 0 : ov->meta.nzero;
+
+	for (uint64_t i = 0; i < s->nrec; i++) {
+		struct ov_leaf *l = s->leaf[i];
+
+		if (!s->checkpoint) {
+			nd -= l->cnd;
+			nz -= l->cnz;
+		}
+		nd += s->cnt[2 * i];
+		nz += s->cnt[2 * i + 1];
 	}
+	nm->ndata = nd;
+	nm->nzero = nz;
+}
+
+/* The file reaches at least the end of the committed log, even where a slot's
+ * write is still in flight, so a reader can tell a truncated file (load.c). */
+static int cover_log(struct overlay *ov, uint64_t log_end)
+{
+	uint64_t need = ov_slot_off(ov, log_end);
+	struct stat st;
+
+	if (fstat(ov->diff_fd, &st))
+		return -errno;
+	if ((uint64_t)st.st_size < need && ftruncate(ov->diff_fd, (off_t)need))
+		return -errno;
+	return 0;
 }
 
 int ov_write_header(struct overlay *ov, const struct ov_meta *nm)
 {
-	uint8_t *slot = ov_alloc(OV_HDR_SLOT);
+	uint8_t *slot = ov_alloc(OV_HDR_LEN);
 	int ret;
 
 	if (!slot)
 		return -ENOMEM;
 	ov_header_encode(nm, slot);
-	ret = ov_pwrite(ov->diff_fd, ov->diff_direct, slot, nm->hdr_len,
+	ret = ov_pwrite(ov->diff_fd, ov->diff_direct, slot, OV_HDR_LEN,
 			(nm->gen & 1) * OV_HDR_SLOT);
 	free(slot);
 	return ret ? ret : sync_fd(ov->diff_fd);
 }
 
-static int extend_for_map(struct overlay *ov, const struct ov_meta *nm)
+/* Step 5 and the in-memory bookkeeping of a commit that is now durable. */
+static void committed(struct overlay *ov, struct snap *s, struct ov_meta *nm)
 {
-	uint64_t end = nm->map_off + nm->npages * 2 * OV_PAGE_SIZE;
-	off_t cur = lseek(ov->diff_fd, 0, SEEK_END);
-
-	if (cur < 0)
-		return -errno;
-	if ((uint64_t)cur < end && ftruncate(ov->diff_fd, (off_t)end))
-		return -errno;
-	return 0;
+	if (s->checkpoint)	/* leaves without a record are empty */
+		for (struct ov_leaf *l = ov_leaf_next(ov->head); l; l = ov_leaf_next(l))
+			l->cnd = l->cnz = 0;
+	for (uint64_t i = 0; i < s->nrec; i++) {
+		s->leaf[i]->cnd = s->cnt[2 * i];
+		s->leaf[i]->cnz = s->cnt[2 * i + 1];
+	}
+	for (uint64_t i = 0; i < s->pend.n; i++)
+		if (s->pend.v[i] & OV_PEND_PUNCH)
+			ov_punch(ov->diff_fd, ov_slot_off(ov, s->pend.v[i] & ~OV_PEND_PUNCH),
+				 ov->bs);	/* space only */
+	if (s->checkpoint) {
+		/* Old record blocks are not punched: a slot reused in place keeps the
+		 * file's extents whole (FORMAT.md "Why a log"). */
+		for (uint64_t i = 0; i < ov->chain.n; i++)
+			if (ov_vec_push(&s->pend, ov->chain.v[i]))
+				break;	/* garbage slots, space only */
+		ov_vec_free(&ov->chain);
+		ov->chain_recs = 0;
+	}
+	for (uint64_t i = 0; i < s->slots.n; i++)
+		if (ov_vec_push(&ov->chain, s->slots.v[i]))
+			break;	/* an unknown chain slot is never freed: space only */
+	ov->chain_recs += s->nrec;
+	ov_free_take_sorted(ov, s->pend.v, s->pend.n);
+	ov_meta_free(&ov->meta);
+	ov->meta = *nm;
+	ov->need_checkpoint = ov->repair_header = false;
 }
 
-int ov_commit(struct overlay *ov, bool relocate)
+int ov_commit(struct overlay *ov, bool checkpoint)
 {
-	struct ov_meta nm;
+	struct ov_meta nm = ov->meta;
 	struct snap s = { 0 };
-	struct ov_pcount *saved = NULL;
 	int ret;
 
 	if (ov->rdonly)
 		return -EROFS;
-	relocate |= ov->need_relocate;
-	ret = next_meta(ov, relocate, &nm);
-	if (ret)
-		return ret;
-	ret = snap_take(ov, relocate, nm.gen, &s);
-	if (!ret && !s.n && !relocate && nm.flags == ov->meta.flags && !ov->repair_header) {
+	nm.dir = NULL;
+	nm.version = OV_VERSION;
+	nm.hdr_len = OV_HDR_LEN;
+	nm.gen = ov->meta.gen + 1;
+	nm.flags = ov->want_flags;
+	nm.size = ov->size;
+	nm.nblocks = ov->nblocks;
+	nm.block_shift = ov->shift;
+	nm.data_off = ov->data_off;
+	if (ov->meta.version != OV_VERSION)
+		ov->need_checkpoint = true;
+	ret = snap_take(ov, checkpoint, &s);
+	if (!ret && !s.nrec && !s.pend.n && !s.checkpoint && nm.flags == ov->meta.flags &&
+	    !ov->repair_header) {
 		ret = sync_fd(ov->diff_fd);	/* nothing changed in the map */
 		goto out;
 	}
-	saved = malloc((ov->npages ? ov->npages : 1) * sizeof(*saved));
-	if (!ret && !saved)
-		ret = -ENOMEM;
-	if (!ret)
-		memcpy(saved, ov->pcount, ov->npages * sizeof(*saved));
-	ret = ret ?: sync_fd(ov->diff_fd);
-	ret = ret ?: (relocate ? extend_for_map(ov, &nm) : 0);
-	ret = ret ?: write_pages(ov, &s, &nm);
+	ret = ret ?: write_records(ov, &s, &nm);
+	nm.log_end = atomic_load(&ov->log_end);	/* I3: covers every slot above */
+	ret = ret ?: cover_log(ov, nm.log_end);
 	ret = ret ?: sync_fd(ov->diff_fd);
 	if (!ret) {
 		totals(ov, &s, &nm);
 		ret = ov_write_header(ov, &nm);
-		if (ret)
-			memcpy(ov->pcount, saved, ov->npages * sizeof(*saved));
 	}
 	if (!ret) {
-		uint64_t old_off = ov->meta.map_off, old_len = ov->meta.npages * 2 * OV_PAGE_SIZE;
-
-		ov_meta_free(&ov->meta);
-		ov->meta = nm;
-		ov->need_relocate = ov->repair_header = false;
-		nm.dir = NULL;
-		if (relocate && old_off != ov->meta.map_off && old_len)
-			ov_punch(ov->diff_fd, old_off, old_len);	/* space only */
+		committed(ov, &s, &nm);
+		s.pend.n = 0;
+		s.slots.n = 0;
+		s.ndirty = 0;
 	}
 out:
 	if (ret)
 		snap_undo(ov, &s);
-	free(saved);
 	snap_free(&s);
-	ov_meta_free(&nm);
 	return ret;
 }
 

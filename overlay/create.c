@@ -1,6 +1,6 @@
 /* create.c - a new differencing file over a base.
  *
- * The file is laid out (header slots, sparse data area, map area) and two headers
+ * The file is laid out (two header slots, an empty log at 1 MiB) and two headers
  * are written: generation 0 into slot 0 directly, then generation 1 by an ordinary
  * commit into slot 1.  So a freshly created file has two valid header slots, which
  * is what `vds-diff check` expects of a healthy file; if creation is interrupted
@@ -29,20 +29,16 @@ static int init_meta(struct overlay *ov, const struct overlay_create_opts *o)
 	struct ov_meta *m = &ov->meta;
 
 	m->version = OV_VERSION;
+	m->hdr_len = OV_HDR_LEN;
 	m->block_shift = ov->shift;
 	m->size = ov->size;
 	m->nblocks = ov->nblocks;
-	m->npages = ov->npages;
-	m->hdr_len = (uint32_t)ov_header_len(ov->npages);
-	m->data_off = ov->data_off = ov_data_off(ov->bs);
-	m->map_off = ov_round_up(m->data_off + (ov->nblocks << ov->shift), OV_PAGE_SIZE);
+	m->data_off = ov->data_off;
+	m->chain_head = OV_NO_SLOT;
 	m->base_size = ov->base_size;
 	if (o && o->base_uuid)
 		strcpy(m->uuid, o->base_uuid);
-	m->dir = calloc((ov->npages + 3) / 4 + 1, 1);
-	if (!m->dir)
-		return -ENOMEM;
-	if (ftruncate(ov->diff_fd, (off_t)(m->map_off + ov->npages * 2 * OV_PAGE_SIZE)))
+	if (ftruncate(ov->diff_fd, (off_t)m->data_off))
 		return -errno;
 	return ov_base_fingerprint(ov->base_fd, ov->base_direct, ov->base_size, &m->base_fp);
 }
@@ -50,7 +46,7 @@ static int init_meta(struct overlay *ov, const struct overlay_create_opts *o)
 static int layout(struct overlay *ov, const struct overlay_create_opts *o)
 {
 	struct stat st;
-	int ret;
+	uint64_t size;
 
 	if (fstat(ov->base_fd, &st))
 		return -errno;
@@ -59,12 +55,11 @@ static int layout(struct overlay *ov, const struct overlay_create_opts *o)
 		return -errno;
 	if (st.st_size != 0)
 		return -EEXIST;	/* never overwrite something that may be a live diff */
-	ret = ov_geometry(ov, o && o->size >= 0 ? (uint64_t)o->size : ov->base_size);
-	if (!ret && ov->size > (1ull << 60))
-		ret = -EFBIG;
-	if (!ret && ov->npages > OV_MAX_PAGES)
-		ret = -EFBIG;
-	return ret ?: init_meta(ov, o);
+	size = o && o->size >= 0 ? (uint64_t)o->size : ov->base_size;
+	if (size > OV_MAX_SIZE)
+		return -EFBIG;
+	ov_set_geometry(ov, size);
+	return init_meta(ov, o);
 }
 
 int overlay_create(int base_fd, int diff_fd, const struct overlay_create_opts *o,

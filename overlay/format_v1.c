@@ -1,6 +1,9 @@
-/* format.c - encoding and validation of header slots and map pages (FORMAT.md).
+/* format_v1.c - version 1 header slots and map pages (FORMAT.md, appendix A).
  *
- * Pure functions over byte buffers, no I/O, so the fuzz target can drive them
+ * Version 1 kept data at fixed offsets and a 2-bit map in shadow-paged pages.  A
+ * version-2 reader still opens such files (load_v1.c turns them into the v2 map,
+ * block b being slot b), and the tests write them with the encoders here.  Pure
+ * functions over byte buffers, no I/O, so the fuzz target can drive them
  * directly.  Everything on disk is little endian.  A decoder accepts a structure
  * only if its checksum matches AND every field is in range and consistent with the
  * others; a structure that fails any test is reported with a one-line reason and is
@@ -13,36 +16,6 @@
 
 #include "internal.h"
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	while (n--)
@@ -51,31 +24,11 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-void ov_set_why(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-}
-
 /* Header bytes actually written: fixed part plus directory, rounded to 4 KiB so a
  * commit writes whole sectors (and O_DIRECT works). */
-uint64_t ov_header_len(uint64_t npages)
+uint64_t ov1_header_len(uint64_t npages)
 {
-	return ov_round_up(OV_HDR_FIXED + (npages + 3) / 4, OV_PAGE_SIZE);
-}
-
-/* Block 0 starts at 1 MiB (after both header slots), so guest offsets keep their
- * alignment up to 1 MiB in the differencing file, as in the plain image: I/O then
- * covers page-cache folios and filesystem extents the same way (measured: diff
- * block reads went from 0.81x to 0.96x the plain file, FORMAT.md). */
-uint64_t ov_data_off(uint32_t bs)
-{
-	return ov_round_up(OV_DATA_ALIGN, bs);
+	return ov_round_up(OV1_HDR_FIXED + (npages + 3) / 4, OV_PAGE_SIZE);
 }
 
 /* Header field offsets (FORMAT.md, "Header"). */
@@ -84,32 +37,32 @@ enum {
 	H_GEN = 24, H_SHIFT = 32, H_RSV0 = 36, H_SIZE = 40, H_NBLOCKS = 48,
 	H_DATA_OFF = 56, H_MAP_OFF = 64, H_NPAGES = 72, H_BASE_SIZE = 80,
 	H_BASE_FP = 88, H_RSV1 = 92, H_UUID = 96, H_NDATA = 160, H_NZERO = 168,
-	H_RSV2 = 176, H_DIR = OV_HDR_FIXED,
+	H_RSV2 = 176, H_DIR = OV1_HDR_FIXED,
 };
 
-void ov_header_encode(const struct ov_meta *m, uint8_t *slot)
+void ov1_header_encode(const struct ov_meta *m, uint8_t *slot)
 {
-	uint32_t len = (uint32_t)ov_header_len(m->npages);
+	uint32_t len = (uint32_t)ov1_header_len(m->npages);
 
 	memset(slot, 0, len);
 	memcpy(slot + H_MAGIC, OV_MAGIC, 8);
-	put32(slot + H_VERSION, OV_VERSION);
-	put32(slot + H_HDR_LEN, len);
-	put32(slot + H_FLAGS, m->flags);
-	put64(slot + H_GEN, m->gen);
-	put32(slot + H_SHIFT, m->block_shift);
-	put64(slot + H_SIZE, m->size);
-	put64(slot + H_NBLOCKS, m->nblocks);
-	put64(slot + H_DATA_OFF, m->data_off);
-	put64(slot + H_MAP_OFF, m->map_off);
-	put64(slot + H_NPAGES, m->npages);
-	put64(slot + H_BASE_SIZE, m->base_size);
-	put32(slot + H_BASE_FP, m->base_fp);
+	ov_put32(slot + H_VERSION, OV1_VERSION);
+	ov_put32(slot + H_HDR_LEN, len);
+	ov_put32(slot + H_FLAGS, m->flags);
+	ov_put64(slot + H_GEN, m->gen);
+	ov_put32(slot + H_SHIFT, m->block_shift);
+	ov_put64(slot + H_SIZE, m->size);
+	ov_put64(slot + H_NBLOCKS, m->nblocks);
+	ov_put64(slot + H_DATA_OFF, m->data_off);
+	ov_put64(slot + H_MAP_OFF, m->map_off);
+	ov_put64(slot + H_NPAGES, m->npages);
+	ov_put64(slot + H_BASE_SIZE, m->base_size);
+	ov_put32(slot + H_BASE_FP, m->base_fp);
 	memcpy(slot + H_UUID, m->uuid, strnlen(m->uuid, OVERLAY_UUID_MAX));
-	put64(slot + H_NDATA, m->ndata);
-	put64(slot + H_NZERO, m->nzero);
+	ov_put64(slot + H_NDATA, m->ndata);
+	ov_put64(slot + H_NZERO, m->nzero);
 	memcpy(slot + H_DIR, m->dir, (m->npages + 3) / 4);
-	put32(slot + H_CRC, ov_crc32c(0, slot, len));
+	ov_put32(slot + H_CRC, ov_crc32c(0, slot, len));
 }
 
 static int check_geometry(const struct ov_meta *m, char *why, size_t wl)
@@ -121,12 +74,12 @@ static int check_geometry(const struct ov_meta *m, char *why, size_t wl)
 			   (unsigned long long)m->nblocks, (unsigned long long)m->size);
 		return -EBADMSG;
 	}
-	if (m->npages != ov_pages_for(m->nblocks) || m->npages > OV_MAX_PAGES) {
+	if (m->npages != ov1_pages_for(m->nblocks) || m->npages > OV1_MAX_PAGES) {
 		ov_set_why(why, wl, "map page count %llu wrong for %llu blocks",
 			   (unsigned long long)m->npages, (unsigned long long)m->nblocks);
 		return -EBADMSG;
 	}
-	if (m->hdr_len != ov_header_len(m->npages)) {
+	if (m->hdr_len != ov1_header_len(m->npages)) {
 		ov_set_why(why, wl, "header length %u wrong for %llu map pages", m->hdr_len,
 			   (unsigned long long)m->npages);
 		return -EBADMSG;
@@ -150,17 +103,17 @@ static int check_geometry(const struct ov_meta *m, char *why, size_t wl)
 
 static int check_fixed(const uint8_t *s, size_t len, struct ov_meta *m, char *why, size_t wl)
 {
-	if (len < OV_HDR_FIXED || memcmp(s + H_MAGIC, OV_MAGIC, 8)) {
+	if (len < OV1_HDR_FIXED || memcmp(s + H_MAGIC, OV_MAGIC, 8)) {
 		ov_set_why(why, wl, "bad magic (not a vds differencing file)");
 		return -EBADMSG;
 	}
-	m->hdr_len = get32(s + H_HDR_LEN);
+	m->hdr_len = ov_get32(s + H_HDR_LEN);
 	if (m->hdr_len < OV_PAGE_SIZE || m->hdr_len > OV_HDR_SLOT || m->hdr_len > len ||
 	    m->hdr_len % OV_PAGE_SIZE) {
 		ov_set_why(why, wl, "header length %u out of range", m->hdr_len);
 		return -EBADMSG;
 	}
-	uint32_t want = get32(s + H_CRC), crc;
+	uint32_t want = ov_get32(s + H_CRC), crc;
 	static const uint8_t zero4[4];
 
 	crc = ov_crc32c(0, s, H_CRC);
@@ -170,15 +123,15 @@ static int check_fixed(const uint8_t *s, size_t len, struct ov_meta *m, char *wh
 		ov_set_why(why, wl, "header checksum mismatch (torn write or corruption)");
 		return -EBADMSG;
 	}
-	m->version = get32(s + H_VERSION);
-	if (m->version != OV_VERSION) {
+	m->version = ov_get32(s + H_VERSION);
+	if (m->version != OV1_VERSION) {
 		ov_set_why(why, wl, "unsupported format version %u", m->version);
 		return -ENOTSUP;
 	}
 	return 0;
 }
 
-int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why, size_t wl)
+int ov1_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why, size_t wl)
 {
 	int ret;
 
@@ -186,18 +139,18 @@ int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why,
 	ret = check_fixed(s, len, m, why, wl);
 	if (ret)
 		return ret;
-	m->flags = get32(s + H_FLAGS);
-	m->gen = get64(s + H_GEN);
-	m->block_shift = get32(s + H_SHIFT);
-	m->size = get64(s + H_SIZE);
-	m->nblocks = get64(s + H_NBLOCKS);
-	m->data_off = get64(s + H_DATA_OFF);
-	m->map_off = get64(s + H_MAP_OFF);
-	m->npages = get64(s + H_NPAGES);
-	m->base_size = get64(s + H_BASE_SIZE);
-	m->base_fp = get32(s + H_BASE_FP);
-	m->ndata = get64(s + H_NDATA);
-	m->nzero = get64(s + H_NZERO);
+	m->flags = ov_get32(s + H_FLAGS);
+	m->gen = ov_get64(s + H_GEN);
+	m->block_shift = ov_get32(s + H_SHIFT);
+	m->size = ov_get64(s + H_SIZE);
+	m->nblocks = ov_get64(s + H_NBLOCKS);
+	m->data_off = ov_get64(s + H_DATA_OFF);
+	m->map_off = ov_get64(s + H_MAP_OFF);
+	m->npages = ov_get64(s + H_NPAGES);
+	m->base_size = ov_get64(s + H_BASE_SIZE);
+	m->base_fp = ov_get32(s + H_BASE_FP);
+	m->ndata = ov_get64(s + H_NDATA);
+	m->nzero = ov_get64(s + H_NZERO);
 	if (m->flags & ~OV_FLAGS_KNOWN) {
 		ov_set_why(why, wl, "unknown header flags 0x%x", m->flags);
 		return -ENOTSUP;
@@ -210,7 +163,7 @@ int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why,
 		ov_set_why(why, wl, "size out of range");
 		return -EBADMSG;
 	}
-	if (get32(s + H_RSV0) || get32(s + H_RSV1) ||
+	if (ov_get32(s + H_RSV0) || ov_get32(s + H_RSV1) ||
 	    !all_zero(s + H_RSV2, H_DIR - H_RSV2)) {
 		ov_set_why(why, wl, "reserved header bytes are not zero");
 		return -EBADMSG;
@@ -227,7 +180,7 @@ int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why,
 	uint64_t dbytes = (m->npages + 3) / 4;
 
 	for (uint64_t p = 0; p < m->npages; p++) {
-		if (ov_dir_get(s + H_DIR, p) > OV_DIR_SLOT1) {
+		if (ov1_dir_get(s + H_DIR, p) > OV1_DIR_SLOT1) {
 			ov_set_why(why, wl, "directory entry %llu invalid",
 				   (unsigned long long)p);
 			return -EBADMSG;
@@ -246,52 +199,33 @@ int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why,
 	return 0;
 }
 
-void ov_meta_free(struct ov_meta *m)
-{
-	free(m->dir);
-	m->dir = NULL;
-}
-
-int ov_meta_copy(struct ov_meta *dst, const struct ov_meta *src)
-{
-	size_t n = (src->npages + 3) / 4;
-	uint8_t *d = malloc(n ? n : 1);
-
-	if (!d)
-		return -ENOMEM;
-	memcpy(d, src->dir, n);
-	*dst = *src;
-	dst->dir = d;
-	return 0;
-}
-
-/* Map page: magic, crc, page index, gen, then OV_PAGE_WORDS words of 2-bit entries.
+/* Map page: magic, crc, page index, gen, then OV1_PAGE_WORDS words of 2-bit entries.
  * Page field offsets (FORMAT.md, "Map pages"). */
-enum { P_MAGIC = 0, P_CRC = 4, P_INDEX = 8, P_GEN = 16, P_RSV = 24, P_WORDS = OV_PAGE_HDR };
+enum { P_MAGIC = 0, P_CRC = 4, P_INDEX = 8, P_GEN = 16, P_RSV = 24, P_WORDS = OV1_PAGE_HDR };
 
-void ov_page_encode(uint8_t *page, uint64_t index, uint64_t gen,
-		    const _Atomic uint64_t *words, uint64_t *nd, uint64_t *nz)
+void ov1_page_encode(uint8_t *page, uint64_t index, uint64_t gen,
+		    const uint64_t *words, uint64_t *nd, uint64_t *nz)
 {
 	const uint64_t lo = 0x5555555555555555ull;
 
 	memset(page, 0, OV_PAGE_SIZE);
-	put32(page + P_MAGIC, OV_PAGE_MAGIC);
-	put64(page + P_INDEX, index);
-	put64(page + P_GEN, gen);
+	ov_put32(page + P_MAGIC, OV1_PAGE_MAGIC);
+	ov_put64(page + P_INDEX, index);
+	ov_put64(page + P_GEN, gen);
 	*nd = *nz = 0;
-	for (size_t i = 0; i < OV_PAGE_WORDS; i++) {
-		uint64_t w = atomic_load_explicit(&words[i], memory_order_acquire);
+	for (size_t i = 0; i < OV1_PAGE_WORDS; i++) {
+		uint64_t w = words[i];
 
 		*nd += (uint64_t)__builtin_popcountll(w & ~(w >> 1) & lo);
 		*nz += (uint64_t)__builtin_popcountll((w >> 1) & ~w & lo);
-		put64(page + P_WORDS + 8 * i, w);
+		ov_put64(page + P_WORDS + 8 * i, w);
 	}
-	put32(page + P_CRC, ov_crc32c(0, page, OV_PAGE_SIZE));
+	ov_put32(page + P_CRC, ov_crc32c(0, page, OV_PAGE_SIZE));
 }
 
 static bool page_entries_ok(const uint64_t *words, uint64_t nb, char *why, size_t wl)
 {
-	for (uint64_t i = 0; i < OV_PAGE_WORDS; i++) {
+	for (uint64_t i = 0; i < OV1_PAGE_WORDS; i++) {
 		uint64_t w = words[i];
 		/* High bit of each 2-bit entry set together with the low bit = 3. */
 		if (w & (w >> 1) & 0x5555555555555555ull) {
@@ -299,7 +233,7 @@ static bool page_entries_ok(const uint64_t *words, uint64_t nb, char *why, size_
 				   (unsigned long long)i);
 			return false;
 		}
-		uint64_t first = i * OV_BLOCKS_PER_WORD;
+		uint64_t first = i * 32u;
 
 		if (first >= nb ? w != 0 :
 		    (nb - first < 32 && (w >> (2 * (nb - first))) != 0)) {
@@ -310,34 +244,34 @@ static bool page_entries_ok(const uint64_t *words, uint64_t nb, char *why, size_
 	return true;
 }
 
-int ov_page_decode(const uint8_t *page, uint64_t index, uint64_t max_gen, uint64_t nb,
+int ov1_page_decode(const uint8_t *page, uint64_t index, uint64_t max_gen, uint64_t nb,
 		   uint64_t *words, char *why, size_t wl)
 {
-	uint32_t want = get32(page + P_CRC), crc;
+	uint32_t want = ov_get32(page + P_CRC), crc;
 	static const uint8_t zero4[4];
 
 	crc = ov_crc32c(0, page, P_CRC);
 	crc = ov_crc32c(crc, zero4, 4);
 	crc = ov_crc32c(crc, page + P_CRC + 4, OV_PAGE_SIZE - P_CRC - 4);
-	if (get32(page + P_MAGIC) != OV_PAGE_MAGIC || crc != want) {
+	if (ov_get32(page + P_MAGIC) != OV1_PAGE_MAGIC || crc != want) {
 		ov_set_why(why, wl, "bad magic or checksum");
 		return -EBADMSG;
 	}
-	if (get64(page + P_INDEX) != index) {
+	if (ov_get64(page + P_INDEX) != index) {
 		ov_set_why(why, wl, "holds page %llu, expected %llu",
-			   (unsigned long long)get64(page + P_INDEX), (unsigned long long)index);
+			   (unsigned long long)ov_get64(page + P_INDEX), (unsigned long long)index);
 		return -EBADMSG;
 	}
-	if (get64(page + P_GEN) > max_gen) {
+	if (ov_get64(page + P_GEN) > max_gen) {
 		ov_set_why(why, wl, "generation %llu newer than the header's %llu",
-			   (unsigned long long)get64(page + P_GEN), (unsigned long long)max_gen);
+			   (unsigned long long)ov_get64(page + P_GEN), (unsigned long long)max_gen);
 		return -EBADMSG;
 	}
-	if (get64(page + P_RSV)) {
+	if (ov_get64(page + P_RSV)) {
 		ov_set_why(why, wl, "reserved bytes not zero");
 		return -EBADMSG;
 	}
-	for (uint64_t i = 0; i < OV_PAGE_WORDS; i++)
-		words[i] = get64(page + P_WORDS + 8 * i);
+	for (uint64_t i = 0; i < OV1_PAGE_WORDS; i++)
+		words[i] = ov_get64(page + P_WORDS + 8 * i);
 	return page_entries_ok(words, nb, why, wl) ? 0 : -EBADMSG;
 }

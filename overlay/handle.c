@@ -22,8 +22,11 @@ int ov_handle_new(int base_fd, int diff_fd, unsigned shift, struct overlay **out
 	ov->diff_direct = ov_fd_direct(diff_fd);
 	ov->shift = shift;
 	ov->bs = 1u << shift;
+	ov->data_off = ov_data_off(ov->bs);
 	ov->zero_block = ov_alloc(ov->bs);
-	if (!ov->zero_block) {
+	if (!ov->zero_block || ov_map_init(ov)) {
+		ov_map_free(ov);
+		free(ov->zero_block);
 		free(ov);
 		return -ENOMEM;
 	}
@@ -34,58 +37,49 @@ int ov_handle_new(int base_fd, int diff_fd, unsigned shift, struct overlay **out
 	for (unsigned i = 0; i < OV_STRIPES; i++)
 		pthread_mutex_init(&ov->stripe[i], NULL);
 	pthread_mutex_init(&ov->flush_lock, NULL);
+	pthread_mutex_init(&ov->leaf_lock, NULL);
+	pthread_mutex_init(&ov->alloc_lock, NULL);
 	*out = ov;
 	return 0;
 }
 
-/* Set size and the derived geometry, growing or shrinking the arrays. */
-int ov_geometry(struct overlay *ov, uint64_t size)
+/* Nothing to allocate: the map is sparse and the log does not depend on the size. */
+void ov_set_geometry(struct overlay *ov, uint64_t size)
 {
-	uint64_t nb = (size + ov->bs - 1) >> ov->shift, np = ov_pages_for(nb);
-	struct ov_pcount *pc;
-	int ret = ov_map_alloc(ov, nb);
-
-	if (ret)
-		return ret;
-	pc = calloc(np ? np : 1, sizeof(*pc));
-	if (!pc)
-		return -ENOMEM;
-	if (ov->pcount)
-		memcpy(pc, ov->pcount, (np < ov->npages ? np : ov->npages) * sizeof(*pc));
-	free(ov->pcount);
-	ov->pcount = pc;
-	ov->size = size;
-	ov->nblocks = nb;
-	ov->npages = np;
-	return 0;
+	atomic_store(&ov->size, size);
+	ov->nblocks = (size + ov->bs - 1) >> ov->shift;
 }
 
 void overlay_close(struct overlay *ov)
 {
 	if (!ov)
 		return;
-	if (ov->merge) {
-		free(ov->merge->dirty);
-		free(ov->merge);
-	}
+	free(ov->merge);
 	for (unsigned i = 0; i < OV_STRIPES; i++)
 		pthread_mutex_destroy(&ov->stripe[i]);
 	pthread_mutex_destroy(&ov->flush_lock);
+	pthread_mutex_destroy(&ov->leaf_lock);
+	pthread_mutex_destroy(&ov->alloc_lock);
 	pthread_rwlock_destroy(&ov->io_lock);
-	while (ov->retired) {
-		struct ov_retired *r = ov->retired;
-
-		ov->retired = r->next;
-		free(r->p);
-		free(r);
-	}
-	if (ov->map)
-		free(ov->map - 1);
-	free(ov->page_dirty);
-	free(ov->pcount);
+	ov_map_free(ov);
+	free(ov->free);
+	ov_vec_free(&ov->pending);
+	ov_vec_free(&ov->chain);
 	free(ov->zero_block);
 	ov_meta_free(&ov->meta);
 	free(ov);
+}
+
+/* Bytes this handle holds on the heap (approximate to malloc's own overhead):
+ * what the daemon reports as the overlay's memory. */
+static uint64_t mem_bytes(struct overlay *ov)
+{
+	uint64_t n = sizeof(*ov) + ov->bs + atomic_load(&ov->mem_map);
+
+	pthread_mutex_lock(&ov->alloc_lock);
+	n += ov->free_cap * sizeof(struct ov_ext) + ov->pending.cap * 8;
+	pthread_mutex_unlock(&ov->alloc_lock);
+	return n + ov->chain.cap * 8;
 }
 
 void overlay_stats(struct overlay *ov, struct overlay_stats *st)
@@ -103,8 +97,14 @@ void overlay_stats(struct overlay *ov, struct overlay_stats *st)
 	pthread_mutex_lock(&ov->flush_lock);
 	st->gen = ov->meta.gen;
 	st->flags = ov->meta.flags;
+	st->version = ov->meta.version;
 	memcpy(st->base_uuid, ov->meta.uuid, sizeof(st->base_uuid));
+	st->mem_bytes = mem_bytes(ov);
 	pthread_mutex_unlock(&ov->flush_lock);
+	pthread_mutex_lock(&ov->alloc_lock);
+	st->log_blocks = atomic_load(&ov->log_end);
+	st->free_blocks = ov->free_blocks;
+	pthread_mutex_unlock(&ov->alloc_lock);
 }
 
 const char *overlay_state_name(enum overlay_state s)

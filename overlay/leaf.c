@@ -1,131 +1,287 @@
-/* map.c - the in-memory block state map.
+/* leaf.c - the in-memory map: leaves of 16 entries, only where something changed.
  *
- * 2 bits per block packed 32 to a 64-bit word, the same encoding as the payload of
- * an on-disk map page, so committing a page is a plain copy of its 508 words.
+ * Version 1 held 2 bits for every block of the virtual size (64 MiB per TiB, even
+ * for a thin disk with nothing written).  Here a leaf exists only for 16 blocks of
+ * which one is, or once was, not BASE, so memory follows what was written.  Each
+ * leaf is found two ways:
+ *   - by key through an open-addressing hash table of pointers (reads, writes:
+ *     O(1) with no lock).  The table only ever gains pointers; growing it builds a
+ *     new table under leaf_lock and publishes it, and the old one stays allocated
+ *     (retired) until close, so a reader still probing it sees every leaf that
+ *     existed when it started and, at worst, misses one being inserted right now,
+ *     which is a race with that write like any other.
+ *   - in key order through an insert-only skiplist (extent iteration, merges,
+ *     commits' checkpoints, resize).  Inserts are serialised by leaf_lock and link
+ *     bottom-up with release stores, so a lock-free walker sees a consistent list
+ *     that at worst lacks the newest leaf.
+ * Leaves are carved out of 64 KiB slabs and freed only at close: nothing a
+ * lock-free reader may hold is ever freed under it.
  *
- * Readers load a word with acquire ordering and never lock: the read path costs
- * one load per block run.  A state change is a compare-and-swap on the word, so
- * neighbouring blocks (which may be guarded by different stripe locks) never undo
- * each other and no reader sees a half-updated entry.  Transitions of one block are
- * already serialised by its stripe lock, so the CAS only races with neighbours.
- *
- * Ordering invariant used by flush (commit.c): the state store happens after the
- * block's data reached the differencing file, and page_dirty is set after the state
- * store.  A flush clears page_dirty before it snapshots the page, so any change it
- * misses leaves the page dirty for the next flush.
+ * Entries change by plain atomic stores: every transition of one block happens
+ * under its stripe lock (rw.c), and neighbours live in their own 32-bit words.
  */
 #include <stdlib.h>
 
 #include "internal.h"
 
-static void count_delta(struct overlay *ov, unsigned old, unsigned state)
+#define SLAB_SIZE (64u << 10)
+#define TABLE_MIN 64u
+
+static uint64_t hash_key(uint64_t k)
 {
-	if (old == OVERLAY_DATA)
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return k;
+}
+
+static struct ov_table *table_new(uint64_t nb)
+{
+	struct ov_table *t = calloc(1, sizeof(*t) + nb * sizeof(t->b[0]));
+
+	if (t)
+		t->mask = nb - 1;
+	return t;
+}
+
+static size_t leaf_bytes(unsigned level)
+{
+	size_t n = sizeof(struct ov_leaf) + level * sizeof(struct ov_leaf *);
+
+	return (n + 7) & ~(size_t)7;
+}
+
+int ov_map_init(struct overlay *ov)
+{
+	ov->head = calloc(1, leaf_bytes(OV_SKIP_LEVELS));
+	ov->table = table_new(TABLE_MIN);
+	if (!ov->head || !ov->table)
+		return -ENOMEM;
+	ov->head->level = OV_SKIP_LEVELS;
+	ov->rng = 0x2545f4914f6cdd1dull;
+	atomic_store(&ov->mem_map, leaf_bytes(OV_SKIP_LEVELS) + sizeof(struct ov_table) +
+		     TABLE_MIN * sizeof(void *));
+	return 0;
+}
+
+static void retire(struct overlay *ov, void *p)
+{
+	struct ov_retired *r = malloc(sizeof(*r));
+
+	if (!r) {	/* cannot keep it for readers: leak rather than free under them */
+		return;
+	}
+	*r = (struct ov_retired){ p, ov->retired };
+	ov->retired = r;
+}
+
+void ov_map_free(struct overlay *ov)
+{
+	while (ov->retired) {
+		struct ov_retired *r = ov->retired;
+
+		ov->retired = r->next;
+		free(r->p);
+		free(r);
+	}
+	free(ov->slab);
+	free(ov->table);
+	free(ov->head);
+}
+
+struct ov_leaf *ov_leaf_find(struct overlay *ov, uint64_t key)
+{
+	struct ov_table *t = atomic_load_explicit(&ov->table, memory_order_acquire);
+
+	for (uint64_t i = hash_key(key) & t->mask;; i = (i + 1) & t->mask) {
+		struct ov_leaf *l = atomic_load_explicit(&t->b[i], memory_order_acquire);
+
+		if (!l || l->key == key)
+			return l;
+	}
+}
+
+uint32_t ov_entry(struct overlay *ov, uint64_t b)
+{
+	struct ov_leaf *l = ov_leaf_find(ov, b >> OV_LEAF_SHIFT);
+
+	return l ? atomic_load_explicit(&l->e[b % OV_LEAF_BLOCKS], memory_order_acquire) :
+		OV_E_BASE;
+}
+
+static void table_put(struct ov_table *t, struct ov_leaf *l)
+{
+	uint64_t i = hash_key(l->key) & t->mask;
+
+	while (atomic_load_explicit(&t->b[i], memory_order_relaxed))
+		i = (i + 1) & t->mask;
+	atomic_store_explicit(&t->b[i], l, memory_order_release);
+}
+
+/* Load at most 1/2: probes stay short and an empty slot always ends a probe. */
+static int table_grow(struct overlay *ov)
+{
+	struct ov_table *old = ov->table, *t;
+	uint64_t nb = (old->mask + 1) * 2;
+
+	if (ov->nleaves + 1 <= (old->mask + 1) / 2)
+		return 0;
+	t = table_new(nb);
+	if (!t)
+		return -ENOMEM;
+	for (struct ov_leaf *l = ov_leaf_next(ov->head); l; l = ov_leaf_next(l))
+		table_put(t, l);
+	atomic_store_explicit(&ov->table, t, memory_order_release);
+	retire(ov, old);
+	atomic_fetch_add(&ov->mem_map, nb * sizeof(void *) + sizeof(*t));
+	return 0;
+}
+
+static struct ov_leaf *slab_take(struct overlay *ov, size_t n)
+{
+	if (!ov->slab || ov->slab_used + n > SLAB_SIZE) {
+		uint8_t *s = calloc(1, SLAB_SIZE);
+
+		if (!s)
+			return NULL;
+		if (ov->slab)
+			retire(ov, ov->slab);	/* still holds live leaves: freed at close */
+		ov->slab = s;
+		ov->slab_used = 0;
+		atomic_fetch_add(&ov->mem_map, SLAB_SIZE);
+	}
+	ov->slab_used += n;
+	return (struct ov_leaf *)(ov->slab + ov->slab_used - n);
+}
+
+/* Geometric heights (p = 1/4) from a private xorshift: deterministic per run. */
+static unsigned random_level(struct overlay *ov)
+{
+	unsigned lv = 1;
+
+	ov->rng ^= ov->rng << 13;
+	ov->rng ^= ov->rng >> 7;
+	ov->rng ^= ov->rng << 17;
+	for (uint64_t r = ov->rng; lv < OV_SKIP_LEVELS && (r & 3) == 0; r >>= 2)
+		lv++;
+	return lv;
+}
+
+/* Rightmost leaf below key at every level (preds), walking from the head. */
+static void find_preds(struct overlay *ov, uint64_t key, struct ov_leaf **preds)
+{
+	struct ov_leaf *x = ov->head;
+
+	for (int lv = OV_SKIP_LEVELS - 1; lv >= 0; lv--) {
+		struct ov_leaf *n;
+
+		while ((n = atomic_load_explicit(&x->next[lv], memory_order_acquire)) &&
+		       n->key < key)
+			x = n;
+		preds[lv] = x;
+	}
+}
+
+struct ov_leaf *ov_leaf_ge(struct overlay *ov, uint64_t key)
+{
+	struct ov_leaf *preds[OV_SKIP_LEVELS];
+
+	find_preds(ov, key, preds);
+	return ov_leaf_next(preds[0]);
+}
+
+static int leaf_insert(struct overlay *ov, uint64_t key, struct ov_leaf **out)
+{
+	struct ov_leaf *preds[OV_SKIP_LEVELS], *l;
+	unsigned lv;
+	int ret;
+
+	if ((l = ov_leaf_find(ov, key))) {	/* inserted by someone else meanwhile */
+		*out = l;
+		return 0;
+	}
+	ret = table_grow(ov);
+	if (ret)
+		return ret;
+	lv = random_level(ov);
+	l = slab_take(ov, leaf_bytes(lv));
+	if (!l)
+		return -ENOMEM;
+	l->key = key;
+	l->level = (uint8_t)lv;
+	find_preds(ov, key, preds);
+	for (unsigned i = 0; i < lv; i++) {	/* bottom-up: level 0 makes it reachable */
+		atomic_store_explicit(&l->next[i], atomic_load(&preds[i]->next[i]),
+				      memory_order_relaxed);
+		atomic_store_explicit(&preds[i]->next[i], l, memory_order_release);
+	}
+	table_put(ov->table, l);
+	ov->nleaves++;
+	*out = l;
+	return 0;
+}
+
+int ov_leaf_get(struct overlay *ov, uint64_t key, struct ov_leaf **out)
+{
+	int ret;
+
+	*out = ov_leaf_find(ov, key);
+	if (*out)
+		return 0;
+	pthread_mutex_lock(&ov->leaf_lock);
+	ret = leaf_insert(ov, key, out);
+	pthread_mutex_unlock(&ov->leaf_lock);
+	return ret;
+}
+
+/* Lock-free push onto the commit's stack; only the 0 -> 1 transition pushes, and
+ * a commit collects its stack before clearing the flags (commit.c), so dirty_next
+ * is never rewritten while a commit walks it. */
+void ov_leaf_mark_dirty(struct overlay *ov, struct ov_leaf *l)
+{
+	if (atomic_exchange(&l->dirty, 1))
+		return;
+	struct ov_leaf *h = atomic_load(&ov->dirty_head);
+
+	do {
+		l->dirty_next = h;
+	} while (!atomic_compare_exchange_weak(&ov->dirty_head, &h, l));
+}
+
+static void count_delta(struct overlay *ov, uint32_t old, uint32_t e)
+{
+	unsigned so = ov_e_state(old), sn = ov_e_state(e);
+
+	if (so == sn)
+		return;
+	if (so == OVERLAY_DATA)
 		atomic_fetch_sub(&ov->ndata, 1);
-	else if (old == OVERLAY_ZERO)
+	else if (so == OVERLAY_ZERO)
 		atomic_fetch_sub(&ov->nzero, 1);
-	if (state == OVERLAY_DATA)
+	if (sn == OVERLAY_DATA)
 		atomic_fetch_add(&ov->ndata, 1);
-	else if (state == OVERLAY_ZERO)
+	else if (sn == OVERLAY_ZERO)
 		atomic_fetch_add(&ov->nzero, 1);
 }
 
-void ov_map_set(struct overlay *ov, uint64_t b, unsigned state)
+/* Caller holds block b's stripe lock (or io_lock exclusively). */
+void ov_entry_set(struct overlay *ov, struct ov_leaf *l, uint64_t b, uint32_t e)
 {
-	_Atomic uint64_t *w = &ov->map[b / 32];
-	unsigned sh = 2 * (b % 32);
-	uint64_t old = atomic_load_explicit(w, memory_order_relaxed), nw;
+	uint32_t old = atomic_exchange_explicit(&l->e[b % OV_LEAF_BLOCKS], e,
+						memory_order_acq_rel);
 
-	do {
-		nw = (old & ~(3ull << sh)) | ((uint64_t)state << sh);
-	} while (!atomic_compare_exchange_weak_explicit(w, &old, nw, memory_order_acq_rel,
-							memory_order_relaxed));
-	unsigned prev = (unsigned)(old >> sh) & 3u;
-
-	if (prev == state)
+	assert(l->key == b >> OV_LEAF_SHIFT);
+	if (old == e)
 		return;
-	count_delta(ov, prev, state);
-	atomic_store(&ov->page_dirty[b / OV_BLOCKS_PER_PAGE], 1);
+	count_delta(ov, old, e);
+	ov_leaf_mark_dirty(ov, l);	/* I4: after the entry */
 }
 
-/* Make blocks [b, b+n) DATA: one CAS per word instead of one per block, for the
- * sequential write path.  Same ordering rules as ov_map_set. */
-void ov_map_set_data_run(struct overlay *ov, uint64_t b, uint64_t n)
+void ov_leaf_count(const uint32_t *e, unsigned *nd, unsigned *nz)
 {
-	const uint64_t lo = 0x5555555555555555ull;
-	uint64_t end = b + n, nd = 0, nz = 0;
-
-	while (b < end) {
-		uint64_t first = b % 32, cnt = end - b < 32 - first ? end - b : 32 - first;
-		uint64_t mask = (cnt == 32 ? ~0ull : ((1ull << (2 * cnt)) - 1)) << (2 * first);
-		uint64_t want = lo & mask;
-		_Atomic uint64_t *w = &ov->map[b / 32];
-		uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
-
-		while (!atomic_compare_exchange_weak_explicit(w, &old, (old & ~mask) | want,
-							       memory_order_acq_rel,
-							       memory_order_relaxed))
-			;
-		uint64_t prev = old & mask;
-
-		nd += (uint64_t)__builtin_popcountll(prev & ~(prev >> 1) & lo);
-		nz += (uint64_t)__builtin_popcountll((prev >> 1) & ~prev & lo);
-		if ((prev & lo) != want || (prev & ~lo))	/* something changed */
-			atomic_store(&ov->page_dirty[b / OV_BLOCKS_PER_PAGE], 1);
-		b += cnt;
+	*nd = *nz = 0;
+	for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++) {
+		*nd += e[i] >= OV_E_SLOT0;
+		*nz += e[i] == OV_E_ZERO;
 	}
-	atomic_fetch_add(&ov->ndata, n - nd);
-	atomic_fetch_sub(&ov->nzero, nz);
-}
-
-void ov_count_states(const _Atomic uint64_t *map, uint64_t nblocks, uint64_t *ndata,
-		     uint64_t *nzero)
-{
-	uint64_t nd = 0, nz = 0;
-
-	for (uint64_t i = 0; i < (nblocks + 31) / 32; i++) {
-		uint64_t w = atomic_load_explicit(&map[i], memory_order_relaxed);
-
-		nd += (uint64_t)__builtin_popcountll(w & ~(w >> 1) & 0x5555555555555555ull);
-		nz += (uint64_t)__builtin_popcountll((w >> 1) & ~w & 0x5555555555555555ull);
-	}
-	*ndata = nd;
-	*nzero = nz;
-}
-
-/* (Re)allocate map and page_dirty for nblocks, keeping existing entries.  Only
- * called with io_lock held exclusively (or before the handle is shared). */
-int ov_map_alloc(struct overlay *ov, uint64_t nblocks)
-{
-	uint64_t nw = ov_words_for(nblocks), np = ov_pages_for(nblocks);
-	uint64_t ow = ov->map ? ov_words_for(ov->nblocks) : 0;
-	_Atomic uint64_t *map = calloc(nw + 1, 8);
-	_Atomic uint8_t *pd = calloc(np ? np : 1, 1);
-
-	if (!map || !pd) {
-		free(map);
-		free(pd);
-		return -ENOMEM;
-	}
-	map[0] = nw;	/* length first, so a lockless reader can bound itself */
-	map++;
-	for (uint64_t i = 0; i < (ow < nw ? ow : nw); i++)
-		map[i] = atomic_load(&ov->map[i]);
-	for (uint64_t p = 0; ov->page_dirty && p < (ov->npages < np ? ov->npages : np); p++)
-		pd[p] = atomic_load(&ov->page_dirty[p]);
-	if (ov->map) {	/* lockless readers may still look at it: keep until close */
-		struct ov_retired *r = malloc(sizeof(*r));
-
-		if (!r) {
-			free(map - 1);
-			free(pd);
-			return -ENOMEM;
-		}
-		*r = (struct ov_retired){ ov->map - 1, ov->retired };
-		ov->retired = r;
-	}
-	free(ov->page_dirty);
-	ov->map = map;
-	ov->page_dirty = pd;
-	return 0;
 }

@@ -1,17 +1,21 @@
-/* merge.c - applying the differencing file to a target, and iterating changes.
+/* merge.c - applying the differencing file to a target, and iterating changes in
+ * guest order.
  *
- * Converging merge for live migration.  A session owns one dirty bitmap (1 bit per
- * block).  begin() sets the bit of every changed block; every write or discard sets
- * its block's bit after its change has landed (ov_mark_changed).  A pass takes
- * each word of the bitmap with an atomic exchange (clearing it) BEFORE reading the
- * blocks it names.  So for a write that races with a pass either
+ * Converging merge for live migration.  Each leaf carries a 16-bit dirty mask for
+ * the one merge session there can be: begin() sets the bit of every changed block;
+ * every write or discard sets its block's bit after its change has landed
+ * (ov_mark_changed).  A pass walks the leaves in key order and takes each mask with
+ * an atomic exchange (clearing it) BEFORE reading the blocks it names.  So for a
+ * write that races with a pass either
  *   - its bit was set before our exchange: its data landed before we read it, and
  *     we copy the new bytes; or
  *   - its bit is set after our exchange: the block is dirty again and the next
  *     pass copies it.
  * Either way no write is lost, and the final pass (with I/O paused) leaves the
  * target equal to the overlay.  Blocks are read through the overlay itself, so a
- * block's state changing mid-pass is harmless.
+ * block's state changing mid-pass is harmless.  The masks live in the leaves, so a
+ * session costs no memory of its own (version 1 held a bit per block of the
+ * virtual size).
  *
  * The target may be the base (cancel).  Before the first byte of the base
  * changes, the header records BASE_DIRTY so a later open does not refuse the base
@@ -24,7 +28,7 @@
 #include "internal.h"
 
 #define RUN_MAX (1u << 20)	/* bytes copied per I/O */
-#define YIELD_WORDS 1024	/* bitmap words (64 blocks each) between io_lock yields */
+#define YIELD_LEAVES 4096	/* leaves between io_lock yields */
 
 static bool same_file(int a, int b)
 {
@@ -32,6 +36,16 @@ static bool same_file(int a, int b)
 
 	return a >= 0 && !fstat(a, &sa) && !fstat(b, &sb) && sa.st_dev == sb.st_dev &&
 	       sa.st_ino == sb.st_ino;
+}
+
+static uint16_t changed_mask(struct ov_leaf *l)
+{
+	uint16_t m = 0;
+
+	for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
+		if (atomic_load(&l->e[i]) != OV_E_BASE)
+			m |= (uint16_t)(1u << i);
+	return m;
 }
 
 int overlay_merge_begin(struct overlay *ov, int target_fd, struct overlay_merge **out)
@@ -48,20 +62,14 @@ int overlay_merge_begin(struct overlay *ov, int target_fd, struct overlay_merge 
 	if (m->target_is_base && ov->rdonly)
 		ret = -EROFS;
 	pthread_rwlock_wrlock(&ov->io_lock);
-	m->nbits = ov->nblocks;
-	m->dirty = calloc((m->nbits + 63) / 64 + 1, 8);
-	if (!ret && !m->dirty)
-		ret = -ENOMEM;
 	if (!ret && ov->merge)
 		ret = -EBUSY;
-	for (uint64_t b = 0; !ret && b < ov->nblocks; b++)
-		if (ov_map_get(ov, b) != OVERLAY_BASE)
-			m->dirty[b / 64] |= 1ull << (b % 64);
+	for (struct ov_leaf *l = ov_leaf_next(ov->head); !ret && l; l = ov_leaf_next(l))
+		atomic_store(&l->merge_dirty, changed_mask(l));
 	if (!ret)
 		ov->merge = m;
 	pthread_rwlock_unlock(&ov->io_lock);
 	if (ret) {
-		free(m->dirty);
 		free(m);
 		return ret;
 	}
@@ -80,7 +88,6 @@ void overlay_merge_end(struct overlay_merge *m)
 	if (ov->merge == m)
 		ov->merge = NULL;
 	pthread_rwlock_unlock(&ov->io_lock);
-	free(m->dirty);
 	free(m);
 }
 
@@ -106,10 +113,15 @@ static int copy_run(struct overlay_merge *m, const struct run *r, uint8_t *buf)
 	return ret ?: ov_pwrite(m->target_fd, m->target_direct, buf, len, off);
 }
 
-static void redirty(struct overlay_merge *m, const struct run *r)
+/* Put the bits of a run that could not be copied back for the next pass. */
+static void redirty(struct overlay *ov, const struct run *r)
 {
-	for (uint64_t b = r->b; b < r->b + r->n; b++)
-		atomic_fetch_or(&m->dirty[b / 64], 1ull << (b % 64));
+	for (uint64_t b = r->b; b < r->b + r->n; b++) {
+		struct ov_leaf *l = ov_leaf_find(ov, b >> OV_LEAF_SHIFT);
+
+		if (l)
+			atomic_fetch_or(&l->merge_dirty, (uint16_t)(1u << (b % OV_LEAF_BLOCKS)));
+	}
 }
 
 static int mark_base_dirty(struct overlay *ov)
@@ -136,75 +148,81 @@ static int fit_target(struct overlay_merge *m)
 	return fdatasync(m->target_fd) ? -errno : 0;
 }
 
-/* Walk the words of the bitmap; copy maximal runs of equal state.  Called with
- * io_lock shared; drops and retakes it between words (never with a run pending),
- * so geometry may change there and the loop bound is re-read. */
+/* Extend the run r with block b of state st, or copy r and start a new one. */
+static int feed(struct overlay_merge *m, struct run *r, uint64_t b, unsigned st, uint8_t *buf,
+		int64_t *done)
+{
+	int ret;
+
+	if (r->n && b == r->b + r->n && st == r->st &&
+	    ((r->n + 1) << m->ov->shift) <= RUN_MAX) {
+		r->n++;
+		return 0;
+	}
+	if (r->n && (ret = copy_run(m, r, buf))) {
+		redirty(m->ov, r);
+		return ret;
+	}
+	*done += (int64_t)r->n;
+	*r = (struct run){ b, 1, st };
+	return 0;
+}
+
+/* Walk the leaves in key order; copy maximal runs of equal state.  Called with
+ * io_lock shared; drops and retakes it now and then (never with a run pending),
+ * so a resize may happen there: leaves stay valid (leaf.c), blocks past the new
+ * end read as BASE and are skipped. */
 static int64_t pass_locked(struct overlay_merge *m, uint8_t *buf)
 {
 	struct overlay *ov = m->ov;
 	struct run r = { 0, 0, 0 };
 	int64_t done = 0;
+	uint64_t seen = 0;
 	int ret = 0;
 
-	for (uint64_t i = 0; i < (m->nbits + 63) / 64 && !ret; i++) {
+	for (struct ov_leaf *l = ov_leaf_next(ov->head); l && !ret; l = ov_leaf_next(l)) {
 		/* Let a waiting resize in now and then: the rwlock prefers writers, so
 		 * one long pass would otherwise stall every guest write behind it. */
-		if (i % YIELD_WORDS == YIELD_WORDS - 1) {
+		if (++seen % YIELD_LEAVES == 0) {
 			if (r.n && (ret = copy_run(m, &r, buf))) {
-				redirty(m, &r);
+				redirty(ov, &r);
 				return ret;
 			}
 			done += (int64_t)r.n;
 			r.n = 0;
 			pthread_rwlock_unlock(&ov->io_lock);
 			pthread_rwlock_rdlock(&ov->io_lock);
-			if (i >= (m->nbits + 63) / 64)
-				break;	/* shrunk meanwhile */
 		}
-		uint64_t w = atomic_exchange(&m->dirty[i], 0);
+		unsigned w = atomic_exchange(&l->merge_dirty, 0);
 
 		while (w && !ret) {
-			uint64_t b = i * 64 + (uint64_t)__builtin_ctzll(w);
-			unsigned st = ov_map_get(ov, b);
+			unsigned i = (unsigned)__builtin_ctz(w);
+			uint64_t b = (l->key << OV_LEAF_SHIFT) + i;
+			unsigned st = ov_e_state(atomic_load(&l->e[i]));
 
 			w &= w - 1;
-			if (st == OVERLAY_BASE)
+			if (st == OVERLAY_BASE || b >= ov->nblocks)
 				continue;	/* nothing of ours to apply */
-			if (r.n && b == r.b + r.n && st == r.st && ((r.n + 1) << ov->shift) <= RUN_MAX) {
-				r.n++;
-				continue;
+			ret = feed(m, &r, b, st, buf, &done);
+			if (ret) {
+				atomic_fetch_or(&l->merge_dirty, (uint16_t)(w | (1u << i)));
+				return ret;
 			}
-			if (r.n && (ret = copy_run(m, &r, buf))) {
-				atomic_fetch_or(&m->dirty[b / 64], 1ull << (b % 64));
-				break;
-			}
-			done += (int64_t)r.n;
-			r = (struct run){ b, 1, st };
-		}
-		if (ret) {
-			redirty(m, &r);
-			while (w) {
-				uint64_t b = i * 64 + (uint64_t)__builtin_ctzll(w);
-
-				atomic_fetch_or(&m->dirty[b / 64], 1ull << (b % 64));
-				w &= w - 1;
-			}
-			return ret;
 		}
 	}
 	if (r.n && (ret = copy_run(m, &r, buf))) {
-		redirty(m, &r);
+		redirty(ov, &r);
 		return ret;
 	}
 	return done + (int64_t)r.n;
 }
 
-static uint64_t count_dirty(struct overlay_merge *m)
+static uint64_t count_dirty(struct overlay *ov)
 {
 	uint64_t n = 0;
 
-	for (uint64_t i = 0; i < (m->nbits + 63) / 64; i++)
-		n += (uint64_t)__builtin_popcountll(atomic_load(&m->dirty[i]));
+	for (struct ov_leaf *l = ov_leaf_next(ov->head); l; l = ov_leaf_next(l))
+		n += (uint64_t)__builtin_popcount(atomic_load(&l->merge_dirty));
 	return n;
 }
 
@@ -227,7 +245,7 @@ int64_t overlay_merge_pass(struct overlay_merge *m, uint64_t *remaining)
 			ret = r;
 	}
 	if (remaining)
-		*remaining = count_dirty(m);
+		*remaining = count_dirty(ov);
 	pthread_rwlock_unlock(&ov->io_lock);
 	free(buf);
 	return ret;
@@ -254,36 +272,45 @@ int overlay_merge(struct overlay *ov, int target_fd)
 	return ret < 0 ? (int)ret : 0;
 }
 
+/* First changed block at or after b (and below the block count), or nblocks. */
+static uint64_t next_changed(struct overlay *ov, uint64_t b, uint32_t *e)
+{
+	for (struct ov_leaf *l = ov_leaf_ge(ov, b >> OV_LEAF_SHIFT); l; l = ov_leaf_next(l)) {
+		uint64_t first = l->key << OV_LEAF_SHIFT;
+
+		if (first >= ov->nblocks)
+			break;
+		for (unsigned i = b > first ? (unsigned)(b - first) : 0; i < OV_LEAF_BLOCKS; i++) {
+			*e = atomic_load(&l->e[i]);
+			if (*e != OV_E_BASE && first + i < ov->nblocks)
+				return first + i;
+		}
+	}
+	return ov->nblocks;
+}
+
 int overlay_next_extent(struct overlay *ov, uint64_t *cursor, struct overlay_extent *ext)
 {
+	uint32_t e;
 	int found = 0;
 
 	pthread_rwlock_rdlock(&ov->io_lock);
-	uint64_t b = *cursor >> ov->shift;
+	uint64_t b = next_changed(ov, *cursor >> ov->shift, &e);
 
-	while (b < ov->nblocks) {
-		if (b % 32 == 0 && !atomic_load(&ov->map[b / 32])) {
-			b += 32;	/* 32 base blocks at once */
-			continue;
-		}
-		unsigned st = ov_map_get(ov, b);
-		uint64_t e = b + 1;
+	if (b < ov->nblocks) {
+		unsigned st = ov_e_state(e);
+		uint64_t end = b + 1;
 
-		if (st == OVERLAY_BASE) {
-			b++;
-			continue;
-		}
-		while (e < ov->nblocks && ov_map_get(ov, e) == st)
-			e++;
+		while (end < ov->nblocks && ov_state(ov, end) == st)
+			end++;
 		ext->off = b << ov->shift;
-		ext->len = ((e << ov->shift) < ov->size ? (e << ov->shift) : ov->size) - ext->off;
+		ext->len = ((end << ov->shift) < ov->size ? (end << ov->shift) : ov->size) - ext->off;
 		ext->state = st;
-		*cursor = e << ov->shift;
+		*cursor = end << ov->shift;
 		found = 1;
-		break;
-	}
-	if (!found)
+	} else {
 		*cursor = ov->size;
+	}
 	pthread_rwlock_unlock(&ov->io_lock);
 	return found;
 }

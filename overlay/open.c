@@ -1,10 +1,12 @@
-/* open.c - open an existing differencing file.
+/* open.c - open an existing differencing file (version 2, or version 1).
  *
- * The committed state is loaded and validated (load.c), then the base is checked
- * against the identity recorded at create (ident.c): a differencing file is never
- * applied to the wrong base.  A file whose older header slot is damaged (a commit
- * was torn by a crash) opens normally; unless opened read-only its header is
- * rewritten at once so the file is healthy again for `vds-diff check`.
+ * The committed header is found and the base checked against the identity
+ * recorded at create (ident.c): a differencing file is never applied to the wrong
+ * base.  Then the map is loaded and validated (load.c, load_v1.c).  A file whose
+ * older header slot is damaged (a commit was torn by a crash) opens normally;
+ * unless opened read-only its header is rewritten at once so the file is healthy
+ * again for `vds-diff check`.  A version-1 file opened for writing becomes version
+ * 2 at its first commit (load_v1.c says why that is crash-safe).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,31 +58,29 @@ static int check_identity(int base_fd, const struct ov_meta *m,
 	return ret;
 }
 
-static int adopt(struct overlay *ov, struct ov_loaded *l)
+/* A handle with the committed header m (taken over) and its map loaded. */
+int ov_load_handle(int base_fd, int diff_fd, struct ov_meta *m, struct ov_finder *f,
+		   struct overlay **out)
 {
-	int ret;
+	struct overlay *ov;
+	int ret = ov_handle_new(base_fd, diff_fd, m->block_shift, &ov);
 
-	ov->base_size = l->meta.base_size;
-	ov->data_off = l->meta.data_off;
-	ret = ov_geometry(ov, l->meta.size);
-	if (ret)
+	if (ret) {
+		ov_meta_free(m);
 		return ret;
-	for (uint64_t i = 0; i < ov_words_for(ov->nblocks); i++)
-		atomic_store(&ov->map[i], l->words[i]);
-	for (uint64_t p = 0; p < ov->npages; p++) {
-		uint64_t nd, nz;
-
-		ov_count_states(&ov->map[p * OV_PAGE_WORDS], OV_BLOCKS_PER_PAGE, &nd, &nz);
-		ov->pcount[p] = (struct ov_pcount){ (uint16_t)nd, (uint16_t)nz };
-		atomic_store(&ov->page_dirty[p], 0);
 	}
-	atomic_store(&ov->ndata, l->meta.ndata);
-	atomic_store(&ov->nzero, l->meta.nzero);
-	ov->meta = l->meta;
-	l->meta.dir = NULL;
+	ov->meta = *m;
+	m->dir = NULL;
+	ov->base_size = ov->meta.base_size;
 	ov->want_flags = ov->meta.flags;
-	ov->repair_header = l->other_slot_bad;
-	return 0;
+	ov_set_geometry(ov, ov->meta.size);
+	ret = ov->meta.version == OV1_VERSION ? ov_load_v1(ov, f) : ov_load_v2(ov, f);
+	if (ret && (ret != -EBADMSG || !f->problems)) {
+		overlay_close(ov);
+		return ret;
+	}
+	*out = ov;
+	return ret;
 }
 
 int overlay_open(int base_fd, int diff_fd, const struct overlay_open_opts *o,
@@ -90,28 +90,32 @@ int overlay_open(int base_fd, int diff_fd, const struct overlay_open_opts *o,
 	char *why = o ? o->why : NULL;
 	size_t wl = o ? o->why_len : 0;
 	struct last_msg fm = { why, wl };
-	struct ov_loaded l;
+	struct ov_finder f = { keep_last, &fm, NULL };
+	struct ov_meta m;
 	struct overlay *ov = NULL;
+	bool other_bad;
 	int ret;
 
 	if (base_fd < 0 && !(flags & OVERLAY_OPEN_RDONLY))
 		return -EBADF;
-	ret = ov_load(diff_fd, ov_fd_direct(diff_fd), &l, keep_last, &fm, NULL);
+	ret = ov_load_header(diff_fd, ov_fd_direct(diff_fd), &m, &other_bad, &f);
 	if (ret)
 		return ret;
 	if (base_fd >= 0 && !(flags & OVERLAY_OPEN_NO_IDENTITY))
-		ret = check_identity(base_fd, &l.meta, o, why, wl);
-	ret = ret ?: ov_handle_new(base_fd, diff_fd, l.meta.block_shift, &ov);
-	ret = ret ?: adopt(ov, &l);
-	ov_meta_free(&l.meta);
-	free(l.words);
-	if (!ret && ov) {
-		ov->rdonly = flags & OVERLAY_OPEN_RDONLY;
-		if (ov->repair_header && !ov->rdonly) {
-			pthread_mutex_lock(&ov->flush_lock);
-			ret = ov_commit(ov, false);
-			pthread_mutex_unlock(&ov->flush_lock);
-		}
+		ret = check_identity(base_fd, &m, o, why, wl);
+	if (ret) {
+		ov_meta_free(&m);
+		return ret;
+	}
+	ret = ov_load_handle(base_fd, diff_fd, &m, &f, &ov);
+	if (ret)
+		return ret;
+	ov->rdonly = flags & OVERLAY_OPEN_RDONLY;
+	ov->repair_header = other_bad;
+	if (ov->repair_header && !ov->rdonly) {
+		pthread_mutex_lock(&ov->flush_lock);
+		ret = ov_commit(ov, false);
+		pthread_mutex_unlock(&ov->flush_lock);
 	}
 	if (ret) {
 		overlay_close(ov);

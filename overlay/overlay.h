@@ -16,17 +16,21 @@
  *   -EINVAL    bad argument
  *   anything else comes from the kernel (EIO, ENOSPC, ...).
  *
- * Threads: read, write, discard, flush, stats, next_extent and merge_pass may be
- * called from any number of threads at once.  resize, merge_begin and merge_end
- * briefly exclude all other I/O.  create/open/close are not concurrent with anything.
+ * Threads: read, write, discard, flush, stats, next_extent, the log iterator and
+ * merge_pass may be called from any number of threads at once.  resize,
+ * merge_begin and merge_end briefly exclude all other I/O.  create/open/close are not concurrent with anything.
  *
  * O_DIRECT: if the caller opened either fd with O_DIRECT the library keeps its own
  * I/O on that fd 4 KiB aligned (bouncing unaligned caller buffers).  Not required.
  *
  * Costs worth knowing: overlay_read takes no lock; overlay_write to a block already
- * in the differencing file is one pwrite; flush is one fdatasync when no block
- * changed state since the last flush, else three (data, map pages, header).
- * resize, and a write past the end (which resizes), commit at once.
+ * in the differencing file is one pwrite in place, to any other block one pwrite
+ * at the end of the file's log (format version 2); flush is one fdatasync when no
+ * block changed state since the last flush, else two (data and map records, then
+ * header).  resize, and a write past the end (which resizes), commit at once.
+ * Memory follows what was written, not the virtual size: about 6 bytes per
+ * written block plus 96 bytes per 16-block region touched (overlay_stats
+ * mem_bytes).
  *
  * Live migration: overlay_merge_begin(ov, dest_fd), then overlay_merge_pass() until
  * *remaining is small, pause guest I/O, one more pass (remaining is then 0),
@@ -114,6 +118,11 @@ struct overlay_stats {
 	uint64_t gen;		/* last committed generation */
 	unsigned flags;		/* header flags (FORMAT.md) */
 	char base_uuid[OVERLAY_UUID_MAX + 1];
+	/* Added with format version 2. */
+	unsigned version;	/* format version of the committed header (1 or 2) */
+	uint64_t mem_bytes;	/* heap bytes this overlay holds (map, log bookkeeping) */
+	uint64_t log_blocks;	/* slots in the differencing file's log */
+	uint64_t free_blocks;	/* of which free for reuse (FORMAT.md "Space") */
 };
 void overlay_stats(struct overlay *ov, struct overlay_stats *st);
 
@@ -124,6 +133,29 @@ struct overlay_extent {
 	enum overlay_state state;
 };
 int overlay_next_extent(struct overlay *ov, uint64_t *cursor, struct overlay_extent *ext);
+
+/* The same changed extents in the order their bytes lie in the differencing file,
+ * for a merge that wants to read it front to back: first every DATA extent in log
+ * order (a run of blocks consecutive in both the guest and the log is one extent),
+ * then every ZERO extent in offset order.  Extents are clamped to the size.
+ *
+ *   struct overlay_log_iter *it;  overlay_log_iter_begin(ov, &it);
+ *   while (overlay_log_iter_next(it, &e) == 1) { overlay_read(ov, buf, ..., e.off) ... }
+ *   overlay_log_iter_end(it);
+ *
+ * next returns 1 with *ext filled, 0 at the end, or -errno.  Concurrent writes are
+ * allowed: an extent reflects the map when its part of the log was scanned, so a
+ * block changed after that may be reported with its old state or missed; read its
+ * bytes through overlay_read, as with next_extent, and mirror later writes (the
+ * daemon's converge does both).  Every block that was DATA or ZERO when begin
+ * returned and stays so is reported exactly once.  The iterator scans the map in
+ * windows of the log: memory about 12 bytes per 16th of the log's slots (at least
+ * 64 Ki slots), at most 17 scans of the map in all.  End it before closing the
+ * overlay. */
+struct overlay_log_iter;
+int overlay_log_iter_begin(struct overlay *ov, struct overlay_log_iter **out);
+int overlay_log_iter_next(struct overlay_log_iter *it, struct overlay_extent *ext);
+void overlay_log_iter_end(struct overlay_log_iter *it);
 
 /* Converging merge.  begin() marks every changed block dirty for this target; each
  * pass() copies the blocks dirtied since the previous pass (DATA blocks copied, ZERO
