@@ -259,8 +259,9 @@ int ov_rebuild_free(struct overlay *ov, uint64_t *reserved, uint64_t nreserved,
 		at = next + 1;
 	}
 	ov->free_cap = ov->free ? k + 1 : 0;
+	/* Not punched when freed: they are reused in place like any free slot. */
 	for (uint64_t i = 0; !ret && i < nreserved; i++)
-		ret = ov_vec_push(&ov->pending, reserved[i] | OV_PEND_PUNCH);
+		ret = ov_vec_push(&ov->pending, reserved[i]);
 	free(s);
 	return ret;
 }

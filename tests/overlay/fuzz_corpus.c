@@ -1,7 +1,7 @@
 /* fuzz_corpus.c - writes the seed corpus of fuzz_parser: real differencing files
  * (several block sizes, data, zero and resized maps), each reduced to the fuzz
- * input format: the newest header slot's first 4096 bytes, then the map pages its
- * directory references, in page order.  Usage: fuzz-overlay-corpus OUTDIR */
+ * input format: the newest header slot's first 4096 bytes, then its chain's record
+ * blocks; plus one version-1 file made by hand.  Usage: fuzz-overlay-corpus OUTDIR */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +11,13 @@
 
 #include "internal.h"
 
+/* The newest header's first 4 KiB, then the chain's record blocks, newest first
+ * (the fuzzer places each at the slot it names). */
 static int emit(int diff, const char *out)
 {
-	uint8_t *slot = malloc(OV_HDR_SLOT), page[OV_PAGE_SIZE];
+	uint8_t *slot = malloc(OV_HDR_SLOT), *blk;
 	struct ov_meta m[2];
+	struct ov_rechdr h;
 	int ok[2], fd, s;
 
 	for (s = 0; s < 2; s++) {
@@ -28,16 +31,45 @@ static int emit(int diff, const char *out)
 	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || write(fd, slot, OV_PAGE_SIZE) != OV_PAGE_SIZE)
 		return 1;
-	for (uint64_t p = 0; p < m[s].npages; p++) {
-		unsigned d = ov_dir_get(m[s].dir, p);
+	blk = malloc(1u << m[s].block_shift);
+	for (uint64_t at = m[s].chain_head, n = 0; at != OV_NO_SLOT && n < 64; n++) {
+		uint32_t bs = 1u << m[s].block_shift;
 
-		if (d == OV_DIR_NONE)
-			continue;
-		if (pread(diff, page, OV_PAGE_SIZE,
-			  (off_t)(m[s].map_off + (2 * p + d - 1) * OV_PAGE_SIZE)) != OV_PAGE_SIZE ||
-		    write(fd, page, OV_PAGE_SIZE) != OV_PAGE_SIZE)
+		if (pread(diff, blk, bs, (off_t)(m[s].data_off + at * bs)) != (ssize_t)bs ||
+		    write(fd, blk, OV_PAGE_SIZE) != OV_PAGE_SIZE ||
+		    ov_rec_decode(blk, bs, bs, &m[s], &h, NULL, 0))
 			return 1;
+		at = h.prev;
 	}
+	close(fd);
+	free(blk);
+	free(slot);
+	return 0;
+}
+
+/* A version-1 file by hand: header, one map page with data and zero entries. */
+static int emit_v1(const char *dir)
+{
+	char out[512];
+	uint8_t *slot = calloc(1, OV_HDR_SLOT), page[OV_PAGE_SIZE];
+	uint64_t words[OV1_PAGE_WORDS] = { 0x1155, 0x2 }, nd, nz;
+	uint8_t dirb[1] = { OV1_DIR_SLOT0 };
+	struct ov_meta m = { .version = OV1_VERSION, .block_shift = 12, .gen = 1,
+			     .size = 1 << 20, .nblocks = 256, .data_off = 1 << 20,
+			     .npages = 1, .base_size = 1 << 20, .dir = dirb };
+	int fd;
+
+	m.map_off = m.data_off + (m.nblocks << 12);
+	ov1_page_encode(page, 0, 1, words, &nd, &nz);
+	m.ndata = nd;
+	m.nzero = nz;
+	m.hdr_len = (uint32_t)ov1_header_len(1);
+	ov1_header_encode(&m, slot);
+	snprintf(out, sizeof(out), "%s/seed-v1", dir);
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, slot, OV_PAGE_SIZE) != OV_PAGE_SIZE ||
+	    write(fd, page, OV_PAGE_SIZE) != OV_PAGE_SIZE)
+		return 1;
 	close(fd);
 	free(slot);
 	return 0;
@@ -87,5 +119,5 @@ int main(int argc, char **argv)
 		return 2;
 	return one(argv[1], 0, 4096, 1 << 20, 0) | one(argv[1], 1, 4096, 300000, 20) |
 	       one(argv[1], 2, 65536, 5 << 20, 30) | one(argv[1], 3, 8192, 70 << 20, 200) |
-	       one(argv[1], 4, 1 << 20, 9 << 20, 5);
+	       one(argv[1], 4, 1 << 20, 9 << 20, 5) | emit_v1(argv[1]);
 }

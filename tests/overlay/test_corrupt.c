@@ -66,7 +66,7 @@ TestSuite(corrupt, .init = build, .fini = teardown);
 
 static void read_meta(const uint8_t *img, unsigned slot, struct ov_meta *m)
 {
-	cr_assert_eq(ov_header_decode(img + slot * OV_HDR_SLOT, OV_HDR_SLOT, m, NULL, 0), 0);
+	cr_assert_eq(ov_header_decode(img + slot * OV_HDR_SLOT, OV_HDR_LEN, m, NULL, 0), 0);
 }
 
 static unsigned active_slot(const uint8_t *img)
@@ -75,25 +75,7 @@ static unsigned active_slot(const uint8_t *img)
 
 	read_meta(img, 0, &a);
 	read_meta(img, 1, &b);
-	unsigned s = b.gen > a.gen;
-
-	ov_meta_free(&a);
-	ov_meta_free(&b);
-	return s;
-}
-
-/* File offset of map page p as referenced by the active header. */
-static uint64_t active_page(const uint8_t *img, uint64_t p)
-{
-	struct ov_meta m;
-
-	read_meta(img, active_slot(img), &m);
-	unsigned dir = ov_dir_get(m.dir, p);
-	uint64_t off = m.map_off + (2 * p + dir - 1) * OV_PAGE_SIZE;
-
-	cr_assert_neq(dir, OV_DIR_NONE, "page %llu not in use", (unsigned long long)p);
-	ov_meta_free(&m);
-	return off;
+	return b.gen > a.gen;
 }
 
 static void reencode_header(uint8_t *img, unsigned slot, void (*edit)(struct ov_meta *))
@@ -103,7 +85,47 @@ static void reencode_header(uint8_t *img, unsigned slot, void (*edit)(struct ov_
 	read_meta(img, slot, &m);
 	edit(&m);
 	ov_header_encode(&m, img + slot * OV_HDR_SLOT);
-	ov_meta_free(&m);
+}
+
+/* File offset of the record block `back` blocks before the active chain's head. */
+static uint64_t chain_block(const uint8_t *img, unsigned back)
+{
+	struct ov_meta m;
+	struct ov_rechdr h;
+	uint64_t slot;
+
+	read_meta(img, active_slot(img), &m);
+	slot = m.chain_head;
+	cr_assert_neq(slot, OV_NO_SLOT, "empty chain");
+	for (unsigned i = 0; i < back; i++) {
+		cr_assert_eq(ov_rec_decode(img + m.data_off + slot * 4096, 4096, 4096, &m, &h,
+					   NULL, 0), 0);
+		slot = h.prev;
+		cr_assert_neq(slot, OV_NO_SLOT, "chain shorter than %u", back + 1);
+	}
+	return m.data_off + slot * 4096;
+}
+
+/* Re-encode a record block (valid checksum) after edit() changed its header or
+ * its records. */
+static void reencode_block(uint8_t *img, uint64_t off,
+			   void (*edit)(struct ov_rechdr *, uint8_t *recs))
+{
+	struct ov_meta m;
+	struct ov_rechdr h;
+	uint8_t recs[4096];
+
+	read_meta(img, active_slot(img), &m);
+	cr_assert_eq(ov_rec_decode(img + off, 4096, 4096, &m, &h, NULL, 0), 0);
+	memcpy(recs, img + off + OV_REC_HDR, (size_t)h.nrec * OV_REC_SIZE);
+	edit(&h, recs);
+	ov_rec_encode(img + off, &h, recs);
+}
+
+/* Entry i of record r. */
+static void put_entry(uint8_t *recs, unsigned r, unsigned i, uint32_t v)
+{
+	ov_put32(recs + r * OV_REC_SIZE + 8 + 4 * i, v);
 }
 
 /* Write the damaged image to a new file and assert the three outcomes.  Returns
@@ -189,7 +211,7 @@ Test(corrupt, unknown_version_refused)
 	uint8_t *c = copy();
 
 	for (unsigned s = 0; s < 2; s++) {
-		c[s * OV_HDR_SLOT + 8] = 2;	/* version field, then fix the checksum */
+		c[s * OV_HDR_SLOT + 8] = 3;	/* version field, then fix the checksum */
 		uint32_t len = OV_PAGE_SIZE, crc;
 
 		memcpy(&len, c + s * OV_HDR_SLOT + 12, 4);
@@ -202,8 +224,11 @@ Test(corrupt, unknown_version_refused)
 }
 
 static void wrong_counts(struct ov_meta *m) { m->ndata += 1; }
-static void map_into_data(struct ov_meta *m) { m->map_off -= OV_PAGE_SIZE * 4; }
+static void log_too_short(struct ov_meta *m) { m->log_end = m->chain_head - 1; }
 static void size_mismatch(struct ov_meta *m) { m->nblocks += 1; }
+static void chain_shorter(struct ov_meta *m) { m->chain_len -= 1; }
+static void chain_longer(struct ov_meta *m) { m->chain_len += 1; }
+static void head_on_data(struct ov_meta *m) { m->chain_head = 0; }
 
 Test(corrupt, header_counts_disagree_with_map)
 {
@@ -214,13 +239,19 @@ Test(corrupt, header_counts_disagree_with_map)
 	free(c);
 }
 
-Test(corrupt, header_map_offset_overlaps_data)
+/* Both slots, so the open cannot fall back to the other one. */
+static void both_headers(uint8_t *c, void (*edit)(struct ov_meta *))
+{
+	reencode_header(c, 0, edit);
+	reencode_header(c, 1, edit);
+}
+
+Test(corrupt, header_log_end_before_referenced_slots)
 {
 	uint8_t *c = copy();
 
-	reencode_header(c, 0, map_into_data);
-	reencode_header(c, 1, map_into_data);
-	expect_damage("map-off", c, gold_len, -EBADMSG);
+	both_headers(c, log_too_short);
+	expect_damage("log-end", c, gold_len, -EBADMSG);
 	free(c);
 }
 
@@ -228,77 +259,107 @@ Test(corrupt, header_geometry_inconsistent)
 {
 	uint8_t *c = copy();
 
-	reencode_header(c, 0, size_mismatch);
-	reencode_header(c, 1, size_mismatch);
+	both_headers(c, size_mismatch);
 	expect_damage("geometry", c, gold_len, -EBADMSG);
 	free(c);
 }
 
-Test(corrupt, map_page_bit_flip)
+Test(corrupt, header_chain_length_wrong)
 {
 	uint8_t *c = copy();
 
-	c[active_page(c, 0) + 100] ^= 4;
-	expect_damage("page-flip", c, gold_len, -EBADMSG);
+	both_headers(c, chain_shorter);
+	expect_damage("chain-short", c, gold_len, -EBADMSG);
+	memcpy(c, gold, gold_len);
+	both_headers(c, chain_longer);
+	expect_damage("chain-long", c, gold_len, -EBADMSG);
 	free(c);
 }
 
-/* Re-encode page 0 with a valid checksum but a bad field. */
-static void bad_page(uint8_t *c, uint64_t index, uint64_t gen_add, uint64_t poke_word,
-		     uint64_t poke)
-{
-	uint64_t off = active_page(c, 0), words[OV_PAGE_WORDS], nd, nz;
-	_Atomic uint64_t aw[OV_PAGE_WORDS];
-	struct ov_meta m;
-
-	read_meta(c, active_slot(c), &m);
-	cr_assert_eq(ov_page_decode(c + off, 0, m.gen, m.nblocks, words, NULL, 0), 0);
-	for (unsigned i = 0; i < OV_PAGE_WORDS; i++)
-		aw[i] = words[i];
-	aw[poke_word] |= poke;
-	ov_page_encode(c + off, index, m.gen + gen_add, aw, &nd, &nz);
-	ov_meta_free(&m);
-}
-
-Test(corrupt, map_page_wrong_index)
+Test(corrupt, header_chain_head_on_a_data_slot)
 {
 	uint8_t *c = copy();
 
-	bad_page(c, 7, 0, 0, 0);
-	expect_damage("page-index", c, gold_len, -EBADMSG);
+	both_headers(c, head_on_data);
+	expect_damage("head-data", c, gold_len, -EBADMSG);
 	free(c);
 }
 
-Test(corrupt, map_page_from_the_future)
+Test(corrupt, record_block_bit_flip)
 {
 	uint8_t *c = copy();
 
-	bad_page(c, 0, 1, 0, 0);
-	expect_damage("page-gen", c, gold_len, -EBADMSG);
+	c[chain_block(c, 0) + 100] ^= 4;
+	expect_damage("rec-flip", c, gold_len, -EBADMSG);
+	memcpy(c, gold, gold_len);
+	c[chain_block(c, 1) + 7] ^= 0x10;	/* the older block, in its checksum */
+	expect_damage("rec-flip-old", c, gold_len, -EBADMSG);
 	free(c);
 }
 
-Test(corrupt, map_entry_invalid_state)
+static void wrong_slot(struct ov_rechdr *h, uint8_t *r) { (void)r; h->slot += 1; }
+static void wrong_seq(struct ov_rechdr *h, uint8_t *r) { (void)r; h->seq += 1; }
+static void from_future(struct ov_rechdr *h, uint8_t *r) { (void)r; h->gen += 5; }
+static void ends_early(struct ov_rechdr *h, uint8_t *r) { (void)r; h->prev = OV_NO_SLOT; }
+static void state_past_end(struct ov_rechdr *h, uint8_t *r)
+{
+	(void)h;
+	ov_put64(r, 16);	/* leaf 16 = blocks 256..271: the file has 256 blocks */
+}
+static void slot_past_log(struct ov_rechdr *h, uint8_t *r) { (void)h; put_entry(r, 0, 0, 1u << 30); }
+static void slot_twice(struct ov_rechdr *h, uint8_t *r)
+{
+	(void)h;
+	put_entry(r, 0, 0, (uint32_t)ov_get32(r + 8 + 4 * 1));	/* block 0 = block 1's slot */
+}
+static void out_of_order(struct ov_rechdr *h, uint8_t *r)
+{
+	uint8_t t[OV_REC_SIZE];
+
+	cr_assert_geq(h->nrec, 2);
+	memcpy(t, r, OV_REC_SIZE);
+	memcpy(r, r + OV_REC_SIZE, OV_REC_SIZE);
+	memcpy(r + OV_REC_SIZE, t, OV_REC_SIZE);
+}
+static void no_records(struct ov_rechdr *h, uint8_t *r) { (void)r; h->nrec = 0; }
+
+static void bad_block(const char *name, unsigned back,
+		      void (*edit)(struct ov_rechdr *, uint8_t *))
 {
 	uint8_t *c = copy();
 
-	bad_page(c, 0, 0, 3, 3ull << 10);	/* entry value 3 does not exist */
-	expect_damage("page-state", c, gold_len, -EBADMSG);
+	reencode_block(c, chain_block(c, back), edit);
+	expect_damage(name, c, gold_len, -EBADMSG);
 	free(c);
 }
 
-Test(corrupt, map_entry_past_last_block)
+Test(corrupt, record_block_fields)
 {
-	uint8_t *c = copy();
+	bad_block("rec-slot", 0, wrong_slot);
+	bad_block("rec-seq", 0, wrong_seq);
+	bad_block("rec-gen", 0, from_future);
+	bad_block("rec-prev", 0, ends_early);
+	bad_block("rec-count", 0, no_records);
+}
 
-	bad_page(c, 0, 0, OV_PAGE_WORDS - 1, 1);	/* 256 blocks: word 507 is past the end */
-	expect_damage("page-tail", c, gold_len, -EBADMSG);
-	free(c);
+Test(corrupt, record_entries)
+{
+	bad_block("rec-past-end", 1, state_past_end);
+	bad_block("rec-slot-past-log", 0, slot_past_log);
+	bad_block("rec-order", 0, out_of_order);
+	bad_block("rec-slot-twice", 1, slot_twice);
+}
+
+/* An older record is superseded by a newer one for the same leaf, but it must
+ * still be valid: a damaged old block means the chain itself is damaged. */
+Test(corrupt, superseded_record_still_checked)
+{
+	bad_block("rec-old-past-log", 1, slot_past_log);
 }
 
 Test(corrupt, truncated_files)
 {
-	expect_damage("trunc-map", gold, gold_len - 100, -EBADMSG);
+	expect_damage("trunc-log", gold, gold_len - 100, -EBADMSG);
 	expect_damage("trunc-data", gold, OV_DATA_ALIGN + 5000, -EBADMSG);
 	expect_damage("trunc-hdr", gold, OV_HDR_SLOT + 100, -EBADMSG);
 	expect_damage("trunc-empty", gold, 0, -EBADMSG);

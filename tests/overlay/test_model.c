@@ -1,11 +1,14 @@
 /* test_model.c - model-based random test.
  *
- * For many seeds, random writes (some past the end, which grow), reads, discards,
- * resizes, flushes and close/reopen cycles are applied both to an overlay and to a
- * plain in-memory byte array; every read, and the whole image after every reopen,
- * must match byte for byte.  At the end the overlay is merged onto a copy of the
- * base and onto the base itself, and both must equal the model; the base must be
- * untouched until then, and overlay_check must find the file healthy.
+ * For many seeds, random writes (some past the end, which grow; many rewrite blocks
+ * already in the log, in place), reads, discards (whose slots the log reuses after
+ * the next commit), resizes both ways, flushes and close/reopen cycles are applied
+ * both to an overlay and to a plain in-memory byte array; every read, and the whole
+ * image after every reopen, must match byte for byte, and the log's bookkeeping
+ * must add up after every flush.  At the end the overlay is merged onto a copy of
+ * the base in log order (overlay_log_iter, as the daemon will), onto another copy
+ * by overlay_merge and onto the base itself, and all must equal the model; the base
+ * must be untouched until then, and overlay_check must find the file healthy.
  */
 #include <fcntl.h>
 #include <stdbool.h>
@@ -110,12 +113,69 @@ static void op_resize(struct world *w)
 	model_resize(&w->m, size);
 }
 
+/* After a flush: every slot is data, free, or one of the chain's record blocks
+ * (few: at most one per commit since the last checkpoint). */
+static void check_log(struct world *w)
+{
+	struct overlay_stats st;
+
+	overlay_stats(w->ov, &st);
+	cr_assert_eq(st.version, 2);
+	cr_assert_geq(st.log_blocks, st.data_blocks + st.free_blocks);
+	cr_assert_leq(st.log_blocks - st.data_blocks - st.free_blocks, 2 * (uint64_t)OPS,
+		      "log %llu slots, %llu data, %llu free", (unsigned long long)st.log_blocks,
+		      (unsigned long long)st.data_blocks, (unsigned long long)st.free_blocks);
+	cr_assert_gt(st.mem_bytes, 0);
+}
+
+static void op_flush(struct world *w)
+{
+	cr_assert_eq(overlay_flush(w->ov), 0);
+	check_log(w);
+}
+
 static void op_reopen(struct world *w)
 {
 	cr_assert_eq(overlay_flush(w->ov), 0);
 	overlay_close(w->ov);
 	w->ov = ov_reopen(w->base, w->diff, "model");
 	expect_contents(w->ov, w->m.b, w->m.size);
+	check_log(w);
+}
+
+/* The daemon's converge, in log order: DATA extents read through the overlay and
+ * written, ZERO extents zeroed, then the copy cut to size.  Every DATA block must
+ * come exactly once. */
+static void merge_in_log_order(struct world *w, int copy)
+{
+	struct overlay_log_iter *it;
+	struct overlay_extent e;
+	struct overlay_stats st;
+	uint64_t data = 0, zero_seen = 0;
+	uint8_t *buf = malloc(MAX_SIZE);
+	int r;
+
+	overlay_stats(w->ov, &st);
+	cr_assert_eq(overlay_log_iter_begin(w->ov, &it), 0);
+	while ((r = overlay_log_iter_next(it, &e)) == 1) {
+		cr_assert_leq(e.off + e.len, w->m.size);
+		if (e.state == OVERLAY_DATA) {
+			cr_assert_eq(zero_seen, 0, "a DATA extent after the ZERO ones");
+			cr_assert_eq(overlay_read(w->ov, buf, e.len, e.off), (ssize_t)e.len);
+			cr_assert_eq(pwrite(copy, buf, e.len, e.off), (ssize_t)e.len);
+			data += (e.len + w->bs - 1) / w->bs;
+		} else {
+			zero_seen++;
+			memset(buf, 0, e.len);
+			cr_assert_eq(pwrite(copy, buf, e.len, e.off), (ssize_t)e.len);
+		}
+	}
+	cr_assert_eq(r, 0);
+	overlay_log_iter_end(it);
+	cr_assert_eq(data, st.data_blocks, "log order gave %llu data blocks, stats say %llu",
+		     (unsigned long long)data, (unsigned long long)st.data_blocks);
+	cr_assert_eq(ftruncate(copy, (off_t)w->m.size), 0);
+	free(buf);
 }
 
 static void check_end(struct world *w)
@@ -132,6 +192,13 @@ static void check_end(struct world *w)
 	copy = open_new(copy_p);
 	cr_assert_eq(pwrite(copy, w->orig, w->base_size, 0), (ssize_t)w->base_size);
 	cr_assert_eq(overlay_merge(w->ov, copy), 0);
+	expect_file(copy, w->m.b, w->m.size);
+	close(copy);
+
+	tdir_file(&w->d, "copy-log.img", copy_p, sizeof(copy_p));
+	copy = open_new(copy_p);
+	cr_assert_eq(pwrite(copy, w->orig, w->base_size, 0), (ssize_t)w->base_size);
+	merge_in_log_order(w, copy);
 	expect_file(copy, w->m.b, w->m.size);
 	close(copy);
 
@@ -176,7 +243,7 @@ static void run_seed(uint64_t seed, bool direct)
 		else if (r < 94)
 			op_resize(&w);
 		else if (r < 97)
-			cr_assert_eq(overlay_flush(w.ov), 0);
+			op_flush(&w);
 		else
 			op_reopen(&w);
 	}
