@@ -154,6 +154,8 @@ int ov_free_take_sorted(struct overlay *ov, uint64_t *slots, uint64_t n)
 {
 	int ret;
 
+	if (!n)
+		return 0;	/* nothing reusable: readers need not retry */
 	for (uint64_t i = 0; i < n; i++)
 		slots[i] &= ~OV_PEND_PUNCH;
 	qsort(slots, n, sizeof(*slots), cmp_u64);

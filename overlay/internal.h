@@ -172,7 +172,8 @@ struct overlay {
 	pthread_mutex_t leaf_lock;
 	struct ov_table *_Atomic table;
 	struct ov_leaf *head;		/* skiplist head (key unused) */
-	uint64_t nleaves, rng;
+	_Atomic uint64_t nleaves;	/* read without leaf_lock by commits */
+	uint64_t rng;
 	uint8_t *slab;			/* current slab, slab_used bytes handed out */
 	size_t slab_used;
 	struct ov_retired *retired;	/* old tables and slabs, freed at close */

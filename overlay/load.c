@@ -229,8 +229,10 @@ int ov_rebuild_free(struct overlay *ov, uint64_t *reserved, uint64_t nreserved,
 	s = malloc((n + atomic_load(&ov->ndata) + 1) * sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	memcpy(s, ov->chain.v, ov->chain.n * sizeof(*s));
-	memcpy(s + ov->chain.n, reserved, nreserved * sizeof(*s));
+	if (ov->chain.n)
+		memcpy(s, ov->chain.v, ov->chain.n * sizeof(*s));
+	if (nreserved)
+		memcpy(s + ov->chain.n, reserved, nreserved * sizeof(*s));
 	k = n;
 	for (struct ov_leaf *l = ov_leaf_next(ov->head); l; l = ov_leaf_next(l))
 		for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
