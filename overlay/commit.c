@@ -38,13 +38,10 @@
 struct snap {
 	struct ov_leaf **dirty;		/* leaves taken off the dirty stack */
 	uint64_t ndirty;
-	struct ov_leaf **leaf;		/* leaves recorded, in key order */
-	uint8_t *cnt;			/* their new data / zero counts, 2 bytes each */
-	uint8_t *recs;			/* encoded records */
-	uint64_t nrec, cap;
 	struct ov_vec pend;		/* pending frees taken */
-	struct ov_vec slots;		/* record block slots allocated */
+	struct ov_vec slots;		/* record block slots written */
 	bool checkpoint;
+	uint64_t nrec, ndata, nzero;	/* records written; the new header's counts */
 };
 
 static int sync_fd(int fd)
@@ -101,43 +98,6 @@ static int take_dirty(struct overlay *ov, struct snap *s)
 	return 0;
 }
 
-static int add_record(struct snap *s, struct ov_leaf *l)
-{
-	uint32_t e[OV_LEAF_BLOCKS];
-	unsigned nd, nz;
-
-	for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
-		e[i] = atomic_load_explicit(&l->e[i], memory_order_acquire);
-	ov_leaf_count(e, &nd, &nz);
-	if (s->checkpoint && !nd && !nz)
-		return 0;	/* all BASE: a fresh chain needs no record for it */
-	if (s->nrec == s->cap) {
-		uint64_t cap = s->cap ? 2 * s->cap : 256;
-		struct ov_leaf **lp = realloc(s->leaf, cap * sizeof(*lp));
-		uint8_t *cp = lp ? realloc(s->cnt, cap * 2) : NULL;
-		uint8_t *rp = cp ? realloc(s->recs, cap * OV_REC_SIZE) : NULL;
-
-		if (lp)
-			s->leaf = lp;
-		if (cp)
-			s->cnt = cp;
-		if (!rp)
-			return -ENOMEM;
-		s->recs = rp;
-		s->cap = cap;
-	}
-	uint8_t *r = s->recs + s->nrec * OV_REC_SIZE;
-
-	ov_put64(r, l->key);
-	for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
-		ov_put32(r + 8 + 4 * i, e[i]);
-	s->leaf[s->nrec] = l;
-	s->cnt[2 * s->nrec] = (uint8_t)nd;
-	s->cnt[2 * s->nrec + 1] = (uint8_t)nz;
-	s->nrec++;
-	return 0;
-}
-
 static bool want_checkpoint(struct overlay *ov, uint64_t ndirty)
 {
 	uint64_t full = ov->nleaves / ov_rec_per_block(ov->bs) + 1;
@@ -158,15 +118,9 @@ static int snap_take(struct overlay *ov, bool checkpoint, struct snap *s)
 	if (ret)
 		return ret;
 	s->checkpoint = checkpoint || want_checkpoint(ov, s->ndirty);
-	if (s->checkpoint) {
-		for (struct ov_leaf *l = ov_leaf_next(ov->head); l && !ret; l = ov_leaf_next(l))
-			ret = add_record(s, l);
-		return ret;
-	}
-	qsort(s->dirty, s->ndirty, sizeof(*s->dirty), cmp_leaf);
-	for (uint64_t i = 0; i < s->ndirty && !ret; i++)
-		ret = add_record(s, s->dirty[i]);
-	return ret;
+	if (!s->checkpoint)
+		qsort(s->dirty, s->ndirty, sizeof(*s->dirty), cmp_leaf);
+	return 0;
 }
 
 static void snap_undo(struct overlay *ov, struct snap *s)
@@ -185,66 +139,99 @@ static void snap_undo(struct overlay *ov, struct snap *s)
 static void snap_free(struct snap *s)
 {
 	free(s->dirty);
-	free(s->leaf);
-	free(s->cnt);
-	free(s->recs);
 	ov_vec_free(&s->pend);
 	ov_vec_free(&s->slots);
 }
 
-/* Steps 2: record blocks at new slots, each naming its predecessor. */
-static int write_records(struct overlay *ov, struct snap *s, struct ov_meta *nm)
+/* Record blocks are filled and written one at a time, so a commit of many leaves
+ * needs one block of memory, not one record per leaf. */
+struct recw {
+	uint8_t *blk, *recs;
+	uint32_t n, per;
+	uint64_t prev, seq, gen;
+};
+
+/* Step 2 for one full (or the last) block: a new slot, naming its predecessor. */
+static int recw_flush(struct overlay *ov, struct snap *s, struct recw *w)
 {
-	uint32_t per = ov_rec_per_block(ov->bs);
-	uint64_t prev = s->checkpoint ? OV_NO_SLOT : ov->meta.chain_head;
-	uint64_t seq = s->checkpoint ? 0 : ov->meta.chain_len;
-	uint8_t *blk = ov_alloc(ov->bs);
-	int ret = blk ? 0 : -ENOMEM;
+	struct ov_rechdr h = { .gen = w->gen, .seq = w->seq, .prev = w->prev, .nrec = w->n };
+	int64_t got;
+	int ret;
 
-	for (uint64_t i = 0; i < s->nrec && !ret; i += per) {
-		struct ov_rechdr h = { .gen = nm->gen, .seq = seq++, .prev = prev };
-		int64_t got;
-
-		h.nrec = (uint32_t)(s->nrec - i < per ? s->nrec - i : per);
-		h.len = (uint32_t)ov_round_up(OV_REC_HDR + (uint64_t)h.nrec * OV_REC_SIZE,
-					      OV_PAGE_SIZE);
-		got = ov_slots_alloc(ov, 1, &h.slot);
-		if (got < 0) {
-			ret = (int)got;
-			break;
-		}
-		ret = ov_vec_push(&s->slots, h.slot);
-		if (ret) {
-			ov_slots_unalloc(ov, h.slot, 1);
-			break;
-		}
-		ov_rec_encode(blk, &h, s->recs + i * OV_REC_SIZE);
-		ret = ov_pwrite(ov->diff_fd, ov->diff_direct, blk, h.len, ov_slot_off(ov, h.slot));
-		prev = h.slot;
+	if (!w->n)
+		return 0;
+	h.len = (uint32_t)ov_round_up(OV_REC_HDR + (uint64_t)h.nrec * OV_REC_SIZE, OV_PAGE_SIZE);
+	got = ov_slots_alloc(ov, 1, &h.slot);
+	if (got < 0)
+		return (int)got;
+	ret = ov_vec_push(&s->slots, h.slot);
+	if (ret) {
+		ov_slots_unalloc(ov, h.slot, 1);
+		return ret;
 	}
-	free(blk);
-	nm->chain_head = prev;
-	nm->chain_len = seq;
+	ov_rec_encode(w->blk, &h, w->recs);
+	ret = ov_pwrite(ov->diff_fd, ov->diff_direct, w->blk, h.len, ov_slot_off(ov, h.slot));
+	w->prev = h.slot;
+	w->seq++;
+	w->n = 0;
 	return ret;
 }
 
-static void totals(struct overlay *ov, struct snap *s, struct ov_meta *nm)
+/* Snapshot one leaf into the current block: its entries now, its counts kept in
+ * the leaf (snd/snz) until the commit is durable. */
+static int recw_add(struct overlay *ov, struct snap *s, struct recw *w, struct ov_leaf *l)
 {
-	uint64_t nd = s->checkpoint ? 0 : ov->meta.ndata;
-	uint64_t nz = s->checkpoint ? 0 : ov->meta.nzero;
+	uint32_t e[OV_LEAF_BLOCKS];
+	unsigned nd, nz;
+	uint8_t *r;
 
-	for (uint64_t i = 0; i < s->nrec; i++) {
-		struct ov_leaf *l = s->leaf[i];
+	for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
+		e[i] = atomic_load_explicit(&l->e[i], memory_order_acquire);
+	ov_leaf_count(e, &nd, &nz);
+	l->snd = (uint8_t)nd;
+	l->snz = (uint8_t)nz;
+	if (s->checkpoint && !nd && !nz)
+		return 0;	/* all BASE: a fresh chain needs no record for it */
+	s->ndata = s->ndata + nd - (s->checkpoint ? 0 : l->cnd);	/* in 64 bits */
+	s->nzero = s->nzero + nz - (s->checkpoint ? 0 : l->cnz);
+	r = w->recs + (size_t)w->n * OV_REC_SIZE;
+	ov_put64(r, l->key);
+	for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
+		ov_put32(r + 8 + 4 * i, e[i]);
+	s->nrec++;
+	return ++w->n == w->per ? recw_flush(ov, s, w) : 0;
+}
 
-		if (!s->checkpoint) {
-			nd -= l->cnd;
-			nz -= l->cnz;
-		}
-		nd += s->cnt[2 * i];
-		nz += s->cnt[2 * i + 1];
-	}
-	nm->ndata = nd;
-	nm->nzero = nz;
+/* Steps 1 (the copy) and 2: every dirty leaf in key order, or for a checkpoint
+ * every leaf, as records of a chain that continues the committed one or, for a
+ * checkpoint, starts afresh. */
+static int write_records(struct overlay *ov, struct snap *s, struct ov_meta *nm)
+{
+	struct recw w = { .per = ov_rec_per_block(ov->bs), .gen = nm->gen,
+			  .prev = s->checkpoint ? OV_NO_SLOT : ov->meta.chain_head,
+			  .seq = s->checkpoint ? 0 : ov->meta.chain_len };
+	int ret = 0;
+
+	w.blk = ov_alloc(ov->bs);
+	w.recs = malloc((size_t)w.per * OV_REC_SIZE);
+	if (!w.blk || !w.recs)
+		ret = -ENOMEM;
+	s->ndata = s->checkpoint ? 0 : ov->meta.ndata;
+	s->nzero = s->checkpoint ? 0 : ov->meta.nzero;
+	if (s->checkpoint)
+		for (struct ov_leaf *l = ov_leaf_next(ov->head); l && !ret; l = ov_leaf_next(l))
+			ret = recw_add(ov, s, &w, l);
+	else
+		for (uint64_t i = 0; i < s->ndirty && !ret; i++)
+			ret = recw_add(ov, s, &w, s->dirty[i]);
+	ret = ret ?: recw_flush(ov, s, &w);
+	free(w.blk);
+	free(w.recs);
+	nm->chain_head = w.prev;
+	nm->chain_len = w.seq;
+	nm->ndata = s->ndata;
+	nm->nzero = s->nzero;
+	return ret;
 }
 
 /* The file reaches at least the end of the committed log, even where a slot's
@@ -278,12 +265,16 @@ int ov_write_header(struct overlay *ov, const struct ov_meta *nm)
 /* Step 5 and the in-memory bookkeeping of a commit that is now durable. */
 static void committed(struct overlay *ov, struct snap *s, struct ov_meta *nm)
 {
-	if (s->checkpoint)	/* leaves without a record are empty */
-		for (struct ov_leaf *l = ov_leaf_next(ov->head); l; l = ov_leaf_next(l))
-			l->cnd = l->cnz = 0;
-	for (uint64_t i = 0; i < s->nrec; i++) {
-		s->leaf[i]->cnd = s->cnt[2 * i];
-		s->leaf[i]->cnz = s->cnt[2 * i + 1];
+	/* A leaf inserted after the copy was never snapshotted: its snd/snz are still
+	 * 0 from its allocation, as are its committed counts. */
+	if (s->checkpoint)
+		for (struct ov_leaf *l = ov_leaf_next(ov->head); l; l = ov_leaf_next(l)) {
+			l->cnd = l->snd;
+			l->cnz = l->snz;
+		}
+	for (uint64_t i = 0; !s->checkpoint && i < s->ndirty; i++) {
+		s->dirty[i]->cnd = s->dirty[i]->snd;
+		s->dirty[i]->cnz = s->dirty[i]->snz;
 	}
 	for (uint64_t i = 0; i < s->pend.n; i++)
 		if (s->pend.v[i] & OV_PEND_PUNCH)
@@ -328,7 +319,7 @@ int ov_commit(struct overlay *ov, bool checkpoint)
 	if (ov->meta.version != OV_VERSION)
 		ov->need_checkpoint = true;
 	ret = snap_take(ov, checkpoint, &s);
-	if (!ret && !s.nrec && !s.pend.n && !s.checkpoint && nm.flags == ov->meta.flags &&
+	if (!ret && !s.ndirty && !s.pend.n && !s.checkpoint && nm.flags == ov->meta.flags &&
 	    !ov->repair_header) {
 		ret = sync_fd(ov->diff_fd);	/* nothing changed in the map */
 		goto out;
@@ -337,10 +328,7 @@ int ov_commit(struct overlay *ov, bool checkpoint)
 	nm.log_end = atomic_load(&ov->log_end);	/* I3: covers every slot above */
 	ret = ret ?: cover_log(ov, nm.log_end);
 	ret = ret ?: sync_fd(ov->diff_fd);
-	if (!ret) {
-		totals(ov, &s, &nm);
-		ret = ov_write_header(ov, &nm);
-	}
+	ret = ret ?: ov_write_header(ov, &nm);
 	if (!ret) {
 		committed(ov, &s, &nm);
 		s.pend.n = 0;

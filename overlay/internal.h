@@ -96,6 +96,7 @@ struct ov_leaf {
 	_Atomic uint16_t merge_dirty;	/* 1 bit per entry: changed since the merge pass */
 	_Atomic uint8_t dirty;		/* changed since its last commit */
 	uint8_t cnd, cnz;		/* data / zero entries as last committed */
+	uint8_t snd, snz;		/* the same in the commit being written */
 	uint8_t level;			/* skiplist height */
 	struct ov_leaf *_Atomic next[];	/* level pointers */
 };
