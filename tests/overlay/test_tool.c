@@ -84,6 +84,8 @@ Test(tool, create_info_check)
 	cr_assert_eq(field(o, "zero_blocks"), 2);
 	cr_assert_eq(field(o, "data_bytes"), 16384);
 	cr_assert_eq(field(o, "base_size"), 100000);
+	cr_assert_eq(field(o, "format_version"), 2);
+	cr_assert_geq(field(o, "log_blocks"), 1);
 	json_object *u;
 
 	cr_assert(json_object_object_get_ex(o, "base_uuid", &u));

@@ -28,6 +28,8 @@ static void print_json(const struct overlay_stats *s, uint64_t alloc)
 	json_object_object_add(o, "data_bytes", json_object_new_int64((int64_t)s->data_bytes));
 	json_object_object_add(o, "allocated_bytes", json_object_new_int64((int64_t)alloc));
 	json_object_object_add(o, "generation", json_object_new_int64((int64_t)s->gen));
+	json_object_object_add(o, "format_version", json_object_new_int64(s->version));
+	json_object_object_add(o, "log_blocks", json_object_new_int64((int64_t)s->log_blocks));
 	json_object_object_add(o, "base_size", json_object_new_int64((int64_t)s->base_size));
 	json_object_object_add(o, "base_uuid", json_object_new_string(s->base_uuid));
 	json_object_object_add(o, "base_dirty", json_object_new_boolean(s->flags & 1));
@@ -45,6 +47,9 @@ static void print_text(const struct overlay_stats *s, uint64_t alloc)
 	printf("zero blocks:     %llu\n", (unsigned long long)s->zero_blocks);
 	printf("allocated bytes: %llu\n", (unsigned long long)alloc);
 	printf("generation:      %llu\n", (unsigned long long)s->gen);
+	printf("format version:  %u\n", s->version);
+	printf("log blocks:      %llu (%llu free)\n", (unsigned long long)s->log_blocks,
+	       (unsigned long long)s->free_blocks);
 	printf("base size:       %llu\n", (unsigned long long)s->base_size);
 	printf("base uuid:       %s\n", s->base_uuid);
 	printf("base modified:   %s\n", s->flags & 1 ? "yes (a merge onto it started)" : "no");
