@@ -77,15 +77,10 @@ void ov_meta_free(struct ov_meta *m)
 	m->dir = NULL;
 }
 
-/* Header field offsets (FORMAT.md §2).  The first 24 bytes are laid out as in
- * version 1, so a reader tells the versions apart before it knows either. */
-enum {
-	H_MAGIC = 0, H_VERSION = 8, H_HDR_LEN = 12, H_CRC = 16, H_FLAGS = 20,
-	H_GEN = 24, H_SHIFT = 32, H_RSV0 = 36, H_SIZE = 40, H_NBLOCKS = 48,
-	H_DATA_OFF = 56, H_LOG_END = 64, H_CHAIN_HEAD = 72, H_BASE_SIZE = 80,
-	H_BASE_FP = 88, H_RSV1 = 92, H_UUID = 96, H_NDATA = 160, H_NZERO = 168,
-	H_CHAIN_LEN = 176, H_RSV2 = 184,
-};
+/* Version 2's own header fields (FORMAT.md §2); the rest are shared with
+ * version 1 (OVH_*), whose first 24 bytes are laid out the same, so a reader tells
+ * the versions apart before it knows either. */
+enum { H_LOG_END = 64, H_CHAIN_HEAD = 72, H_CHAIN_LEN = 176, H_RSV2 = 184 };
 
 static uint32_t crc_without(const uint8_t *p, size_t len, size_t crc_at)
 {
@@ -96,42 +91,42 @@ static uint32_t crc_without(const uint8_t *p, size_t len, size_t crc_at)
 	return ov_crc32c(crc, p + crc_at + 4, len - crc_at - 4);
 }
 
+void ov_hdr_put_common(const struct ov_meta *m, uint8_t *s, uint32_t version, uint32_t len)
+{
+	memset(s, 0, len);
+	memcpy(s + OVH_MAGIC, OV_MAGIC, 8);
+	ov_put32(s + OVH_VERSION, version);
+	ov_put32(s + OVH_LEN, len);
+	ov_put32(s + OVH_FLAGS, m->flags);
+	ov_put64(s + OVH_GEN, m->gen);
+	ov_put32(s + OVH_SHIFT, m->block_shift);
+	ov_put64(s + OVH_SIZE, m->size);
+	ov_put64(s + OVH_NBLOCKS, m->nblocks);
+	ov_put64(s + OVH_DATA_OFF, m->data_off);
+	ov_put64(s + OVH_BASE_SIZE, m->base_size);
+	ov_put32(s + OVH_BASE_FP, m->base_fp);
+	memcpy(s + OVH_UUID, m->uuid, strnlen(m->uuid, OVERLAY_UUID_MAX));
+	ov_put64(s + OVH_NDATA, m->ndata);
+	ov_put64(s + OVH_NZERO, m->nzero);
+}
+
+void ov_hdr_seal(uint8_t *s, uint32_t len)
+{
+	ov_put32(s + OVH_CRC, 0);
+	ov_put32(s + OVH_CRC, ov_crc32c(0, s, len));
+}
+
 void ov_header_encode(const struct ov_meta *m, uint8_t *slot)
 {
-	memset(slot, 0, OV_HDR_LEN);
-	memcpy(slot + H_MAGIC, OV_MAGIC, 8);
-	ov_put32(slot + H_VERSION, OV_VERSION);
-	ov_put32(slot + H_HDR_LEN, OV_HDR_LEN);
-	ov_put32(slot + H_FLAGS, m->flags);
-	ov_put64(slot + H_GEN, m->gen);
-	ov_put32(slot + H_SHIFT, m->block_shift);
-	ov_put64(slot + H_SIZE, m->size);
-	ov_put64(slot + H_NBLOCKS, m->nblocks);
-	ov_put64(slot + H_DATA_OFF, m->data_off);
+	ov_hdr_put_common(m, slot, OV_VERSION, OV_HDR_LEN);
 	ov_put64(slot + H_LOG_END, m->log_end);
 	ov_put64(slot + H_CHAIN_HEAD, m->chain_head);
-	ov_put64(slot + H_BASE_SIZE, m->base_size);
-	ov_put32(slot + H_BASE_FP, m->base_fp);
-	memcpy(slot + H_UUID, m->uuid, strnlen(m->uuid, OVERLAY_UUID_MAX));
-	ov_put64(slot + H_NDATA, m->ndata);
-	ov_put64(slot + H_NZERO, m->nzero);
 	ov_put64(slot + H_CHAIN_LEN, m->chain_len);
-	ov_put32(slot + H_CRC, ov_crc32c(0, slot, OV_HDR_LEN));
+	ov_hdr_seal(slot, OV_HDR_LEN);
 }
 
 static int check_geometry(const struct ov_meta *m, char *why, size_t wl)
 {
-	uint64_t bs = 1ull << m->block_shift;
-
-	if (m->nblocks != (m->size + bs - 1) / bs) {
-		ov_set_why(why, wl, "block count %llu does not match size %llu",
-			   (unsigned long long)m->nblocks, (unsigned long long)m->size);
-		return -EBADMSG;
-	}
-	if (m->data_off != ov_data_off((uint32_t)bs)) {
-		ov_set_why(why, wl, "data offset %llu wrong", (unsigned long long)m->data_off);
-		return -EBADMSG;
-	}
 	if (m->log_end > OV_LOG_MAX) {
 		ov_set_why(why, wl, "log end %llu past the largest log",
 			   (unsigned long long)m->log_end);
@@ -154,24 +149,25 @@ static int check_geometry(const struct ov_meta *m, char *why, size_t wl)
 /* Magic, length and checksum: common to both versions. */
 static int check_fixed(const uint8_t *s, size_t len, uint32_t *hdr_len, char *why, size_t wl)
 {
-	if (len < OV_HDR_LEN || memcmp(s + H_MAGIC, OV_MAGIC, 8)) {
+	if (len < OV_HDR_LEN || memcmp(s + OVH_MAGIC, OV_MAGIC, 8)) {
 		ov_set_why(why, wl, "bad magic (not a vds differencing file)");
 		return -EBADMSG;
 	}
-	*hdr_len = ov_get32(s + H_HDR_LEN);
+	*hdr_len = ov_get32(s + OVH_LEN);
 	if (*hdr_len < OV_PAGE_SIZE || *hdr_len > OV_HDR_SLOT || *hdr_len > len ||
 	    *hdr_len % OV_PAGE_SIZE) {
 		ov_set_why(why, wl, "header length %u out of range", *hdr_len);
 		return -EBADMSG;
 	}
-	if (crc_without(s, *hdr_len, H_CRC) != ov_get32(s + H_CRC)) {
+	if (crc_without(s, *hdr_len, OVH_CRC) != ov_get32(s + OVH_CRC)) {
 		ov_set_why(why, wl, "header checksum mismatch (torn write or corruption)");
 		return -EBADMSG;
 	}
 	return 0;
 }
 
-int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why, size_t wl)
+int ov_hdr_get_common(const uint8_t *s, size_t len, uint32_t version, struct ov_meta *m,
+		      size_t rsv, size_t rsv_end, char *why, size_t wl)
 {
 	int ret;
 
@@ -179,28 +175,21 @@ int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why,
 	ret = check_fixed(s, len, &m->hdr_len, why, wl);
 	if (ret)
 		return ret;
-	m->version = ov_get32(s + H_VERSION);
-	if (m->version != OV_VERSION) {
+	m->version = ov_get32(s + OVH_VERSION);
+	if (m->version != version) {
 		ov_set_why(why, wl, "unsupported format version %u", m->version);
 		return -ENOTSUP;
 	}
-	if (m->hdr_len != OV_HDR_LEN) {
-		ov_set_why(why, wl, "header length %u, version 2 has %u", m->hdr_len, OV_HDR_LEN);
-		return -EBADMSG;
-	}
-	m->flags = ov_get32(s + H_FLAGS);
-	m->gen = ov_get64(s + H_GEN);
-	m->block_shift = ov_get32(s + H_SHIFT);
-	m->size = ov_get64(s + H_SIZE);
-	m->nblocks = ov_get64(s + H_NBLOCKS);
-	m->data_off = ov_get64(s + H_DATA_OFF);
-	m->log_end = ov_get64(s + H_LOG_END);
-	m->chain_head = ov_get64(s + H_CHAIN_HEAD);
-	m->chain_len = ov_get64(s + H_CHAIN_LEN);
-	m->base_size = ov_get64(s + H_BASE_SIZE);
-	m->base_fp = ov_get32(s + H_BASE_FP);
-	m->ndata = ov_get64(s + H_NDATA);
-	m->nzero = ov_get64(s + H_NZERO);
+	m->flags = ov_get32(s + OVH_FLAGS);
+	m->gen = ov_get64(s + OVH_GEN);
+	m->block_shift = ov_get32(s + OVH_SHIFT);
+	m->size = ov_get64(s + OVH_SIZE);
+	m->nblocks = ov_get64(s + OVH_NBLOCKS);
+	m->data_off = ov_get64(s + OVH_DATA_OFF);
+	m->base_size = ov_get64(s + OVH_BASE_SIZE);
+	m->base_fp = ov_get32(s + OVH_BASE_FP);
+	m->ndata = ov_get64(s + OVH_NDATA);
+	m->nzero = ov_get64(s + OVH_NZERO);
 	if (m->flags & ~OV_FLAGS_KNOWN) {
 		ov_set_why(why, wl, "unknown header flags 0x%x", m->flags);
 		return -ENOTSUP;
@@ -213,16 +202,40 @@ int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why,
 		ov_set_why(why, wl, "size out of range");
 		return -EBADMSG;
 	}
-	if (ov_get32(s + H_RSV0) || ov_get32(s + H_RSV1) ||
-	    !all_zero(s + H_RSV2, OV_HDR_LEN - H_RSV2)) {
+	if (ov_get32(s + OVH_RSV0) || ov_get32(s + OVH_RSV1) || !all_zero(s + rsv, rsv_end - rsv)) {
 		ov_set_why(why, wl, "reserved header bytes are not zero");
 		return -EBADMSG;
 	}
-	if (s[H_UUID + OVERLAY_UUID_MAX]) {
+	if (s[OVH_UUID + OVERLAY_UUID_MAX]) {
 		ov_set_why(why, wl, "base uuid not terminated");
 		return -EBADMSG;
 	}
-	memcpy(m->uuid, s + H_UUID, OVERLAY_UUID_MAX + 1);
+	memcpy(m->uuid, s + OVH_UUID, OVERLAY_UUID_MAX + 1);
+	if (m->nblocks != (m->size + (1ull << m->block_shift) - 1) >> m->block_shift) {
+		ov_set_why(why, wl, "block count %llu does not match size %llu",
+			   (unsigned long long)m->nblocks, (unsigned long long)m->size);
+		return -EBADMSG;
+	}
+	if (m->data_off != ov_data_off(1u << m->block_shift)) {
+		ov_set_why(why, wl, "data offset %llu wrong", (unsigned long long)m->data_off);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int ov_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why, size_t wl)
+{
+	int ret = ov_hdr_get_common(s, len, OV_VERSION, m, H_RSV2, OV_HDR_LEN, why, wl);
+
+	if (ret)
+		return ret;
+	if (m->hdr_len != OV_HDR_LEN) {
+		ov_set_why(why, wl, "header length %u, version 2 has %u", m->hdr_len, OV_HDR_LEN);
+		return -EBADMSG;
+	}
+	m->log_end = ov_get64(s + H_LOG_END);
+	m->chain_head = ov_get64(s + H_CHAIN_HEAD);
+	m->chain_len = ov_get64(s + H_CHAIN_LEN);
 	return check_geometry(m, why, wl);
 }
 
@@ -236,7 +249,7 @@ int ov_header_any_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *
 	ret = check_fixed(s, len, &hdr_len, why, wl);
 	if (ret)
 		return ret;
-	if (ov_get32(s + H_VERSION) == OV1_VERSION)
+	if (ov_get32(s + OVH_VERSION) == OV1_VERSION)
 		return ov1_header_decode(s, len, m, why, wl);
 	return ov_header_decode(s, len, m, why, wl);
 }

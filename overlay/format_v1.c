@@ -31,49 +31,24 @@ uint64_t ov1_header_len(uint64_t npages)
 	return ov_round_up(OV1_HDR_FIXED + (npages + 3) / 4, OV_PAGE_SIZE);
 }
 
-/* Header field offsets (FORMAT.md, "Header"). */
-enum {
-	H_MAGIC = 0, H_VERSION = 8, H_HDR_LEN = 12, H_CRC = 16, H_FLAGS = 20,
-	H_GEN = 24, H_SHIFT = 32, H_RSV0 = 36, H_SIZE = 40, H_NBLOCKS = 48,
-	H_DATA_OFF = 56, H_MAP_OFF = 64, H_NPAGES = 72, H_BASE_SIZE = 80,
-	H_BASE_FP = 88, H_RSV1 = 92, H_UUID = 96, H_NDATA = 160, H_NZERO = 168,
-	H_RSV2 = 176, H_DIR = OV1_HDR_FIXED,
-};
+/* Version 1's own header fields (FORMAT.md appendix A); the rest are shared. */
+enum { H_MAP_OFF = 64, H_NPAGES = 72, H_RSV2 = 176, H_DIR = OV1_HDR_FIXED };
 
 void ov1_header_encode(const struct ov_meta *m, uint8_t *slot)
 {
 	uint32_t len = (uint32_t)ov1_header_len(m->npages);
 
-	memset(slot, 0, len);
-	memcpy(slot + H_MAGIC, OV_MAGIC, 8);
-	ov_put32(slot + H_VERSION, OV1_VERSION);
-	ov_put32(slot + H_HDR_LEN, len);
-	ov_put32(slot + H_FLAGS, m->flags);
-	ov_put64(slot + H_GEN, m->gen);
-	ov_put32(slot + H_SHIFT, m->block_shift);
-	ov_put64(slot + H_SIZE, m->size);
-	ov_put64(slot + H_NBLOCKS, m->nblocks);
-	ov_put64(slot + H_DATA_OFF, m->data_off);
+	ov_hdr_put_common(m, slot, OV1_VERSION, len);
 	ov_put64(slot + H_MAP_OFF, m->map_off);
 	ov_put64(slot + H_NPAGES, m->npages);
-	ov_put64(slot + H_BASE_SIZE, m->base_size);
-	ov_put32(slot + H_BASE_FP, m->base_fp);
-	memcpy(slot + H_UUID, m->uuid, strnlen(m->uuid, OVERLAY_UUID_MAX));
-	ov_put64(slot + H_NDATA, m->ndata);
-	ov_put64(slot + H_NZERO, m->nzero);
 	memcpy(slot + H_DIR, m->dir, (m->npages + 3) / 4);
-	ov_put32(slot + H_CRC, ov_crc32c(0, slot, len));
+	ov_hdr_seal(slot, len);
 }
 
 static int check_geometry(const struct ov_meta *m, char *why, size_t wl)
 {
 	uint64_t bs = 1ull << m->block_shift;
 
-	if (m->nblocks != (m->size + bs - 1) / bs) {
-		ov_set_why(why, wl, "block count %llu does not match size %llu",
-			   (unsigned long long)m->nblocks, (unsigned long long)m->size);
-		return -EBADMSG;
-	}
 	if (m->npages != ov1_pages_for(m->nblocks) || m->npages > OV1_MAX_PAGES) {
 		ov_set_why(why, wl, "map page count %llu wrong for %llu blocks",
 			   (unsigned long long)m->npages, (unsigned long long)m->nblocks);
@@ -82,10 +57,6 @@ static int check_geometry(const struct ov_meta *m, char *why, size_t wl)
 	if (m->hdr_len != ov1_header_len(m->npages)) {
 		ov_set_why(why, wl, "header length %u wrong for %llu map pages", m->hdr_len,
 			   (unsigned long long)m->npages);
-		return -EBADMSG;
-	}
-	if (m->data_off != ov_data_off((uint32_t)bs)) {
-		ov_set_why(why, wl, "data offset %llu wrong", (unsigned long long)m->data_off);
 		return -EBADMSG;
 	}
 	if (m->map_off % OV_PAGE_SIZE || m->map_off < m->data_off + m->nblocks * bs ||
@@ -101,78 +72,14 @@ static int check_geometry(const struct ov_meta *m, char *why, size_t wl)
 	return 0;
 }
 
-static int check_fixed(const uint8_t *s, size_t len, struct ov_meta *m, char *why, size_t wl)
-{
-	if (len < OV1_HDR_FIXED || memcmp(s + H_MAGIC, OV_MAGIC, 8)) {
-		ov_set_why(why, wl, "bad magic (not a vds differencing file)");
-		return -EBADMSG;
-	}
-	m->hdr_len = ov_get32(s + H_HDR_LEN);
-	if (m->hdr_len < OV_PAGE_SIZE || m->hdr_len > OV_HDR_SLOT || m->hdr_len > len ||
-	    m->hdr_len % OV_PAGE_SIZE) {
-		ov_set_why(why, wl, "header length %u out of range", m->hdr_len);
-		return -EBADMSG;
-	}
-	uint32_t want = ov_get32(s + H_CRC), crc;
-	static const uint8_t zero4[4];
-
-	crc = ov_crc32c(0, s, H_CRC);
-	crc = ov_crc32c(crc, zero4, 4);
-	crc = ov_crc32c(crc, s + H_CRC + 4, m->hdr_len - H_CRC - 4);
-	if (crc != want) {
-		ov_set_why(why, wl, "header checksum mismatch (torn write or corruption)");
-		return -EBADMSG;
-	}
-	m->version = ov_get32(s + H_VERSION);
-	if (m->version != OV1_VERSION) {
-		ov_set_why(why, wl, "unsupported format version %u", m->version);
-		return -ENOTSUP;
-	}
-	return 0;
-}
-
 int ov1_header_decode(const uint8_t *s, size_t len, struct ov_meta *m, char *why, size_t wl)
 {
-	int ret;
+	int ret = ov_hdr_get_common(s, len, OV1_VERSION, m, H_RSV2, H_DIR, why, wl);
 
-	memset(m, 0, sizeof(*m));
-	ret = check_fixed(s, len, m, why, wl);
 	if (ret)
 		return ret;
-	m->flags = ov_get32(s + H_FLAGS);
-	m->gen = ov_get64(s + H_GEN);
-	m->block_shift = ov_get32(s + H_SHIFT);
-	m->size = ov_get64(s + H_SIZE);
-	m->nblocks = ov_get64(s + H_NBLOCKS);
-	m->data_off = ov_get64(s + H_DATA_OFF);
 	m->map_off = ov_get64(s + H_MAP_OFF);
 	m->npages = ov_get64(s + H_NPAGES);
-	m->base_size = ov_get64(s + H_BASE_SIZE);
-	m->base_fp = ov_get32(s + H_BASE_FP);
-	m->ndata = ov_get64(s + H_NDATA);
-	m->nzero = ov_get64(s + H_NZERO);
-	if (m->flags & ~OV_FLAGS_KNOWN) {
-		ov_set_why(why, wl, "unknown header flags 0x%x", m->flags);
-		return -ENOTSUP;
-	}
-	if (m->block_shift < 12 || m->block_shift > 20) {
-		ov_set_why(why, wl, "block size 2^%u out of range", m->block_shift);
-		return -EBADMSG;
-	}
-	if (m->size > (1ull << 60) || m->base_size > (1ull << 60)) {
-		ov_set_why(why, wl, "size out of range");
-		return -EBADMSG;
-	}
-	if (ov_get32(s + H_RSV0) || ov_get32(s + H_RSV1) ||
-	    !all_zero(s + H_RSV2, H_DIR - H_RSV2)) {
-		ov_set_why(why, wl, "reserved header bytes are not zero");
-		return -EBADMSG;
-	}
-	if (s[H_UUID + OVERLAY_UUID_MAX]) {
-		ov_set_why(why, wl, "base uuid not terminated");
-		return -EBADMSG;
-	}
-	memcpy(m->uuid, s + H_UUID, OVERLAY_UUID_MAX + 1);
 	ret = check_geometry(m, why, wl);
 	if (ret)
 		return ret;

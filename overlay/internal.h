@@ -222,6 +222,14 @@ bool ov_fd_direct(int fd);
 int ov_punch(int fd, uint64_t off, uint64_t len);
 int ov_zero_range(int fd, bool direct, uint64_t off, uint64_t len);
 
+/* Header fields both versions share (FORMAT.md §2 and appendix A). */
+enum {
+	OVH_MAGIC = 0, OVH_VERSION = 8, OVH_LEN = 12, OVH_CRC = 16, OVH_FLAGS = 20,
+	OVH_GEN = 24, OVH_SHIFT = 32, OVH_RSV0 = 36, OVH_SIZE = 40, OVH_NBLOCKS = 48,
+	OVH_DATA_OFF = 56, OVH_BASE_SIZE = 80, OVH_BASE_FP = 88, OVH_RSV1 = 92,
+	OVH_UUID = 96, OVH_NDATA = 160, OVH_NZERO = 168,
+};
+
 /* format.c: pure encoders/decoders of version 2 (no I/O); the fuzz target drives
  * these.  A record block's buffer is `len` bytes (a multiple of 4096). */
 void ov_put32(uint8_t *p, uint32_t v);
@@ -243,6 +251,13 @@ int ov_rec_entry_check(uint64_t key, const uint32_t *e, const struct ov_meta *m,
 		       char *why, size_t why_len);
 uint64_t ov_data_off(uint32_t bs);
 void ov_meta_free(struct ov_meta *m);
+/* The shared fields: put them into a zeroed header of len bytes, then the caller
+ * adds its own and seals (checksum); get checks magic, length, checksum, version
+ * and every shared rule, with bytes [rsv, rsv_end) reserved. */
+void ov_hdr_put_common(const struct ov_meta *m, uint8_t *s, uint32_t version, uint32_t len);
+void ov_hdr_seal(uint8_t *s, uint32_t len);
+int ov_hdr_get_common(const uint8_t *s, size_t len, uint32_t version, struct ov_meta *m,
+		      size_t rsv, size_t rsv_end, char *why, size_t wl);
 
 /* format_v1.c: version 1 (fixed offsets, 2-bit map pages); read, and written only
  * by the tests that make version-1 files. */
