@@ -3,7 +3,7 @@
  * The map goes from guest block to slot; nothing goes back.  Rather than keep a
  * reverse map for the whole life of the overlay (4-8 more bytes per written
  * block), the iterator scans the map once per window of W slots and sorts the
- * (slot, block) pairs that fall into the window: memory W * 12 bytes, scans
+ * (slot, block) pairs that fall into the window: memory W * 16 bytes, scans
  * log_end / W.  W = max(64 Ki, log_end / 16) at begin, so a merge costs at most 17
  * scans of the map (about a millisecond per 100k leaves each) and a buffer of a
  * 16th of the log.  After the last window come the ZERO extents, in guest order

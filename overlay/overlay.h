@@ -149,9 +149,9 @@ int overlay_next_extent(struct overlay *ov, uint64_t *cursor, struct overlay_ext
  * bytes through overlay_read, as with next_extent, and mirror later writes (the
  * daemon's converge does both).  Every block that was DATA or ZERO when begin
  * returned and stays so is reported exactly once.  The iterator scans the map in
- * windows of the log: memory about 12 bytes per 16th of the log's slots (at least
- * 64 Ki slots), at most 17 scans of the map in all.  End it before closing the
- * overlay. */
+ * windows of the log: memory 16 bytes per slot of a window, a 16th of the log (at
+ * least 64 Ki slots), at most 17 scans of the map in all.  End it before closing
+ * the overlay. */
 struct overlay_log_iter;
 int overlay_log_iter_begin(struct overlay *ov, struct overlay_log_iter **out);
 int overlay_log_iter_next(struct overlay_log_iter *it, struct overlay_extent *ext);
