@@ -9,8 +9,10 @@
 #   - a heavy writer (issue 13): 16 threads of aligned 4 KiB random writes over a
 #     SIZES disk (as many writes as the disk has blocks), a flush every second;
 #     write IOPS, median and worst flush, the final flush, the extent count
-#     (FIEMAP: the lines of filefrag -v), reading everything changed in guest order and in log order (the
-#     merge's reads, page cache dropped first), and the unlink;
+#     (FIEMAP: the lines of filefrag -v), reading everything changed (the merge's
+#     reads, page cache dropped first: format 2 in log order, then in guest order
+#     as the daemon reads today, which then partly hits the host's cache; format 1
+#     once, its file order being its guest order), and the unlink;
 #   - peak RSS (issue 12) of a process whose overlay of VIRT virtual size gets 1 GiB
 #     written, clustered (1 MiB writes) or scattered (4 KiB writes), over all of it.
 # Prints medians per format and the ratio v2/v1 (below 1 is better everywhere but
@@ -80,8 +82,8 @@ metrics = [('iops', 'write IOPS (4 KiB random, 16 threads)', 0),
            ('flush_max_ms', 'flush latency, worst ms', 1),
            ('final_flush_s', 'final flush (all dirty data), s', 2),
            ('extents', 'differencing file extents (filefrag -v)', 0),
-           ('read_guest_s', 'read all changed, guest order, s', 2),
-           ('read_log_s', 'read all changed, log order, s', 2),
+           ('read_log_s', 'merge read, v2 in log order (first read), s', 2),
+           ('read_guest_s', 'merge read, v2 in guest order (second read), s', 2),
            ('unlink_s', 'unlink, s', 3)]
 for mb in sorted({k[0] for k in rw}, key=int):
     n = len(rw.get((mb, 'v1'), []))
