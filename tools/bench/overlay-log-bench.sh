@@ -19,7 +19,9 @@
 # IOPS).  Files go on the filesystem of DIR (ext4 here: /var/tmp).
 #
 #   tools/bench/overlay-log-bench.sh
-#   env: DIR (/var/tmp), SIZES_MB ("4096"), RUNS (3), RSS_RUNS (1), VIRT_GB ("2048 16384")
+#   env: DIR (/var/tmp), SIZES_MB ("4096"), RUNS (3), RSS_RUNS (1), VIRT_GB ("2048 16384"),
+#        RESULTS (keep the raw rows in this file; rows already in it are reused,
+#        so RUNS=0 after an earlier run redoes only the RSS part)
 set -eu
 cd "$(dirname "$0")/../.."
 V1=28d9aba	# main before format 2: overlay/ at format version 1
@@ -39,8 +41,8 @@ cc $cflags -DHAVE_LOG_ITER -Ioverlay overlay/*.c tools/bench/overlay-log-bench.c
 echo "overlay-log-bench: $(date -u +%F), $(uname -r), $(nproc) CPUs, load: $(uptime | sed 's/.*load/load/')"
 echo "filesystem of $dir: $(df -T "$dir" | awk 'NR==2 {print $2}')"
 
-res=$work/results
-: >"$res"
+res=${RESULTS:-$work/results}
+touch "$res"
 for r in $(seq 1 "$runs"); do
   for mb in $sizes; do
     order="v1 v2"; [ $((r % 2)) -eq 0 ] && order="v2 v1"
