@@ -208,9 +208,9 @@ int ov_check_counts(struct overlay *ov, struct ov_finder *f)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_u32(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
 	return x < y ? -1 : x > y;
 }
@@ -222,23 +222,22 @@ static int cmp_u64(const void *a, const void *b)
 int ov_rebuild_free(struct overlay *ov, uint64_t *reserved, uint64_t nreserved,
 		    struct ov_finder *f)
 {
-	uint64_t n = ov->chain.n + nreserved, k = 0, end = atomic_load(&ov->log_end);
-	uint64_t *s;
+	uint64_t n = ov->chain.n + nreserved, k = n, end = atomic_load(&ov->log_end), gaps = 0;
+	uint32_t *s;	/* slots < OV_LOG_MAX < 2^32: half the memory of 64-bit ones */
 	int ret = 0;
 
 	s = malloc((n + atomic_load(&ov->ndata) + 1) * sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	if (ov->chain.n)
-		memcpy(s, ov->chain.v, ov->chain.n * sizeof(*s));
-	if (nreserved)
-		memcpy(s + ov->chain.n, reserved, nreserved * sizeof(*s));
-	k = n;
+	for (uint64_t i = 0; i < ov->chain.n; i++)
+		s[i] = (uint32_t)ov->chain.v[i];
+	for (uint64_t i = 0; i < nreserved; i++)
+		s[ov->chain.n + i] = (uint32_t)reserved[i];
 	for (struct ov_leaf *l = ov_leaf_next(ov->head); l; l = ov_leaf_next(l))
 		for (unsigned i = 0; i < OV_LEAF_BLOCKS; i++)
 			if (atomic_load(&l->e[i]) >= OV_E_SLOT0)
-				s[k++] = ov_e_slot(atomic_load(&l->e[i]));
-	qsort(s, k, sizeof(*s), cmp_u64);
+				s[k++] = (uint32_t)ov_e_slot(atomic_load(&l->e[i]));
+	qsort(s, k, sizeof(*s), cmp_u32);
 	for (uint64_t i = 0; i < k; i++) {
 		if (s[i] >= end || (i && s[i] == s[i - 1])) {
 			ov_note(f, true, "log slot %llu %s", (unsigned long long)s[i],
@@ -246,21 +245,24 @@ int ov_rebuild_free(struct overlay *ov, uint64_t *reserved, uint64_t nreserved,
 			ret = -EBADMSG;
 			break;
 		}
+		gaps += s[i] > (i ? s[i - 1] + 1ull : 0);
 	}
-	/* The gaps are free (at most k + 1 of them); one pass builds the sorted
-	 * extents. */
-	if (!ret && !(ov->free = malloc((k + 1) * sizeof(*ov->free))))
+	gaps += k ? end > s[k - 1] + 1ull : end > 0;
+	/* The gaps are free; counted first so the extents take no more than they
+	 * need (mem_bytes counts them), then built in one pass. */
+	if (!ret && !(ov->free = malloc((gaps ? gaps : 1) * sizeof(*ov->free))))
 		ret = -ENOMEM;
+	ov->free_cap = ret ? 0 : (gaps ? gaps : 1);
 	for (uint64_t i = 0, at = 0; !ret && i <= k; i++) {
 		uint64_t next = i < k ? s[i] : end;
 
 		if (next > at) {
+			assert(ov->nfree < gaps);
 			ov->free[ov->nfree++] = (struct ov_ext){ at, next - at };
 			ov->free_blocks += next - at;
 		}
 		at = next + 1;
 	}
-	ov->free_cap = ov->free ? k + 1 : 0;
 	/* Not punched when freed: they are reused in place like any free slot. */
 	for (uint64_t i = 0; !ret && i < nreserved; i++)
 		ret = ov_vec_push(&ov->pending, reserved[i]);
