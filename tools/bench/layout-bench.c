@@ -93,7 +93,7 @@ static uint64_t place(uint64_t b, const uint8_t *zeros)
 static void *writer(void *arg)
 {
 	uint64_t seed = 0x9e3779b97f4a7c15ull * ((uintptr_t)arg + 1);
-	uint8_t *buf, *zeros = calloc(1, cfg.unit);
+	uint8_t *buf = NULL, *zeros = calloc(1, cfg.unit);
 
 	if (!zeros || posix_memalign((void **)&buf, 4096, 4096))
 		die("memory", ENOMEM);
