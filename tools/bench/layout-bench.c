@@ -27,9 +27,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/fiemap.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
+
+#include "bench-util.h"
+
+const char *bench_name = "layout-bench";
 
 static struct {
 	const char *dir, *layout;
@@ -43,28 +44,6 @@ static char path[4096];
 static _Atomic uint64_t next_op, next_slot;
 static uint32_t *where;		/* per allocation unit: slot + 1, 0 = none yet */
 static pthread_mutex_t alloc_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "layout-bench: %s: %s\n", what, strerror(err));
-	exit(1);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 static void put(const void *buf, size_t len, uint64_t off)
 {
@@ -103,13 +82,6 @@ static void *writer(void *arg)
 	free(buf);
 	free(zeros);
 	return NULL;
-}
-
-static long extents(void)
-{
-	struct fiemap fm = { .fm_length = FIEMAP_MAX_OFFSET, .fm_flags = FIEMAP_FLAG_SYNC };
-
-	return ioctl(fd, FS_IOC_FIEMAP, &fm) ? -1 : (long)fm.fm_mapped_extents;
 }
 
 int main(int argc, char **argv)
@@ -164,7 +136,7 @@ int main(int argc, char **argv)
 	if (fdatasync(fd))
 		die("fdatasync", errno);
 	t_sync = now() - t0;
-	long ext = extents();
+	long ext = extents(fd);
 
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	t0 = now();

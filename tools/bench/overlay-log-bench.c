@@ -36,11 +36,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/fiemap.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 
+#include "bench-util.h"
 #include "overlay.h"
+
+const char *bench_name = "overlay-log-bench";
 
 static struct {
 	const char *dir, *mode, *pattern;
@@ -49,28 +49,6 @@ static struct {
 } cfg = { "/var/tmp", "rw", "clustered", 4096ull << 20, 0, 2048ull << 30, 16, 1000 };
 
 static char base_p[4096], diff_p[4096];
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "overlay-log-bench: %s: %s\n", what, strerror(err));
-	exit(1);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 static struct overlay *make(int *base, int *diff, uint64_t base_size, uint64_t size)
 {
@@ -138,18 +116,6 @@ static int cmp_d(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return x < y ? -1 : x > y;
-}
-
-/* The number of extents FIEMAP reports, i.e. the lines of `filefrag -v`.
- * (filefrag's summary counts only physically discontiguous ones: ext4 lays a
- * scattered file's blocks out physically in logical order, holes included, and
- * then says "3 extents found" for a file whose extent tree has tens of thousands,
- * which its unlink has to walk.) */
-static long extents(int fd)
-{
-	struct fiemap fm = { .fm_length = FIEMAP_MAX_OFFSET, .fm_flags = FIEMAP_FLAG_SYNC };
-
-	return ioctl(fd, FS_IOC_FIEMAP, &fm) ? -1 : (long)fm.fm_mapped_extents;
 }
 
 static void drop_cache(int fd)
