@@ -5,6 +5,7 @@
  * datastores until the file has switched, been rolled back or failed. The work runs
  * on a thread of its own; the scheduler thread only starts it.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -329,29 +330,37 @@ static void set_times(struct mig *m)
 	futimens(m->copy_fd, ts);
 }
 
+/* Every handle of the file gets a destination fd before anything irreversible. The
+ * array is sized by counting the handles under vfile_handles_lock(), which keeps the
+ * list as it is until the swap: a file may have any number of handles. */
 struct reopen {
 	int newfd_path;
-	int n, err;
-	int fds[256];
+	size_t n, cap;
+	int err;
+	int *fds;
 };
+
+static void count_one(struct vhandle *h, void *arg)
+{
+	(void)h;
+	(*(size_t *)arg)++;
+}
 
 static void reopen_one(struct vhandle *h, void *arg)
 {
 	struct reopen *r = arg;
 	char p[32];
+	int fd;
 
 	if (r->err)
 		return;
-	if (r->n == 256) {
-		r->err = -EMFILE;
-		return;
-	}
+	assert(r->n < r->cap);
 	fd_path(r->newfd_path, p);
-	r->fds[r->n] = open(p, h->flags);
-	if (r->fds[r->n] < 0)
+	fd = open(p, h->flags);
+	if (fd < 0)
 		r->err = -errno;
 	else
-		r->n++;
+		r->fds[r->n++] = fd;
 }
 
 static void swap_one(struct vhandle *h, void *arg)
@@ -361,6 +370,27 @@ static void swap_one(struct vhandle *h, void *arg)
 
 	h->fd = r->fds[r->n++];
 	r->fds[r->n - 1] = old;		/* closed by the caller; h->flags, h->direct stay */
+}
+
+/* With vfile_handles_lock() held: r->fds[0..r->n) are the new fds, one per handle in
+ * list order, or the migration has failed with a line naming the step. */
+static int reopen_handles(struct mig *m, struct reopen *r)
+{
+	char why[96];
+	size_t n = 0;
+
+	vfile_for_each_handle(m->vf, count_one, &n);
+	r->fds = malloc((n ? n : 1) * sizeof(*r->fds));
+	if (!r->fds) {
+		snprintf(why, sizeof(why), "no memory to reopen %zu open handles", n);
+		return fail(m, -ENOMEM, "switch failed: %s", why);
+	}
+	r->cap = n;
+	vfile_for_each_handle(m->vf, reopen_one, r);
+	if (!r->err)
+		return 0;
+	snprintf(why, sizeof(why), "handle %zu of %zu: %s", r->n + 1, n, strerror(-r->err));
+	return fail(m, r->err, "switch failed: reopening the open handles on the destination, %s", why);
 }
 
 /* The flip itself: called with the gate and ns_lock held exclusive. */
@@ -466,10 +496,8 @@ static int mig_switch(struct mig *m)
 	/* Every handle gets its destination fd before anything irreversible; the
 	 * handle list stays as it is until the swap (vfile.c: vfile_open). */
 	vfile_handles_lock();
-	if (!ret) {
-		vfile_for_each_handle(m->vf, reopen_one, &r);
-		ret = r.err;
-	}
+	if (!ret)
+		ret = reopen_handles(m, &r);
 	if (!ret) {
 		/* A rename during the pause would have made the staged path stale. */
 		pthread_mutex_lock(&v->mig_lock);
@@ -496,8 +524,9 @@ static int mig_switch(struct mig *m)
 	}
 	vfile_handles_unlock();
 	pthread_rwlock_unlock(&m->vf->gate);
-	for (int i = 0; i < r.n; i++)
+	for (size_t i = 0; i < r.n; i++)
 		close(r.fds[i]);
+	free(r.fds);
 	if (ret) {
 		if (ret == -ECANCELED)
 			return ret;

@@ -374,6 +374,42 @@ class NamespaceRules(Base):
             self.assertEqual(f.read(13), b"after-switch!")
 
 
+class ManyHandles(Base):
+    """A file held open through 300 handles (past the 256 the switch once had room
+    for) switches, and every handle reads and writes the destination afterwards."""
+    hold = "copied"
+    HANDLES = 300
+
+    def test_300_handles_survive_the_switch(self):
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < self.HANDLES + 64:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        img = self.m.path("vm/disk")
+        fds = [os.open(img, os.O_RDWR) for _ in range(self.HANDLES)]
+        for fd in fds:
+            self.addCleanup(os.close, fd)
+        mid, = self.c.migrate(img, "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        for i, fd in enumerate(fds):
+            os.pwrite(fd, b"before %04d" % i, i * 4096)
+        self.c.release()
+        st = self.c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "done", st)
+        self.assertEqual(self.m.where("vm/disk"), [1])
+        for i, fd in enumerate(fds):
+            self.assertEqual(os.pread(fd, 11, i * 4096), b"before %04d" % i)
+            os.pwrite(fd, b"after  %04d" % i, i * 4096 + 2048)
+            os.fsync(fd)
+        with open(self.m.backing(1, "vm/disk"), "rb") as f:
+            for i in range(self.HANDLES):
+                f.seek(i * 4096)
+                self.assertEqual(f.read(11), b"before %04d" % i)
+                f.seek(i * 4096 + 2048)
+                self.assertEqual(f.read(11), b"after  %04d" % i)
+        self.assert_clean()
+
+
 class BadRequests(Base):
     n = 3
     tmpfs = [160, 160, 4]
