@@ -105,8 +105,11 @@ void mig_shutdown(struct vds *v);
 int mig_recover(struct vds *v);
 
 /* control requests; err gets one line on failure */
-int mig_submit(struct vds *v, const char *path, int dst, uint64_t bwlimit, uint64_t *id,
-	       char *err, size_t len);
+/* Queue the migration of paths[i] to datastore dsts[i] for every i < n, all or none:
+ * every file is checked (mig_check) and pinned before the first is queued. 0 and
+ * ids[i] set, or -errno with one line in err and nothing queued. */
+int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t n,
+	       uint64_t bwlimit, uint64_t *ids, char *err, size_t len);
 int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len);
 int mig_cancel(struct vds *v, uint64_t id, char *err, size_t len);
 json_object *mig_status(struct vds *v, uint64_t id);

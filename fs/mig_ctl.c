@@ -188,8 +188,9 @@ struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t 
 	return m;
 }
 
-/* Pin the file's node and open-file object for the migration's lifetime. */
-static int mig_bind(struct mig *m)
+/* Pin the file's node and open-file object for the migration's lifetime. The file
+ * must still be the one mig_check() saw (st): a rename in between makes it fail. */
+static int mig_bind(struct mig *m, const struct stat *checked)
 {
 	struct vds *v = m->v;
 	struct stat st;
@@ -200,6 +201,10 @@ static int mig_bind(struct mig *m)
 	if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0) {
 		close(fd);
 		return -errno;
+	}
+	if (st.st_dev != checked->st_dev || st.st_ino != checked->st_ino) {
+		close(fd);
+		return -ESTALE;
 	}
 	m->node = node_pin_file(&v->nodes, m->src, fd, &st);
 	if (!m->node)
@@ -212,37 +217,107 @@ static int mig_bind(struct mig *m)
 	return 0;
 }
 
-int mig_submit(struct vds *v, const char *path, int dst, uint64_t bwlimit, uint64_t *id,
-	       char *err, size_t len)
+static void mig_free(struct mig *m)
+{
+	for (int i = 0; i < MIG_REGIONS; i++)
+		pthread_mutex_destroy(&m->region[i]);
+	free(m);
+}
+
+/* Undo mig_bind() of a migration that was never queued. */
+static void mig_unbind(struct mig *m)
+{
+	if (m->vf)
+		vfile_put(m->v, m->vf);
+	if (m->node)
+		node_unpin(&m->v->nodes, m->node);
+	mig_free(m);
+}
+
+/* Check, then pin, one file of a request: a new unqueued migration, or NULL with
+ * *ret and err set. */
+static struct mig *mig_prepare_one(struct vds *v, const char *path, int dst, uint64_t bwlimit,
+				   int *ret, char *err, size_t len)
 {
 	struct stat st;
 	struct mig *m;
-	int ret, src;
+	int src;
 
 	pthread_rwlock_rdlock(&v->ns_lock);
-	ret = mig_check(v, path, dst, err, len);
-	src = ret ? ret : vds_find_beneath(v, path, &st);
+	*ret = mig_check(v, path, dst, err, len);
+	src = *ret ? *ret : vds_find_beneath(v, path, &st);
 	pthread_rwlock_unlock(&v->ns_lock);
-	m = ret ? NULL : mig_new(v, path, src, dst, bwlimit);
-	if (!ret && !m)
-		ret = -ENOMEM;
+	if (!*ret && src < 0)
+		*ret = errf(err, len, src, "%s: %s", path, strerror(-src));
+	if (*ret)
+		return NULL;
+	m = mig_new(v, path, src, dst, bwlimit);
+	if (!m) {
+		*ret = errf(err, len, -ENOMEM, "%s: %s", path, strerror(ENOMEM));
+		return NULL;
+	}
 	/* Outside ns_lock: binding takes vfile_lock, which a switch holds while it
-	 * waits for ns_lock exclusive. A rename in between makes the bind fail. */
-	if (!ret && (ret = mig_bind(m)))
-		errf(err, len, ret, "%s: %s", path, strerror(-ret));
+	 * waits for ns_lock exclusive. */
+	*ret = mig_bind(m, &st);
+	if (*ret) {
+		errf(err, len, *ret, "%s: %s", path, *ret == -ESTALE ?
+		     "replaced while the request was being checked" : strerror(-*ret));
+		mig_unbind(m);
+		return NULL;
+	}
+	return m;
+}
+
+int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t n,
+	       uint64_t bwlimit, uint64_t *ids, char *err, size_t len)
+{
+	struct mig **ms = calloc(n ? n : 1, sizeof(*ms));
+	size_t queued = 0;
+	int ret = ms ? 0 : errf(err, len, -ENOMEM, "out of memory%s%s", "", "");
+
+	/* Every file is checked before the first is pinned: a bad request pins nothing. */
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = mig_check(v, paths[i], dsts[i], err, len);
+	for (size_t i = 0; !ret && i < n; i++)
+		ms[i] = mig_prepare_one(v, paths[i], dsts[i], bwlimit, &ret, err, len);
 	if (ret) {
-		free(m);
+		for (size_t i = 0; ms && i < n && ms[i]; i++)
+			mig_unbind(ms[i]);
+		free(ms);
 		return ret;
 	}
 	pthread_mutex_lock(&v->mig_lock);
-	m->id = v->next_mig_id++;
-	snprintf(m->name, sizeof(m->name), "mig-%llu", (unsigned long long)m->id);
-	m->next = v->migs;
-	v->migs = m;
-	m->job = sched_submit(v->sched, m->src, m->dst, path, &mig_job_ops, m);
+	/* Jobs start only once mig_lock is released (job_run takes it). */
+	for (; queued < n; queued++) {
+		struct mig *m = ms[queued];
+
+		m->id = v->next_mig_id++;
+		snprintf(m->name, sizeof(m->name), "mig-%llu", (unsigned long long)m->id);
+		m->job = sched_submit(v->sched, m->src, m->dst, m->path, &mig_job_ops, m);
+		if (!m->job)
+			break;
+		ids[queued] = m->id;
+		m->next = v->migs;
+		v->migs = m;
+	}
+	if (queued < n) {
+		/* Out of memory in the scheduler: take back what was queued (those records
+		 * end "cancelled") and drop the rest. */
+		for (size_t i = 0; i < queued; i++) {
+			atomic_store(&ms[i]->cancel, true);
+			snprintf(ms[i]->msg, sizeof(ms[i]->msg), "cancelled: the request failed");
+		}
+		ret = errf(err, len, -ENOMEM, "out of memory queueing %s; the migrations queued before it "
+			   "were cancelled%s", paths[queued], "");
+	}
 	pthread_mutex_unlock(&v->mig_lock);
-	*id = m->id;
-	return 0;
+	for (size_t i = 0; i < n; i++)
+		if (i < queued && ret)
+			sched_cancel(v->sched, ms[i]->job);
+		else if (i >= queued)
+			mig_unbind(ms[i]);
+	free(ms);
+	return ret;
 }
 
 static struct mig *find_id_locked(struct vds *v, uint64_t id)

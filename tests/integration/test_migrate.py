@@ -434,6 +434,7 @@ class BadRequests(Base):
         self.refused(p("vm/small"), "--to", "ds2", expect="no room on datastore ds2")
         # all-or-nothing: one bad file in a request queues none
         self.refused(p("vm/small") + "=ds1", p("vm/nope") + "=ds1", expect="no such file")
+        self.refused(p("vm") + "=ds1", p("vm/small") + "=ds2", expect="named twice, to ds1 and to ds2")
         os.unlink(self.m.backing(0, "vm/hardlink"))
         mid, = self.c.migrate(p("vm/disk"), "--to", "ds1")
         self.c.wait_held(mid, "copied")
