@@ -5,6 +5,9 @@
  *   {"cmd":"migrate","moves":[{"path":"vm","to":"DS4"},...],"bwlimit":N}
  *   {"cmd":"status"[,"id":N]}      {"cmd":"events"}      {"cmd":"cancel","id":N}
  *
+ * status and events replies carry "dropped" (finished records no longer listed) and
+ * "keep_finished" (how many finished ones are listed at most, MIG_KEEP_FINISHED).
+ *
  * Paths are relative to the mount root (vdsctl turns what the user typed into
  * that). A migrate request is validated whole — every file of every directory named,
  * however many — before the first migration is queued, and then queued whole: a bad
@@ -418,18 +421,28 @@ static uint64_t req_id(json_object *req)
 	return json_object_get_int64(j) > 0 ? (uint64_t)json_object_get_int64(j) : 0;
 }
 
+/* Status and events list finished migrations for the most recent
+ * MIG_KEEP_FINISHED only, and say how many were dropped. */
+static void add_dropped(json_object *o, uint64_t dropped)
+{
+	json_object_object_add(o, "dropped", json_object_new_int64((int64_t)dropped));
+	json_object_object_add(o, "keep_finished", json_object_new_int(MIG_KEEP_FINISHED));
+}
+
 static char *req_status(struct vds *v, json_object *req)
 {
 	json_object *o = ok_reply();
-	uint64_t id = req_id(req);
-	json_object *arr = mig_status(v, id);
+	uint64_t id = req_id(req), dropped;
+	json_object *arr = mig_status(v, id, &dropped);
 
 	if (id && !json_object_array_length(arr)) {
 		json_object_put(arr);
 		json_object_put(o);
-		return error_reply("no such migration");
+		return error_reply(id < v->next_mig_id ? "no such migration" MIG_DROPPED_HINT
+						       : "no such migration");
 	}
 	json_object_object_add(o, "migrations", arr);
+	add_dropped(o, dropped);
 	return finish(o);
 }
 
@@ -469,8 +482,10 @@ char *control_handle(struct vds *v, const char *line)
 		out = req_cancel(v, req);
 	else if (!strcmp(cmd, "events")) {
 		json_object *o = ok_reply();
+		uint64_t dropped;
 
-		json_object_object_add(o, "events", mig_events(v));
+		json_object_object_add(o, "events", mig_events(v, &dropped));
+		add_dropped(o, dropped);
 		out = finish(o);
 	} else if (!strcmp(cmd, "test-release")) {	/* testpoint.h: test-only */
 		testpoint_release();

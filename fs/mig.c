@@ -608,8 +608,10 @@ static void finish(struct mig *m, enum mig_phase phase, int status)
 	pthread_mutex_lock(&v->mig_lock);
 	m->phase = phase;
 	m->ended_ns = now_ns(CLOCK_REALTIME);
+	mig_finished_locked(v, m);
 	pthread_mutex_unlock(&v->mig_lock);
-	sched_job_done(m->sjob, status, status ? m->msg : NULL);
+	if (m->sjob)
+		sched_job_done(m->sjob, status, status ? m->msg : NULL);
 	if (m->stuck)
 		return;	/* keeps its vfile and node: I/O still goes through m */
 	node_unpin(&v->nodes, m->node);
@@ -630,9 +632,8 @@ void mig_release_stuck(struct mig *m)
 	m->stuck = false;
 }
 
-static void *mig_thread(void *arg)
+static void mig_run(struct mig *m)
 {
-	struct mig *m = arg;
 	bool overlay_on = false;
 	int ret;
 
@@ -652,7 +653,7 @@ static void *mig_thread(void *arg)
 		m->cleanup_ns = now_ns(CLOCK_MONOTONIC) - t0;
 		pthread_mutex_unlock(&m->v->mig_lock);
 		finish(m, MIG_DONE, 0);
-		return NULL;
+		return;
 	}
 	if (atomic_load(&m->stopping)) {
 		/* Daemon shutdown: the journal tells the next mount to roll back. */
@@ -661,7 +662,7 @@ static void *mig_thread(void *arg)
 		pthread_rwlock_unlock(&m->vf->gate);
 		release_io(m, true);
 		finish(m, MIG_FAILED, -ESHUTDOWN);
-		return NULL;
+		return;
 	}
 	if (overlay_on) {
 		int rb = mig_rollback(m);
@@ -672,7 +673,7 @@ static void *mig_thread(void *arg)
 			fail(m, rb, "rollback failed, the file keeps its overlay until the next mount: %s", NULL);
 			m->stuck = true;
 			finish(m, MIG_FAILED, rb);
-			return NULL;
+			return;
 		}
 	}
 	release_io(m, false);
@@ -680,15 +681,28 @@ static void *mig_thread(void *arg)
 		finish(m, MIG_CANCELLED, -ECANCELED);
 	else
 		finish(m, MIG_FAILED, ret);
+}
+
+/* The last thing the thread does is say so: from then on the record may be freed
+ * (mig_ctl.c joins the thread first). */
+static void *mig_thread(void *arg)
+{
+	struct mig *m = arg;
+
+	mig_run(m);
+	pthread_mutex_lock(&m->v->mig_lock);
+	m->thread_exited = true;
+	pthread_mutex_unlock(&m->v->mig_lock);
 	return NULL;
 }
 
 void mig_thread_start(struct mig *m)
 {
-	if (pthread_create(&m->thread, NULL, mig_thread, m) == 0) {
-		m->thread_started = true;
+	pthread_mutex_lock(&m->v->mig_lock);
+	m->thread_started = pthread_create(&m->thread, NULL, mig_thread, m) == 0;
+	pthread_mutex_unlock(&m->v->mig_lock);
+	if (m->thread_started)
 		return;
-	}
 	fail(m, -EAGAIN, "cannot start a thread: %s", NULL);
 	finish(m, MIG_FAILED, -EAGAIN);
 }

@@ -96,8 +96,29 @@ struct mig {
 	struct sched_job *sjob;		/* set when the scheduler starts it */
 	pthread_t thread;
 	bool thread_started;
-	struct mig *next;		/* (L) registry */
+
+	/* (L) the scheduler's events, kept here rather than as pointers to this
+	 * record in a log that outlives it; seq 0 = not (yet) seen */
+	char *queued_path;		/* path when queued, as the events show it */
+	uint64_t queued_seq, queued_ts, started_ts, ended_ts;	/* CLOCK_MONOTONIC */
+	int end_event;			/* enum sched_event_type of the last event */
+
+	/* (L) registry and lifetime: a record is freed only once it is dropped from
+	 * the listing, the scheduler has released its job (no event will name it
+	 * again) and its thread has exited */
+	struct mig *next, *prev;	/* every record, oldest first */
+	struct mig *done_next;		/* finished and listed, in finishing order */
+	bool dropped;			/* no longer listed: status and cancel skip it */
+	bool released;			/* by the scheduler, or never queued (recovered) */
+	bool thread_exited;
 };
+
+/* Finished migrations listed by status and events: the most recent this many (by
+ * the time they finished). Active and stuck ones are always listed. */
+#define MIG_KEEP_FINISHED	1000
+#define MIG_STR_(x)		#x
+#define MIG_STR(x)		MIG_STR_(x)
+#define MIG_DROPPED_HINT	" (only the " MIG_STR(MIG_KEEP_FINISHED) " most recently finished are kept)"
 
 /* daemon lifetime */
 int mig_init(struct vds *v);
@@ -112,8 +133,11 @@ int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t 
 	       uint64_t bwlimit, uint64_t *ids, char *err, size_t len);
 int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len);
 int mig_cancel(struct vds *v, uint64_t id, char *err, size_t len);
-json_object *mig_status(struct vds *v, uint64_t id);
-json_object *mig_events(struct vds *v);
+/* Records as JSON, oldest first (id 0: every listed one); *dropped gets how many
+ * finished records were dropped from the listing so far. */
+json_object *mig_status(struct vds *v, uint64_t id, uint64_t *dropped);
+/* The scheduler events of the listed records, in sequence order. */
+json_object *mig_events(struct vds *v, uint64_t *dropped);
 uint64_t mig_of_path(struct vds *v, const char *path);
 int mig_active_on(struct vds *v, int ds);
 
@@ -135,5 +159,9 @@ void mig_release_stuck(struct mig *m);
 void mig_drop_files(struct mig *m);
 int mig_zero_range(int fd, off_t off, off_t len);
 struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bwlimit);
+/* Registry, with v->mig_lock held: add a new record; note that m reached its final
+ * phase (it may drop the oldest finished record from the listing). */
+void mig_register_locked(struct vds *v, struct mig *m);
+void mig_finished_locked(struct vds *v, struct mig *m);
 
 #endif

@@ -3,7 +3,11 @@
  *
  * A request is checked completely before anything changes (bad requests change
  * nothing). Records of finished migrations stay in the registry so that status can
- * report them, crash recoveries included.
+ * report them, crash recoveries included: the most recent MIG_KEEP_FINISHED of them.
+ * An older one is dropped from the listing at once and freed once nothing refers
+ * to it: the scheduler's events name a record until its job is released, and its
+ * thread until it exits. The scheduler keeps no event log for the daemon; each
+ * record keeps its own events (queued, started, ended), so nothing can outlive it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -130,27 +134,49 @@ static void job_cancel(struct sched_job *job)
 	atomic_store(&m->cancel, true);
 }
 
+static void prune_locked(struct vds *v);
+
+/* The scheduler has delivered the job's last event and forgets it. */
+static void job_release(struct sched_job *job)
+{
+	struct mig *m = sched_job_user(job);
+	struct vds *v = m->v;
+
+	pthread_mutex_lock(&v->mig_lock);
+	m->released = true;
+	prune_locked(v);
+	pthread_mutex_unlock(&v->mig_lock);
+}
+
 static const struct sched_job_ops mig_job_ops = {
 	.run = job_run,
 	.cancel = job_cancel,
+	.release = job_release,
 };
 
+/* Scheduler thread, in sequence order; m lives at least until job_release(). */
 static void on_event(void *arg, const struct sched_event *ev)
 {
 	struct vds *v = arg;
 	struct mig *m = ev->user;
 
-	if (!m)
+	if (!m || ev->type == SCHED_EV_PROGRESS)
 		return;
 	pthread_mutex_lock(&v->mig_lock);
-	if (ev->type == SCHED_EV_STARTED)
+	if (ev->type == SCHED_EV_QUEUED) {
+		m->queued_seq = ev->seq;
+		m->queued_ts = ev->ts_ns;
+	} else if (ev->type == SCHED_EV_STARTED) {
 		m->started_seq = ev->seq;
-	if (ev->type == SCHED_EV_FINISHED || ev->type == SCHED_EV_FAILED ||
-	    ev->type == SCHED_EV_CANCELLED) {
+		m->started_ts = ev->ts_ns;
+	} else {
 		m->ended_seq = ev->seq;
+		m->ended_ts = ev->ts_ns;
+		m->end_event = ev->type;
 		if (m->phase == MIG_QUEUED) {	/* cancelled before it ever ran */
 			m->phase = MIG_CANCELLED;
 			m->ended_ns = now_real();
+			mig_finished_locked(v, m);
 		}
 	}
 	pthread_mutex_unlock(&v->mig_lock);
@@ -163,11 +189,85 @@ static void on_event(void *arg, const struct sched_event *ev)
 
 int mig_init(struct vds *v)
 {
-	struct sched_opts o = { .max_running = 4, .per_ds = 1, .keep_log = true,
-				.on_event = on_event, .event_arg = v };
+	/* No scheduler log: its events would name records after they are freed. */
+	struct sched_opts o = { .max_running = 4, .per_ds = 1, .on_event = on_event,
+				.event_arg = v };
 
 	v->sched = sched_new(&o);
 	return v->sched ? 0 : -ENOMEM;
+}
+
+/* --- the registry ----------------------------------------------------------------- */
+
+void mig_register_locked(struct vds *v, struct mig *m)
+{
+	m->prev = v->migs_tail;
+	if (v->migs_tail)
+		v->migs_tail->next = m;
+	else
+		v->migs = m;
+	v->migs_tail = m;
+}
+
+static void unregister_locked(struct vds *v, struct mig *m)
+{
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		v->migs = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	else
+		v->migs_tail = m->prev;
+}
+
+/* Only the most recent MIG_KEEP_FINISHED finished records stay listed, so a daemon
+ * that has run a million migrations does not keep a million records. A stuck one
+ * (its overlay still carries the file's I/O) is never dropped. */
+void mig_finished_locked(struct vds *v, struct mig *m)
+{
+	if (m->stuck)
+		return;
+	if (v->done_tail)
+		v->done_tail->done_next = m;
+	else
+		v->done_head = m;
+	v->done_tail = m;
+	if (++v->ndone <= MIG_KEEP_FINISHED)
+		return;
+	struct mig *old = v->done_head;
+
+	v->done_head = old->done_next;
+	if (!v->done_head)
+		v->done_tail = NULL;
+	old->dropped = true;
+	v->ndone--;
+	v->dropped++;
+	prune_locked(v);
+}
+
+static void mig_free(struct mig *m)
+{
+	for (int i = 0; i < MIG_REGIONS; i++)
+		pthread_mutex_destroy(&m->region[i]);
+	free(m->queued_path);
+	free(m);
+}
+
+/* Free the dropped records nothing refers to any more: the scheduler released the
+ * job (on_event will not name it again) and the thread has exited (it is joined
+ * here: past thread_exited it touches nothing). */
+static void prune_locked(struct vds *v)
+{
+	for (struct mig *m = v->migs, *next; m; m = next) {
+		next = m->next;
+		if (!m->dropped || !m->released || (m->thread_started && !m->thread_exited))
+			continue;
+		if (m->thread_started)
+			pthread_join(m->thread, NULL);
+		unregister_locked(v, m);
+		mig_free(m);
+	}
 }
 
 struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bw)
@@ -217,13 +317,6 @@ static int mig_bind(struct mig *m, const struct stat *checked)
 	return 0;
 }
 
-static void mig_free(struct mig *m)
-{
-	for (int i = 0; i < MIG_REGIONS; i++)
-		pthread_mutex_destroy(&m->region[i]);
-	free(m);
-}
-
 /* Undo mig_bind() of a migration that was never queued. */
 static void mig_unbind(struct mig *m)
 {
@@ -252,6 +345,10 @@ static struct mig *mig_prepare_one(struct vds *v, const char *path, int dst, uin
 	if (*ret)
 		return NULL;
 	m = mig_new(v, path, src, dst, bwlimit);
+	if (m && !(m->queued_path = strdup(path))) {
+		mig_free(m);
+		m = NULL;
+	}
 	if (!m) {
 		*ret = errf(err, len, -ENOMEM, "%s: %s", path, strerror(ENOMEM));
 		return NULL;
@@ -287,6 +384,7 @@ int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t 
 		return ret;
 	}
 	pthread_mutex_lock(&v->mig_lock);
+	prune_locked(v);
 	/* Jobs start only once mig_lock is released (job_run takes it). */
 	for (; queued < n; queued++) {
 		struct mig *m = ms[queued];
@@ -297,8 +395,7 @@ int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t 
 		if (!m->job)
 			break;
 		ids[queued] = m->id;
-		m->next = v->migs;
-		v->migs = m;
+		mig_register_locked(v, m);
 	}
 	if (queued < n) {
 		/* Out of memory in the scheduler: take back what was queued (those records
@@ -323,7 +420,7 @@ int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t 
 static struct mig *find_id_locked(struct vds *v, uint64_t id)
 {
 	for (struct mig *m = v->migs; m; m = m->next)
-		if (m->id == id)
+		if (m->id == id && !m->dropped)
 			return m;
 	return NULL;
 }
@@ -336,7 +433,8 @@ int mig_cancel(struct vds *v, uint64_t id, char *err, size_t len)
 	pthread_mutex_lock(&v->mig_lock);
 	struct mig *m = find_id_locked(v, id);
 	if (!m)
-		ret = -ENOENT, snprintf(err, len, "no migration %llu", (unsigned long long)id);
+		ret = -ENOENT, snprintf(err, len, "no migration %llu%s", (unsigned long long)id,
+					id < v->next_mig_id ? MIG_DROPPED_HINT : "");
 	else if (m->phase >= MIG_DONE)
 		ret = -EINVAL, snprintf(err, len, "migration %llu is already %s",
 					(unsigned long long)id, mig_phase_name(m->phase));
@@ -393,48 +491,77 @@ static json_object *mig_json_locked(struct mig *m)
 	return o;
 }
 
-/* id 0: every migration, oldest first. */
-json_object *mig_status(struct vds *v, uint64_t id)
+json_object *mig_status(struct vds *v, uint64_t id, uint64_t *dropped)
 {
 	json_object *arr = json_object_new_array();
-	struct mig *list[4096];
-	int n = 0;
 
 	pthread_mutex_lock(&v->mig_lock);
-	for (struct mig *m = v->migs; m && n < 4096; m = m->next)
-		if (!id || m->id == id)
-			list[n++] = m;
-	for (int i = n - 1; i >= 0; i--)
-		json_object_array_add(arr, mig_json_locked(list[i]));
+	prune_locked(v);
+	for (struct mig *m = v->migs; m; m = m->next)
+		if ((!id || m->id == id) && !m->dropped)
+			json_object_array_add(arr, mig_json_locked(m));
+	*dropped = v->dropped;
 	pthread_mutex_unlock(&v->mig_lock);
 	return arr;
 }
 
-json_object *mig_events(struct vds *v)
+struct ev_ref {
+	uint64_t seq, ts;
+	int type;
+	const struct mig *m;
+};
+
+static int cmp_ev(const void *a, const void *b)
+{
+	const struct ev_ref *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static json_object *event_json(struct vds *v, const struct ev_ref *e)
+{
+	json_object *o = json_object_new_object();
+	const struct mig *m = e->m;
+
+	json_object_object_add(o, "seq", json_object_new_int64((int64_t)e->seq));
+	json_object_object_add(o, "ts_ns", json_object_new_int64((int64_t)e->ts));
+	json_object_object_add(o, "event", json_object_new_string(sched_event_name(e->type)));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
+	json_object_object_add(o, "path", json_object_new_string(m->queued_path));
+	json_object_object_add(o, "from", json_object_new_string(v->ds[m->src].name));
+	json_object_object_add(o, "to", json_object_new_string(v->ds[m->dst].name));
+	return o;
+}
+
+json_object *mig_events(struct vds *v, uint64_t *dropped)
 {
 	json_object *arr = json_object_new_array();
-	struct sched_event *ev;
-	size_t n;
+	struct ev_ref *ev = NULL;
+	size_t n = 0, cap = 0;
 
-	if (sched_log(v->sched, &ev, &n))
-		return arr;
-	for (size_t i = 0; i < n; i++) {
-		json_object *o = json_object_new_object();
-		struct mig *m = ev[i].user;
-
-		if (ev[i].type == SCHED_EV_PROGRESS) {
-			json_object_put(o);
+	pthread_mutex_lock(&v->mig_lock);
+	for (const struct mig *m = v->migs; m; m = m->next) {
+		if (m->dropped || !m->queued_seq)
 			continue;
+		if (n + 3 > cap) {
+			struct ev_ref *p = realloc(ev, (cap = cap ? cap * 2 : 192) * sizeof(*p));
+
+			if (!p)
+				break;	/* out of memory: the events listed so far */
+			ev = p;
 		}
-		json_object_object_add(o, "seq", json_object_new_int64((int64_t)ev[i].seq));
-		json_object_object_add(o, "ts_ns", json_object_new_int64((int64_t)ev[i].ts_ns));
-		json_object_object_add(o, "event", json_object_new_string(sched_event_name(ev[i].type)));
-		json_object_object_add(o, "id", json_object_new_int64(m ? (int64_t)m->id : 0));
-		json_object_object_add(o, "path", json_object_new_string(ev[i].name));
-		json_object_object_add(o, "from", json_object_new_string(v->ds[ev[i].src_ds].name));
-		json_object_object_add(o, "to", json_object_new_string(v->ds[ev[i].dst_ds].name));
-		json_object_array_add(arr, o);
+		ev[n++] = (struct ev_ref){ m->queued_seq, m->queued_ts, SCHED_EV_QUEUED, m };
+		if (m->started_seq)
+			ev[n++] = (struct ev_ref){ m->started_seq, m->started_ts, SCHED_EV_STARTED, m };
+		if (m->ended_seq)
+			ev[n++] = (struct ev_ref){ m->ended_seq, m->ended_ts, m->end_event, m };
 	}
+	if (n)
+		qsort(ev, n, sizeof(*ev), cmp_ev);
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(arr, event_json(v, &ev[i]));
+	*dropped = v->dropped;
+	pthread_mutex_unlock(&v->mig_lock);
 	free(ev);
 	return arr;
 }
@@ -497,9 +624,7 @@ void mig_shutdown(struct vds *v)
 		if (m->thread_started)
 			pthread_join(m->thread, NULL);
 		mig_release_stuck(m);
-		for (int i = 0; i < MIG_REGIONS; i++)
-			pthread_mutex_destroy(&m->region[i]);
-		free(m);
+		mig_free(m);
 	}
-	v->migs = NULL;
+	v->migs = v->migs_tail = v->done_head = v->done_tail = NULL;
 }

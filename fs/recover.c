@@ -123,8 +123,10 @@ static struct mig *record(struct vds *v, const struct journal_rec *r, int src, i
 	m->recovered = true;
 	m->ended_ns = m->queued_ns;
 	snprintf(m->name, sizeof(m->name), "mig-%llu", (unsigned long long)r->id);
-	m->next = v->migs;
-	v->migs = m;
+	m->released = true;	/* never queued: no scheduler event names it */
+	pthread_mutex_lock(&v->mig_lock);
+	mig_register_locked(v, m);
+	pthread_mutex_unlock(&v->mig_lock);
 	if (r->id >= v->next_mig_id)
 		v->next_mig_id = r->id + 1;
 	return m;
@@ -166,6 +168,9 @@ static void recover_one(struct vds *v, int ds, const char *file)
 			 ret ? why : r.phase);
 	}
 	m->err = ret;
+	pthread_mutex_lock(&v->mig_lock);
+	mig_finished_locked(v, m);
+	pthread_mutex_unlock(&v->mig_lock);
 	fuse_log(ret ? FUSE_LOG_ERR : FUSE_LOG_NOTICE, "vdsfs: migration %llu of %s: %s\n",
 		 (unsigned long long)r.id, r.path, m->msg);
 	if (!ret)

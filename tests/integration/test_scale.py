@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Sizes real users reach, past bounds vdsfs once had (issue 10): a folder of
-5000 files migrated by one request. Every file is tiny, so each migration costs
+5000 files migrated by one request, and more finished migrations than status keeps. Every file is tiny, so each migration costs
 what its fixed steps cost (journal records, a copier ring, a thread): about 10 ms
 on tmpfs, one after another since all share one datastore pair."""
 import os
@@ -9,6 +9,7 @@ import unittest
 from vdsfs_fixture import Ctl, Mount, main, state_files
 
 FILES = 5000
+KEEP = 1000     # MIG_KEEP_FINISHED
 
 
 class Scale(unittest.TestCase):
@@ -44,8 +45,44 @@ class Scale(unittest.TestCase):
         for i in (0, 4095, 4096, FILES - 1):
             with open(self.m.path(f"many/f{i:05d}"), "rb") as f:
                 self.assertEqual(f.read(), b"%05d" % i)
-        self.assertEqual([s for s in c.status() if s["phase"] != "done"], [])
+        st = c.request({"cmd": "status"})
+        self.assertEqual(st["dropped"], FILES - KEEP, st["dropped"])
+        self.assertEqual([m["id"] for m in st["migrations"]], ids[-KEEP:])
+        self.assertEqual([m for m in st["migrations"] if m["phase"] != "done"], [])
         self.assertEqual(state_files(self.m), [])
+
+    def test_status_keeps_the_last_1000_finished(self):
+        """status lists every active migration and the most recent KEEP finished
+        ones; older records are freed, and the reply says how many were dropped."""
+        self.make_folder("old", 1100)
+        self.make_folder("new", 1)
+        self.m.start(env={"VDSFS_TEST_HOLD": "copied"})
+        c = Ctl(self.m)
+        reply = c.request({"cmd": "migrate", "moves": [{"path": "old", "to": "ds1"}]})
+        ids = reply["ids"]
+        for _ in ids:
+            c.release()
+        c.wait(lambda: c.one(ids[-1])["phase"] == "done", "the last migration to end",
+               timeout=1800)
+        held, = c.migrate(self.m.path("new"), "--to", "ds1")    # active: always listed
+        c.wait_held(held, "copied")
+        st = c.request({"cmd": "status"})
+        self.assertEqual((st["dropped"], st["keep_finished"]), (1100 - KEEP, KEEP))
+        self.assertEqual([m["id"] for m in st["migrations"]], ids[-KEEP:] + [held])
+        self.assertEqual({m["phase"] for m in st["migrations"][:-1]}, {"done"})
+        gone = c.request({"cmd": "status", "id": ids[0]})
+        self.assertFalse(gone["ok"])
+        self.assertIn("most recently finished are kept", gone["error"])
+        ev = c.request({"cmd": "events"})
+        self.assertEqual(ev["dropped"], 1100 - KEEP)
+        self.assertEqual(sorted({e["id"] for e in ev["events"]}), ids[-KEEP:] + [held])
+        self.assertEqual(len(ev["events"]), 3 * KEEP + 2)      # queued, started, finished
+        self.assertEqual([e["seq"] for e in ev["events"]], sorted(e["seq"] for e in ev["events"]))
+        c.release()
+        c.wait_phase(held, "done")
+        st = c.request({"cmd": "status"})
+        self.assertEqual(st["dropped"], 1100 - KEEP + 1)
+        self.assertEqual([m["id"] for m in st["migrations"]], ids[-KEEP + 1:] + [held])
 
 
 if __name__ == "__main__":
