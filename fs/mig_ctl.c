@@ -20,13 +20,11 @@
 #include "beneath.h"
 #include "copier.h"
 #include "mig.h"
+#include "mig_int.h"
 #include "scheduler.h"
 #include "testpoint.h"
 #include "vdsfs.h"
 #include "vfile.h"
-
-void mig_thread_start(struct mig *m);
-int journal_rewrite_locked(struct vds *v, struct mig *m);
 
 static uint64_t now_real(void)
 {
