@@ -6,6 +6,7 @@
  * on a thread of its own; the scheduler thread only starts it. The switch has a
  * file of its own (mig_switch.c).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -273,6 +274,9 @@ static int mig_rollback(struct mig *m)
 {
 	int ret;
 
+	/* The journal never promises the copy while the mirror leaves it (mig_switch.c). */
+	assert(!m->journal_phase || strcmp(m->journal_phase, "switching"));
+
 	mig_set_phase(m, MIG_CANCELLING);
 	/* Informational only: recovery rolls back "copying" and "converging" alike, so
 	 * a full source that cannot take the record must not stop the rollback. */
@@ -308,23 +312,39 @@ static void release_io(struct mig *m, bool keep_files)
 		close(m->copy_fd);
 	m->base_fd = m->diff_fd = m->copy_fd = -1;
 	if (!keep_files)
-		mig_drop_files(m);
+		mig_drop_files(m, false);
+}
+
+static int drop_failed(struct mig *m, int err, const char *step)
+{
+	fuse_log(FUSE_LOG_ERR, "vdsfs: %s: cleaning up, %s: %s; the journal stays for the next "
+		 "mount\n", m->name, step, strerror(-err));
+	return err;
 }
 
 /* Differencing file, copy (with its checkpoint) and journal, in that order: the
- * journal goes last, so a crash in between leaves a record recovery can act on. */
-void mig_drop_files(struct mig *m)
+ * journal goes last, and only if the rest went, so a crash or a failure in between
+ * leaves a record recovery can act on. */
+int mig_drop_files(struct mig *m, bool keep_journal)
 {
 	struct datastore *S = &m->v->ds[m->src], *D = &m->v->ds[m->dst];
 	char name[48];
+	int ret;
 
 	snprintf(name, sizeof(name), "%s.diff", m->name);
-	unlinkat(S->state_fd, name, 0);
+	if (unlinkat(S->state_fd, name, 0) < 0 && errno != ENOENT)
+		return drop_failed(m, -errno, "removing the differencing file");
 	testpoint(m, "cleanup");
 	snprintf(name, sizeof(name), "%s.copy", m->name);
-	copier_discard(D->state_fd, name);
-	fsync(D->state_fd);
-	journal_remove(m->v, m);	/* fsyncs the source's state folder */
+	ret = copier_discard(D->state_fd, name);
+	if (ret)
+		return drop_failed(m, ret, "removing the copy");
+	if (fsync(D->state_fd) < 0)
+		return drop_failed(m, -errno, "syncing the destination's state folder");
+	if (keep_journal)
+		return 0;
+	ret = journal_remove(m->v, m);	/* fsyncs the source's state folder */
+	return ret ? drop_failed(m, ret, "removing the journal") : 0;
 }
 
 static void finish(struct mig *m, enum mig_phase phase, int status)
@@ -360,7 +380,7 @@ void mig_release_stuck(struct mig *m)
 
 static void mig_run(struct mig *m)
 {
-	bool overlay_on = false;
+	bool overlay_on = false, settled = false;
 	int ret;
 
 	ret = mig_prepare(m);
@@ -370,15 +390,26 @@ static void mig_run(struct mig *m)
 	if (!ret)
 		ret = mig_converge(m);
 	if (!ret)
-		ret = mig_switch(m);
+		ret = mig_switch(m, &settled);
 	if (!ret) {
 		uint64_t t0 = mig_now_ns(CLOCK_MONOTONIC);
+		int left;
 
-		release_io(m, false);
+		release_io(m, true);
+		left = mig_drop_files(m, !settled);
 		pthread_mutex_lock(&m->v->mig_lock);
-		m->cleanup_ns = mig_now_ns(CLOCK_MONOTONIC) - t0;
+		m->cleanup_ns += mig_now_ns(CLOCK_MONOTONIC) - t0;
+		if ((left || !settled) && !m->msg[0])
+			snprintf(m->msg, sizeof(m->msg), "switched; %s, so the journal stays and the next "
+				 "mount finishes", left ? "cleaning up failed" : "the switch is not durable yet");
 		pthread_mutex_unlock(&m->v->mig_lock);
 		finish(m, MIG_DONE, 0);
+		return;
+	}
+	if (m->stuck) {
+		/* Past its commit (mig_switch.c, step 9): the overlay and its mirror into
+		 * the copy stay, so the copy stays what the journal promises. */
+		finish(m, MIG_FAILED, ret);
 		return;
 	}
 	if (atomic_load(&m->stopping)) {
@@ -397,7 +428,9 @@ static void mig_run(struct mig *m)
 			/* The overlay stays the file's route: dropping it now would lose
 			 * what only the differencing file holds. The next mount retries. */
 			mig_fail(m, rb, "rollback failed, the file keeps its overlay until the next mount: %s", NULL);
+			pthread_mutex_lock(&m->v->mig_lock);
 			m->stuck = true;
+			pthread_mutex_unlock(&m->v->mig_lock);
 			finish(m, MIG_FAILED, rb);
 			return;
 		}

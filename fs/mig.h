@@ -60,6 +60,8 @@ struct mig {
 	struct vfile *vf;		/* ref held while active */
 	struct node *node;
 	int src, dst;			/* datastore indexes */
+	dev_t src_dev;			/* the migrating inode on the source, as bound */
+	ino_t src_ino;
 	uint64_t bwlimit;		/* bytes/s for this copy, 0 = none */
 	char path[4096];		/* (L) current relative path */
 	char name[32];			/* "mig-<id>": .diff/.json on src, .copy on dst */
@@ -87,7 +89,9 @@ struct mig {
 	int err;
 	char msg[256];
 	bool recovered;			/* outcome of a crash recovery at mount */
-	bool stuck;			/* rollback failed: the overlay stays until exit */
+	bool stuck;			/* (L) rollback, or a switch past its commit,
+					 * failed: the overlay stays until exit */
+	bool stale;			/* (L) switched, but the source is still there */
 	_Atomic int mirror_err;		/* first failed mirror write */
 
 	atomic_bool cancel;		/* user cancel or unlink: roll back */
@@ -156,7 +160,12 @@ void mig_fix_stat(struct mig *m, struct stat *st);
 
 const char *mig_phase_name(enum mig_phase p);
 void mig_release_stuck(struct mig *m);
-void mig_drop_files(struct mig *m);
+/* Remove the differencing file, the copy and its checkpoint, then the journal
+ * (unless keep_journal, or a step before failed: recovery then retries). 0 or the
+ * first error, logged with the step that failed. */
+int mig_drop_files(struct mig *m, bool keep_journal);
+/* Lookups skip a stale source (mig_switch.c, step 10): st as found on datastore ds. */
+bool mig_hides(struct vds *v, int ds, const struct stat *st);
 int mig_zero_range(int fd, off_t off, off_t len);
 struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bwlimit);
 /* Registry, with v->mig_lock held: add a new record; note that m reached its final

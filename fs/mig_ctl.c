@@ -304,6 +304,8 @@ static int mig_bind(struct mig *m, const struct stat *checked)
 		close(fd);
 		return -ESTALE;
 	}
+	m->src_dev = st.st_dev;
+	m->src_ino = st.st_ino;
 	m->node = node_pin_file(&v->nodes, m->src, fd, &st);
 	if (!m->node)
 		return -ENOMEM;
@@ -564,8 +566,34 @@ json_object *mig_events(struct vds *v, uint64_t *dropped)
 	return arr;
 }
 
+/* How many switched migrations still have their source (hidden by mig_hides). */
+static atomic_int stale_sources;
+
+void mig_set_stale_locked(struct mig *m, bool stale)
+{
+	if (m->stale != stale)
+		atomic_fetch_add(&stale_sources, stale ? 1 : -1);
+	m->stale = stale;
+}
+
+bool mig_hides(struct vds *v, int ds, const struct stat *st)
+{
+	bool hide = false;
+
+	if (!atomic_load(&stale_sources))
+		return false;
+	pthread_mutex_lock(&v->mig_lock);
+	for (struct mig *m = v->migs; m && !hide; m = m->next)
+		hide = m->stale && m->src == ds && m->src_dev == st->st_dev && m->src_ino == st->st_ino;
+	pthread_mutex_unlock(&v->mig_lock);
+	return hide;
+}
+
 /* rename(2) of a migrating file or of a directory above it: the migration follows,
- * so the switch puts the file at its current name. */
+ * so the switch puts the file at its current name, and the journal tells recovery
+ * that name. Stuck migrations follow too (their journal names the file). A switched
+ * file whose old copy is still there (stale) only follows a folder's rename: the
+ * journal must keep naming the old copy, which a rename of the file leaves behind. */
 void mig_path_moved(struct vds *v, const char *from, const char *to)
 {
 	size_t fl = strlen(from);
@@ -574,8 +602,8 @@ void mig_path_moved(struct vds *v, const char *from, const char *to)
 	for (struct mig *m = v->migs; m; m = m->next) {
 		char buf[4096];
 
-		if (m->phase >= MIG_DONE || strncmp(m->path, from, fl) ||
-		    (m->path[fl] && m->path[fl] != '/'))
+		if ((m->phase >= MIG_DONE && !m->stuck) || strncmp(m->path, from, fl) ||
+		    (m->path[fl] && m->path[fl] != '/') || (m->stale && !m->path[fl]))
 			continue;
 		if (snprintf(buf, sizeof(buf), "%s%s", to, m->path + fl) >= (int)sizeof(buf))
 			continue;
@@ -587,9 +615,13 @@ void mig_path_moved(struct vds *v, const char *from, const char *to)
 	pthread_mutex_unlock(&v->mig_lock);
 }
 
-/* unlink(2) of a migrating file: there is nothing left to move, roll back. */
+/* unlink(2) of a migrating file: there is nothing left to move, roll back. (While
+ * switching, the switch sees it for itself: mig_switch.c, step 7.) Unlinking a stuck
+ * migration's file drops its differencing file, copy and journal: open handles keep
+ * their fds, and the next mount must not bring the file back. */
 void mig_path_unlinked(struct vds *v, const char *path)
 {
+	struct mig *stuck = NULL;
 	uint64_t job = 0;
 
 	pthread_mutex_lock(&v->mig_lock);
@@ -599,9 +631,14 @@ void mig_path_unlinked(struct vds *v, const char *path)
 		job = m->job;
 		snprintf(m->msg, sizeof(m->msg), "the file was removed during the migration");
 	}
+	for (struct mig *s = v->migs; s && !m && !stuck; s = s->next)
+		if (s->stuck && !strcmp(s->path, path))
+			stuck = s;	/* never freed before the daemon exits */
 	pthread_mutex_unlock(&v->mig_lock);
 	if (job)
 		sched_cancel(v->sched, job);
+	if (stuck)
+		mig_drop_files(stuck, false);
 }
 
 void mig_shutdown(struct vds *v)
@@ -614,6 +651,7 @@ void mig_shutdown(struct vds *v)
 		}
 	pthread_mutex_unlock(&v->mig_lock);
 	testpoint_wake();
+	mig_switch_wake(v);
 	if (v->sched)
 		sched_free(v->sched);	/* cancels the queue, waits for running jobs */
 	v->sched = NULL;

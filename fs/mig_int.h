@@ -3,6 +3,7 @@
 #ifndef VDS_MIG_INT_H
 #define VDS_MIG_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -17,9 +18,16 @@ int mig_journal(struct mig *m, const char *phase);
 /* Record the first failure: m->err = err, m->msg = fmt with detail (or strerror). */
 int mig_fail(struct mig *m, int err, const char *fmt, const char *detail);
 
-/* mig_switch.c: 0 once the file lives on the destination, else -errno (-ECANCELED:
- * cancelled) with the source still authoritative. */
-int mig_switch(struct mig *m);
+/* mig_switch.c: 0 once the file lives on the destination, *settled telling whether
+ * the switch is durable and the source gone (else the journal must stay for the next
+ * mount); else -errno (-ECANCELED: cancelled) with the source still authoritative,
+ * or, with m->stuck set, the journal committed and the overlay mirroring into the
+ * copy until the next mount finishes the switch. */
+int mig_switch(struct mig *m, bool *settled);
+void mig_switch_wake(struct vds *v);
+/* mig_ctl.c: m's source could not be removed after the switch (stale: hidden from
+ * lookups by mig_hides), or now has been. With v->mig_lock held. */
+void mig_set_stale_locked(struct mig *m, bool stale);
 
 /* mig.c, for the registry */
 void mig_thread_start(struct mig *m);

@@ -280,6 +280,139 @@ class SourceReadErrors(unittest.TestCase):
         self.assertEqual(c.one(mid)["phase"], "failed")
 
 
+class SwitchFaults(unittest.TestCase):
+    """Steps of the switch made to fail (VDSFS_TEST_FAIL, fs/testpoint.h), each on
+    either side of its point of no return (fs/mig_switch.c): before it the source
+    stays authoritative; after it the destination is the file, and the journal
+    makes the next mount finish what the daemon could not."""
+
+    def start(self, fail, hold=None, crash=None, opts=None):
+        m = Mount(self, n=2, opts=opts)
+        make_file(m.backing(0, "vm/disk"), 8)
+        env = {"VDSFS_TEST_FAIL": fail}
+        if hold:
+            env["VDSFS_TEST_HOLD"] = hold
+        if crash:
+            env["VDSFS_TEST_CRASH"] = crash
+        m.start(env=env)
+        c = Ctl(m)
+        img = m.path("vm/disk")
+        qemu_io(img, "write -P 0xd1 1M 64k", "flush")
+        mid, = c.migrate(img, "--to", "ds1")
+        return m, c, img, mid
+
+    def journal(self, m, mid):
+        with open(m.backing(0, f".vdsfs/mig-{mid}.json")) as f:
+            return json.load(f)["phase"]
+
+    def remount(self, m):
+        with open(m.backing(0, ".vdsfs/lock")) as f:
+            pid = int(f.read())
+        run(["fusermount3", "-u", m.mnt])
+        Ctl(m).wait(lambda: not os.path.exists(f"/proc/{pid}"), "the daemon to exit")
+        m.start()
+
+    def test_rename_into_place_fails_rolls_back(self):
+        m, c, img, mid = self.start("flip-rename")
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "failed", st)
+        self.assertIn("renaming the copy into place: " + os.strerror(errno.EIO), st["error"])
+        self.assertEqual(m.where("vm/disk"), [0])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k")
+        again, = c.migrate(img, "--to", "ds1")      # the fault was once
+        self.assertEqual(c.wait_phase(again, "done", "failed")["phase"], "done")
+        qemu_io(img, "read -P 0xd1 1M 64k")
+
+    def test_committed_switch_that_cannot_go_back_is_finished_by_the_next_mount(self):
+        m, c, img, mid = self.start("flip-rename,journal-revert")
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "failed", st)
+        self.assertIn("the next mount finishes the switch", st["error"])
+        self.assertEqual(self.journal(m, mid), "switching")
+        # The overlay still carries the file, and mirrors into the copy the journal
+        # names: writes made now are in the file the next mount puts in place.
+        qemu_io(img, "write -P 0xd2 2M 64k", "flush", "read -P 0xd1 1M 64k")
+        self.remount(m)
+        st = c.one(mid)
+        self.assertEqual((st["phase"], st["recovered"]), ("done", True), st)
+        self.assertEqual(m.where("vm/disk"), [1])
+        qemu_io(img, "read -P 0xd1 1M 64k", "read -P 0xd2 2M 64k")
+        self.assertEqual(state_files(m), [])
+
+    def test_stuck_switch_of_a_file_then_removed_is_not_brought_back(self):
+        m, c, img, mid = self.start("flip-rename,journal-revert")
+        self.assertEqual(c.wait_phase(mid, "done", "failed", "cancelled")["phase"], "failed")
+        os.unlink(img)
+        self.assertEqual(state_files(m), [])     # nothing left for recovery to act on
+        self.remount(m)
+        self.assertFalse(os.path.exists(img))
+        self.assertEqual(m.where("vm/disk"), [])
+
+    def test_commit_fsync_fails_rolls_back(self):
+        m, c, img, mid = self.start("commit")
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "failed", st)
+        self.assertIn("committing the journal", st["error"])
+        self.assertEqual(m.where("vm/disk"), [0])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k")
+
+    def test_source_that_cannot_be_removed_is_hidden_then_removed(self):
+        # timeout=0: every access through the mount asks the daemon, so a stale
+        # source on ds0 (first in order) would be what a lookup finds.
+        m, c, img, mid = self.start("flip-unlink", hold="unlink-retry", opts="timeout=0")
+        c.wait_held(mid, "unlink-retry")
+        st = c.one(mid)
+        self.assertEqual(st["phase"], "switching", st)
+        self.assertIn("could not be removed", st["note"])
+        self.assertEqual(m.where("vm/disk"), [0, 1])
+        self.assertEqual(self.journal(m, mid), "switching")
+        # Lookups (and so this write) find the file on ds1, not the old one on ds0.
+        qemu_io(img, "write -P 0xd3 3M 64k", "flush")
+        def at_3m(ds):
+            with open(m.backing(ds, "vm/disk"), "rb") as f:
+                f.seek(3 * MB)
+                return f.read(64 * 1024)
+        self.assertEqual(at_3m(1), b"\xd3" * 64 * 1024)
+        self.assertNotEqual(at_3m(0), b"\xd3" * 64 * 1024)
+        where = c.request({"cmd": "where", "paths": ["vm/disk"]})["where"][0]
+        self.assertEqual(where["datastore"], "ds1", where)
+        qemu_io(img, "read -P 0xd1 1M 64k", "read -P 0xd3 3M 64k")
+        c.release()
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "done", st)
+        self.assertNotIn("note", st)
+        self.assertEqual(m.where("vm/disk"), [1])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k", "read -P 0xd3 3M 64k")
+
+    def test_source_left_by_a_crash_is_removed_by_the_next_mount(self):
+        m, c, img, mid = self.start("flip-unlink", crash="unlink-retry")
+        wait_dead(m)
+        run(["fusermount3", "-uz", m.mnt], check=False)
+        self.assertEqual(m.where("vm/disk"), [0, 1])
+        m.start()
+        st = c.one(mid)
+        self.assertEqual((st["phase"], st["recovered"]), ("done", True), st)
+        self.assertEqual(m.where("vm/disk"), [1])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k")
+
+    def test_switch_not_yet_durable_keeps_the_journal(self):
+        m, c, img, mid = self.start("flip-sync")
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "done", st)
+        self.assertIn("not durable", st["note"])
+        self.assertEqual(self.journal(m, mid), "switching")
+        self.assertEqual(m.where("vm/disk"), [1])
+        self.remount(m)
+        st = c.one(mid)
+        self.assertEqual((st["phase"], st["recovered"]), ("done", True), st)
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k")
+
+
 class CorruptAtMount(unittest.TestCase):
     def crash_then_damage(self, damage):
         m = Mount(self, n=2)
