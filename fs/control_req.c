@@ -2,7 +2,8 @@
  *
  *   {"cmd":"datastores"}
  *   {"cmd":"where","paths":["vm/disk1",...]}
- *   {"cmd":"migrate","moves":[{"path":"vm","to":"DS4"},...],"bwlimit":N}
+ *   {"cmd":"migrate","moves":[{"path":"vm","to":"DS4"},...],"bwlimit":N,"parallel":N,
+ *    "space_margin":BYTES (default 64 MiB),"space_check":false (default true)}
  *   {"cmd":"status"[,"id":N]}      {"cmd":"events"}      {"cmd":"cancel","id":N}
  *
  * status and events replies carry "dropped" (finished records no longer listed) and
@@ -371,17 +372,28 @@ static int collect_move(struct vds *v, json_object *mv, struct filelist *l, char
 
 static char *req_migrate(struct vds *v, json_object *req)
 {
+	struct mig_opts mo = { .space_margin = MIG_SPACE_MARGIN, .space_check = true };
 	struct filelist l = { 0 };
-	json_object *moves, *jbw, *jpar = NULL, *o;
-	uint64_t bw = 0, *ids = NULL;
+	json_object *moves, *j, *jpar = NULL, *o;
+	uint64_t *ids = NULL;
 	char err[512] = "";
 	int ret = 0;
 
 	if (!json_object_object_get_ex(req, "moves", &moves) || !json_object_is_type(moves, json_type_array) ||
 	    !json_object_array_length(moves))
 		ret = -EINVAL, snprintf(err, sizeof(err), "migrate: expected \"moves\": [{\"path\",\"to\"}...]");
-	if (json_object_object_get_ex(req, "bwlimit", &jbw))
-		bw = (uint64_t)json_object_get_int64(jbw);
+	if (json_object_object_get_ex(req, "bwlimit", &j))
+		mo.bwlimit = (uint64_t)json_object_get_int64(j);
+	if (!ret && json_object_object_get_ex(req, "space_margin", &j)) {
+		if (!json_object_is_type(j, json_type_int) || json_object_get_int64(j) < 0)
+			ret = -EINVAL, snprintf(err, sizeof(err), "migrate: space_margin must be bytes, 0 or more");
+		mo.space_margin = (uint64_t)json_object_get_int64(j);
+	}
+	if (!ret && json_object_object_get_ex(req, "space_check", &j)) {
+		if (!json_object_is_type(j, json_type_boolean))
+			ret = -EINVAL, snprintf(err, sizeof(err), "migrate: space_check must be true or false");
+		mo.space_check = json_object_get_boolean(j);
+	}
 	if (json_object_object_get_ex(req, "parallel", &jpar) &&
 	    (json_object_get_int(jpar) < 1 || json_object_get_int(jpar) > 64))
 		ret = -EINVAL, snprintf(err, sizeof(err), "migrate: parallel must be 1-64");
@@ -395,7 +407,7 @@ static char *req_migrate(struct vds *v, json_object *req)
 		ret = -ENOMEM;
 	/* Checked whole and queued whole, or nothing is queued. */
 	if (!ret)
-		ret = mig_submit(v, (const char *const *)l.path, l.dst, l.n, bw, ids, err, sizeof(err));
+		ret = mig_submit(v, (const char *const *)l.path, l.dst, l.n, &mo, ids, err, sizeof(err));
 	/* How many migrations the daemon runs at once, from now on (all requests). */
 	if (!ret && jpar)
 		sched_set_max_running(v->sched, (unsigned)json_object_get_int(jpar));

@@ -146,6 +146,9 @@ static void on_copy_progress(void *arg, const struct copier_progress *p)
 	pthread_mutex_unlock(&m->v->mig_lock);
 	if (p->done > 0 && p->done < p->total)
 		testpoint(m, "mid-copy");
+	/* Fail now rather than at ENOSPC later; the copier stops at the cancel. */
+	if (mig_space_left(m, p->total - p->done + mig_space_diff(m)))
+		atomic_store(&m->cancel, true);
 }
 
 static int mig_copy(struct mig *m)
@@ -164,7 +167,10 @@ static int mig_copy(struct mig *m)
 	o.progress = on_copy_progress;
 	o.progress_arg = m;
 	o.cancel = &m->cancel;
+	o.no_space_check = true;	/* mig_check() did, with the request's margin */
 	ret = copier_copy(m->base_fd, D->state_fd, tmp, &o, &res);
+	if (ret == -ECANCELED)
+		return ret;	/* a cancel, or a failure already said (no room left) */
 	if (ret)
 		return mig_fail(m, ret, "copy failed: %s", res.msg[0] ? res.msg : NULL);
 	m->copy_fd = openat(D->state_fd, tmp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -201,10 +207,24 @@ static int merge_chunk(struct mig *m, int target, const struct overlay_extent *e
 	return ret;
 }
 
+#define SPACE_EVERY	64	/* merge chunks between checks of the destination's room */
+
+/* What converging still writes into the copy: the differencing file's blocks not yet
+ * merged (an upper bound: those over allocated blocks of the copy take no room). */
+static uint64_t still_to_merge(struct mig *m)
+{
+	uint64_t diff = mig_space_diff(m), merged;
+
+	pthread_mutex_lock(&m->v->mig_lock);
+	merged = m->merged_bytes;
+	pthread_mutex_unlock(&m->v->mig_lock);
+	return diff > merged ? diff - merged : 0;
+}
+
 static int merge_pass(struct mig *m, int target, bool cancellable)
 {
 	struct overlay_extent e;
-	uint64_t cursor = 0;
+	uint64_t cursor = 0, chunks = 0;
 	char *buf = malloc(MERGE_CHUNK);
 	int ret = buf ? 0 : -ENOMEM;
 
@@ -215,7 +235,9 @@ static int merge_pass(struct mig *m, int target, bool cancellable)
 
 			if (cancellable && (atomic_load(&m->cancel) || atomic_load(&m->stopping)))
 				ret = -ECANCELED;
-			else
+			else if (cancellable && !(++chunks % SPACE_EVERY))
+				ret = mig_space_left(m, still_to_merge(m));
+			if (!ret)
 				ret = merge_chunk(m, target, &e, off, end - off, buf);
 			pthread_mutex_lock(&m->v->mig_lock);
 			m->merged_bytes += end - off;
@@ -252,7 +274,9 @@ static int mig_converge(struct mig *m)
 	ret = mig_journal(m, "converging");
 	if (ret)
 		return mig_fail(m, ret, "cannot write the journal: %s", NULL);
-	ret = mirror_on(m, m->copy_fd);
+	ret = mig_space_left(m, still_to_merge(m));
+	if (!ret)
+		ret = mirror_on(m, m->copy_fd);
 	if (!ret)
 		ret = merge_pass(m, m->copy_fd, true);
 	if (!ret && fdatasync(m->copy_fd) < 0)
@@ -436,10 +460,11 @@ static void mig_run(struct mig *m)
 		}
 	}
 	release_io(m, false);
-	if (ret == -ECANCELED)
+	/* A cancel with an error recorded (no room left, say) is a failure. */
+	if (ret == -ECANCELED && !m->err)
 		finish(m, MIG_CANCELLED, -ECANCELED);
 	else
-		finish(m, MIG_FAILED, ret);
+		finish(m, MIG_FAILED, m->err ? m->err : ret);
 }
 
 /* The last thing the thread does is say so: from then on the record may be freed

@@ -54,6 +54,14 @@ enum mig_phase {
 #define MIG_REGION_SHIFT	20	/* 1 MiB regions for write/merge ordering */
 #define MIG_REGIONS		64
 
+/* What a migrate request asks besides its files (control_req.c, mig_space.c). */
+struct mig_opts {
+	uint64_t bwlimit;		/* bytes/s for each copy, 0 = none */
+	uint64_t space_margin;		/* free bytes the destination must keep besides */
+	bool space_check;		/* false: no check, neither at submit nor while running */
+};
+#define MIG_SPACE_MARGIN	(64ull << 20)	/* default space_margin */
+
 struct mig {
 	uint64_t id;
 	struct vds *v;
@@ -63,6 +71,8 @@ struct mig {
 	dev_t src_dev;			/* the migrating inode on the source, as bound */
 	ino_t src_ino;
 	uint64_t bwlimit;		/* bytes/s for this copy, 0 = none */
+	bool space_check;		/* mig_opts: check room while it runs */
+	uint64_t space_need;		/* (L) allocated + growth, estimated at submit */
 	char path[4096];		/* (L) current relative path */
 	char name[32];			/* "mig-<id>": .diff/.json on src, .copy on dst */
 	const char *journal_phase;	/* (L) what the journal says now, NULL = none */
@@ -134,8 +144,11 @@ int mig_recover(struct vds *v);
  * every file is checked (mig_check) and pinned before the first is queued. 0 and
  * ids[i] set, or -errno with one line in err and nothing queued. */
 int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t n,
-	       uint64_t bwlimit, uint64_t *ids, char *err, size_t len);
-int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len);
+	       const struct mig_opts *o, uint64_t *ids, char *err, size_t len);
+/* Could path move to datastore dst now? 0, or -errno with one line in err (a lack
+ * of room names every term of the estimate, mig_space.c). */
+int mig_check(struct vds *v, const char *path, int dst, const struct mig_opts *o, char *err,
+	      size_t len);
 int mig_cancel(struct vds *v, uint64_t id, char *err, size_t len);
 /* Records as JSON, oldest first (id 0: every listed one); *dropped gets how many
  * finished records were dropped from the listing so far. */

@@ -68,19 +68,13 @@ static int errf(char *err, size_t len, int ret, const char *fmt, const char *a, 
 	return ret;
 }
 
-/* Room for the copy plus what the differencing file may grow to meanwhile. */
-static uint64_t growth_estimate(const struct stat *st)
+/* mig_check(), also counting the file into *sp when it passes. */
+static int check_file(struct vds *v, const char *path, int dst, const struct mig_opts *o,
+		      struct mig_space *sp, char *err, size_t len)
 {
-	uint64_t g = (uint64_t)st->st_size / 8;
-
-	return g < (64u << 20) ? (64u << 20) : g;
-}
-
-int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len)
-{
-	uint64_t avail, need;
+	struct mig_space one = { 0 };
 	struct stat st;
-	int src;
+	int src, ret;
 
 	if (!vds_path_sane(path))
 		return errf(err, len, -EINVAL, "%s: not a path inside the mount%s", path, "");
@@ -99,14 +93,44 @@ int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len)
 			    path, "");
 	if (mig_of_path(v, path))
 		return errf(err, len, -EBUSY, "%s is already migrating%s", path, "");
-	need = (uint64_t)st.st_blocks * 512 + growth_estimate(&st);
-	if (ds_space(&v->ds[dst], &avail, NULL) == 0 && avail < need) {
-		char a[64], b[64];
+	mig_space_add(v, &one, &st);
+	ret = mig_space_verdict(v, dst, &one, o, path, err, len);
+	if (!ret && sp) {
+		sp->allocated += one.allocated;
+		sp->rate += one.rate;
+		sp->growth += one.growth;	/* this file's own estimate, for space_need */
+		sp->files++;
+	}
+	return ret;
+}
 
-		snprintf(a, sizeof(a), "%s", v->ds[dst].name);
-		snprintf(b, sizeof(b), "%llu MiB free, %llu MiB needed",
-			 (unsigned long long)(avail >> 20), (unsigned long long)((need + (1 << 20) - 1) >> 20));
-		return errf(err, len, -ENOSPC, "no room on datastore %s for this file: %s", a, b);
+int mig_check(struct vds *v, const char *path, int dst, const struct mig_opts *o, char *err,
+	      size_t len)
+{
+	return check_file(v, path, dst, o, NULL, err, len);
+}
+
+/* A request moving several files to one datastore must fit there as a whole. */
+static int check_sums(struct vds *v, const char *const *paths, const int *dsts, size_t n,
+		      const struct mig_opts *o, char *err, size_t len)
+{
+	for (int d = 0; d < v->nds; d++) {
+		struct mig_space sp = { 0 };
+		char what[64];
+		int ret;
+
+		for (size_t i = 0; i < n; i++) {
+			struct stat st;
+
+			if (dsts[i] == d && vds_find_beneath(v, paths[i], &st) >= 0)
+				mig_space_add(v, &sp, &st);
+		}
+		if (sp.files < 2)
+			continue;	/* one file: checked on its own already */
+		snprintf(what, sizeof(what), "the %u files this request moves there", sp.files);
+		ret = mig_space_verdict(v, d, &sp, o, what, err, len);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -329,22 +353,27 @@ static void mig_unbind(struct mig *m)
 
 /* Check, then pin, one file of a request: a new unqueued migration, or NULL with
  * *ret and err set. */
-static struct mig *mig_prepare_one(struct vds *v, const char *path, int dst, uint64_t bwlimit,
-				   int *ret, char *err, size_t len)
+static struct mig *mig_prepare_one(struct vds *v, const char *path, int dst,
+				   const struct mig_opts *o, int *ret, char *err, size_t len)
 {
+	struct mig_space sp = { 0 };
 	struct stat st;
 	struct mig *m;
 	int src;
 
 	pthread_rwlock_rdlock(&v->ns_lock);
-	*ret = mig_check(v, path, dst, err, len);
+	*ret = check_file(v, path, dst, o, &sp, err, len);
 	src = *ret ? *ret : vds_find_beneath(v, path, &st);
 	pthread_rwlock_unlock(&v->ns_lock);
 	if (!*ret && src < 0)
 		*ret = errf(err, len, src, "%s: %s", path, strerror(-src));
 	if (*ret)
 		return NULL;
-	m = mig_new(v, path, src, dst, bwlimit);
+	m = mig_new(v, path, src, dst, o->bwlimit);
+	if (m) {
+		m->space_check = o->space_check;
+		m->space_need = sp.allocated + sp.growth;
+	}
 	if (m && !(m->queued_path = strdup(path))) {
 		mig_free(m);
 		m = NULL;
@@ -366,7 +395,7 @@ static struct mig *mig_prepare_one(struct vds *v, const char *path, int dst, uin
 }
 
 int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t n,
-	       uint64_t bwlimit, uint64_t *ids, char *err, size_t len)
+	       const struct mig_opts *o, uint64_t *ids, char *err, size_t len)
 {
 	struct mig **ms = calloc(n ? n : 1, sizeof(*ms));
 	size_t queued = 0;
@@ -374,9 +403,11 @@ int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t 
 
 	/* Every file is checked before the first is pinned: a bad request pins nothing. */
 	for (size_t i = 0; !ret && i < n; i++)
-		ret = mig_check(v, paths[i], dsts[i], err, len);
+		ret = mig_check(v, paths[i], dsts[i], o, err, len);
+	if (!ret && n > 1)
+		ret = check_sums(v, paths, dsts, n, o, err, len);
 	for (size_t i = 0; !ret && i < n; i++)
-		ms[i] = mig_prepare_one(v, paths[i], dsts[i], bwlimit, &ret, err, len);
+		ms[i] = mig_prepare_one(v, paths[i], dsts[i], o, &ret, err, len);
 	if (ret) {
 		for (size_t i = 0; ms && i < n && ms[i]; i++)
 			mig_unbind(ms[i]);
