@@ -434,17 +434,26 @@ class SwitchFaults(unittest.TestCase):
     def start(self, fail, hold=None, crash=None, opts=None):
         m = Mount(self, n=2, opts=opts)
         make_file(m.backing(0, "vm/disk"), 8)
-        env = {"VDSFS_TEST_FAIL": fail}
-        if hold:
-            env["VDSFS_TEST_HOLD"] = hold
-        if crash:
-            env["VDSFS_TEST_CRASH"] = crash
-        m.start(env=env)
+        m.start(env={k: v for k, v in (("VDSFS_TEST_FAIL", fail), ("VDSFS_TEST_HOLD", hold),
+                                       ("VDSFS_TEST_CRASH", crash)) if v})
         c = Ctl(m)
         img = m.path("vm/disk")
         qemu_io(img, "write -P 0xd1 1M 64k", "flush")
         mid, = c.migrate(img, "--to", "ds1")
         return m, c, img, mid
+
+    def ended(self, c, mid, phase):
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], phase, st)
+        return st
+
+    def recovered_on_ds1(self, m, c, img, mid, *reads):
+        """After a remount: the next mount finished the switch, nothing is left."""
+        st = c.one(mid)
+        self.assertEqual((st["phase"], st["recovered"]), ("done", True), st)
+        self.assertEqual(m.where("vm/disk"), [1])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k", *reads)
 
     def journal(self, m, mid):
         with open(m.backing(0, f".vdsfs/mig-{mid}.json")) as f:
@@ -459,8 +468,7 @@ class SwitchFaults(unittest.TestCase):
 
     def test_rename_into_place_fails_rolls_back(self):
         m, c, img, mid = self.start("flip-rename")
-        st = c.wait_phase(mid, "done", "failed", "cancelled")
-        self.assertEqual(st["phase"], "failed", st)
+        st = self.ended(c, mid, "failed")
         self.assertIn("renaming the copy into place: " + os.strerror(errno.EIO), st["error"])
         self.assertEqual(m.where("vm/disk"), [0])
         self.assertEqual(state_files(m), [])
@@ -471,23 +479,18 @@ class SwitchFaults(unittest.TestCase):
 
     def test_committed_switch_that_cannot_go_back_is_finished_by_the_next_mount(self):
         m, c, img, mid = self.start("flip-rename,journal-revert")
-        st = c.wait_phase(mid, "done", "failed", "cancelled")
-        self.assertEqual(st["phase"], "failed", st)
+        st = self.ended(c, mid, "failed")
         self.assertIn("the next mount finishes the switch", st["error"])
         self.assertEqual(self.journal(m, mid), "switching")
         # The overlay still carries the file, and mirrors into the copy the journal
         # names: writes made now are in the file the next mount puts in place.
         qemu_io(img, "write -P 0xd2 2M 64k", "flush", "read -P 0xd1 1M 64k")
         self.remount(m)
-        st = c.one(mid)
-        self.assertEqual((st["phase"], st["recovered"]), ("done", True), st)
-        self.assertEqual(m.where("vm/disk"), [1])
-        qemu_io(img, "read -P 0xd1 1M 64k", "read -P 0xd2 2M 64k")
-        self.assertEqual(state_files(m), [])
+        self.recovered_on_ds1(m, c, img, mid, "read -P 0xd2 2M 64k")
 
     def test_stuck_switch_of_a_file_then_removed_is_not_brought_back(self):
         m, c, img, mid = self.start("flip-rename,journal-revert")
-        self.assertEqual(c.wait_phase(mid, "done", "failed", "cancelled")["phase"], "failed")
+        self.ended(c, mid, "failed")
         os.unlink(img)
         self.assertEqual(state_files(m), [])     # nothing left for recovery to act on
         self.remount(m)
@@ -496,8 +499,7 @@ class SwitchFaults(unittest.TestCase):
 
     def test_commit_fsync_fails_rolls_back(self):
         m, c, img, mid = self.start("commit")
-        st = c.wait_phase(mid, "done", "failed", "cancelled")
-        self.assertEqual(st["phase"], "failed", st)
+        st = self.ended(c, mid, "failed")
         self.assertIn("committing the journal", st["error"])
         self.assertEqual(m.where("vm/disk"), [0])
         self.assertEqual(state_files(m), [])
@@ -525,8 +527,7 @@ class SwitchFaults(unittest.TestCase):
         self.assertEqual(where["datastore"], "ds1", where)
         qemu_io(img, "read -P 0xd1 1M 64k", "read -P 0xd3 3M 64k")
         c.release()
-        st = c.wait_phase(mid, "done", "failed", "cancelled")
-        self.assertEqual(st["phase"], "done", st)
+        st = self.ended(c, mid, "done")
         self.assertNotIn("note", st)
         self.assertEqual(m.where("vm/disk"), [1])
         self.assertEqual(state_files(m), [])
@@ -538,24 +539,16 @@ class SwitchFaults(unittest.TestCase):
         run(["fusermount3", "-uz", m.mnt], check=False)
         self.assertEqual(m.where("vm/disk"), [0, 1])
         m.start()
-        st = c.one(mid)
-        self.assertEqual((st["phase"], st["recovered"]), ("done", True), st)
-        self.assertEqual(m.where("vm/disk"), [1])
-        self.assertEqual(state_files(m), [])
-        qemu_io(img, "read -P 0xd1 1M 64k")
+        self.recovered_on_ds1(m, c, img, mid)
 
     def test_switch_not_yet_durable_keeps_the_journal(self):
         m, c, img, mid = self.start("flip-sync")
-        st = c.wait_phase(mid, "done", "failed", "cancelled")
-        self.assertEqual(st["phase"], "done", st)
+        st = self.ended(c, mid, "done")
         self.assertIn("not durable", st["note"])
         self.assertEqual(self.journal(m, mid), "switching")
         self.assertEqual(m.where("vm/disk"), [1])
         self.remount(m)
-        st = c.one(mid)
-        self.assertEqual((st["phase"], st["recovered"]), ("done", True), st)
-        self.assertEqual(state_files(m), [])
-        qemu_io(img, "read -P 0xd1 1M 64k")
+        self.recovered_on_ds1(m, c, img, mid)
 
 
 class CorruptAtMount(unittest.TestCase):
