@@ -507,7 +507,8 @@ static int pause_and_flip(struct mig *m, struct flip *f, uint64_t t0)
 	vfile_handles_unlock();
 	pthread_rwlock_unlock(&m->vf->gate);
 	pthread_mutex_lock(&v->mig_lock);
-	m->pause_ns = mig_now_ns(CLOCK_MONOTONIC) - t0 - m->flush_ns;
+	if (!ret)
+		m->pause_ns = mig_now_ns(CLOCK_MONOTONIC) - t0 - m->flush_ns;
 	pthread_mutex_unlock(&v->mig_lock);
 	for (size_t i = 0; i < f->r.n; i++)
 		close(f->r.fds[i]);	/* the old fds after a swap, the unused new ones if not */
