@@ -115,8 +115,10 @@ int vds_entry(struct vds *v, struct node *parent, const char *name, struct fuse_
 	pthread_rwlock_unlock(&v->ns_lock);
 	if (ret)
 		return ret;
-	if (!n->is_dir && fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		ret = -errno;
+	/* What the file reads as now: a migrating file's size and times are its
+	 * overlay's, and lookup and readdirplus replies overwrite what the kernel
+	 * caches just as getattr replies do. */
+	if (!n->is_dir && (ret = vds_stat_node(v, n, &st))) {
 		node_forget(&v->nodes, n, 1);
 		return ret;
 	}
@@ -243,6 +245,24 @@ int vds_find_beneath(struct vds *v, const char *path, struct stat *st)
 		return ret;
 	}
 	return -ENOENT;
+}
+
+/* A name was added to or removed from the copy of union directory dirpath on the
+ * datastores in mask. The union shows the attributes of the first copy (vds_find),
+ * which the backing filesystem only updated if it is one of them; otherwise its
+ * mtime and ctime are set here, so the directory the user sees changes as a local
+ * one would. */
+void vds_dir_changed(struct vds *v, uint64_t mask, const char *dirpath)
+{
+	static const struct timespec now[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
+	struct stat st;
+	int shown = vds_find(v, dirpath, &st);
+
+	if (shown < 0 || !S_ISDIR(st.st_mode) || (mask & (1ull << shown)))
+		return;
+	if (bn_utimensat(v->ds[shown].fd, dirpath, now, AT_SYMLINK_NOFOLLOW) < 0)
+		fuse_log(FUSE_LOG_WARNING, "vdsfs: updating the times of %s on %s: %s\n", dirpath,
+			 v->ds[shown].name, strerror(errno));
 }
 
 /* "a/b/c" -> "a/b", "c" -> ".": the directory a relative path lives in. */

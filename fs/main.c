@@ -178,10 +178,12 @@ static int setup_control(struct vds *v, const char *mnt, char *err, size_t len)
 
 	if (!v->opts.control)
 		ret = control_default_path(mnt, path, sizeof(path));
-	if (ret) {
+	if (ret == -ENAMETOOLONG)
 		snprintf(err, len, "mountpoint path too long for a default control socket; use -o control=");
+	else if (ret)
+		snprintf(err, len, "no default control socket for %s: %s", mnt, strerror(-ret));
+	if (ret)
 		return ret;
-	}
 	if (v->opts.control_group) {
 		ret = control_group_resolve(v->opts.control_group, &v->ctl_gid, err, len);
 		if (ret)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,13 +100,18 @@ static int mig_prepare(struct mig *m)
 	char fdp[32], diff[48], uuid[64];
 	struct overlay_create_opts co = { 0 };
 	struct overlay *ov;
+	struct statvfs sv;
 	struct stat st;
 	int ret;
 
 	fd_path(m->node->fd, fdp);
 	m->base_fd = open_noatime(fdp);
-	if (m->base_fd < 0 || fstat(m->base_fd, &st) < 0)
+	if (m->base_fd < 0 || fstat(m->base_fd, &st) < 0 || fstatvfs(m->base_fd, &sv) < 0)
 		return mig_fail(m, -errno, "cannot open the source: %s", NULL);
+	atomic_store(&m->atime_ns, (long long)st.st_atim.tv_sec * 1000000000ll + st.st_atim.tv_nsec);
+	m->base_mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+	m->base_ctime_ns = (long long)st.st_ctim.tv_sec * 1000000000ll + st.st_ctim.tv_nsec;
+	m->atime_rule = sv.f_flag & (ST_NOATIME | ST_RELATIME);
 	snprintf(uuid, sizeof(uuid), "%s:%lu", m->name, (unsigned long)st.st_ino);
 	snprintf(diff, sizeof(diff), "%s.diff", m->name);
 	ret = mig_journal(m, "preparing");

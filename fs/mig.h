@@ -85,6 +85,13 @@ struct mig {
 	int mirror_fd;			/* -1, or the file writes are mirrored to */
 	pthread_mutex_t region[MIG_REGIONS];
 	atomic_llong mtime_ns;		/* last write through the overlay, 0 = none */
+	/* The overlay reads the base through an O_NOATIME fd, so the file's atime is
+	 * kept here while it migrates, by the rule of the source's mount (strictatime,
+	 * relatime or noatime), and given to the destination at the switch. */
+	atomic_llong atime_ns;
+	long long base_mtime_ns;	/* the base's mtime and ctime at overlay-on */
+	long long base_ctime_ns;
+	unsigned long atime_rule;	/* ST_NOATIME, ST_RELATIME or 0 (statvfs f_flag) */
 
 	/* (L) progress and outcome */
 	enum mig_phase phase;
@@ -161,6 +168,7 @@ int mig_active_on(struct vds *v, int ds);
 /* namespace hooks (hold v->ns_lock shared when calling) */
 void mig_path_moved(struct vds *v, const char *from, const char *to);
 void mig_path_unlinked(struct vds *v, const char *path);
+void mig_path_exchanged(struct vds *v, const char *a, const char *b);
 
 /* I/O path, called with the vfile gate held shared and vf->mig == m */
 ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off);

@@ -620,29 +620,46 @@ bool mig_hides(struct vds *v, int ds, const struct stat *st)
 	return hide;
 }
 
-/* rename(2) of a migrating file or of a directory above it: the migration follows,
- * so the switch puts the file at its current name, and the journal tells recovery
- * that name. Stuck migrations follow too (their journal names the file). A switched
- * file whose old copy is still there (stale) only follows a folder's rename: the
- * journal must keep naming the old copy, which a rename of the file leaves behind. */
-void mig_path_moved(struct vds *v, const char *from, const char *to)
+/* If path is `from` or lies below it, rewrite that prefix to `to`: true when m's
+ * path changed. Caller holds v->mig_lock. Stuck migrations follow too (their journal
+ * names the file). A switched file whose old copy is still there (stale) only
+ * follows a folder's rename: the journal must keep naming the old copy, which a
+ * rename of the file itself leaves behind. */
+static bool path_follow_locked(struct vds *v, struct mig *m, const char *from, const char *to)
 {
 	size_t fl = strlen(from);
+	char buf[4096];
 
+	if ((m->phase >= MIG_DONE && !m->stuck) || strncmp(m->path, from, fl) ||
+	    (m->path[fl] && m->path[fl] != '/') || (m->stale && !m->path[fl]))
+		return false;
+	if (snprintf(buf, sizeof(buf), "%s%s", to, m->path + fl) >= (int)sizeof(buf))
+		return false;
+	strcpy(m->path, buf);
+	m->path_gen++;
+	if (m->phase > MIG_QUEUED)
+		journal_rewrite_locked(v, m);
+	return true;
+}
+
+/* rename(2) of a migrating file or of a directory above it: the migration follows,
+ * so the switch puts the file at its current name, and the journal tells recovery
+ * that name. */
+void mig_path_moved(struct vds *v, const char *from, const char *to)
+{
 	pthread_mutex_lock(&v->mig_lock);
-	for (struct mig *m = v->migs; m; m = m->next) {
-		char buf[4096];
+	for (struct mig *m = v->migs; m; m = m->next)
+		path_follow_locked(v, m, from, to);
+	pthread_mutex_unlock(&v->mig_lock);
+}
 
-		if ((m->phase >= MIG_DONE && !m->stuck) || strncmp(m->path, from, fl) ||
-		    (m->path[fl] && m->path[fl] != '/') || (m->stale && !m->path[fl]))
-			continue;
-		if (snprintf(buf, sizeof(buf), "%s%s", to, m->path + fl) >= (int)sizeof(buf))
-			continue;
-		strcpy(m->path, buf);
-		m->path_gen++;
-		if (m->phase > MIG_QUEUED)
-			journal_rewrite_locked(v, m);
-	}
+/* rename(2) with RENAME_EXCHANGE: the two files swapped names. */
+void mig_path_exchanged(struct vds *v, const char *a, const char *b)
+{
+	pthread_mutex_lock(&v->mig_lock);
+	for (struct mig *m = v->migs; m; m = m->next)
+		if (!path_follow_locked(v, m, a, b))
+			path_follow_locked(v, m, b, a);
 	pthread_mutex_unlock(&v->mig_lock);
 }
 

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,17 +61,43 @@ static void mirror_failed(struct mig *m, int err)
 	atomic_compare_exchange_strong(&m->mirror_err, &zero, err);
 }
 
+static long long ts_ns(const struct timespec *ts)
+{
+	return (long long)ts->tv_sec * 1000000000ll + ts->tv_nsec;
+}
+
 static void touch(struct mig *m)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	atomic_store(&m->mtime_ns, (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec);
+	atomic_store(&m->mtime_ns, ts_ns(&ts));
+}
+
+/* A read moves the atime as the source's mount would (fs/inode.c's relatime rule:
+ * only when the atime is not newer than mtime or ctime, or is a day old). */
+static void accessed(struct mig *m)
+{
+	long long at = atomic_load(&m->atime_ns), mt = atomic_load(&m->mtime_ns);
+	long long mtime = mt ? mt : m->base_mtime_ns, ctime = mt ? mt : m->base_ctime_ns;
+	struct timespec ts;
+
+	if (m->atime_rule & ST_NOATIME)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if ((m->atime_rule & ST_RELATIME) && at > mtime && at > ctime &&
+	    ts_ns(&ts) - at < 24 * 3600 * 1000000000ll)
+		return;
+	atomic_store(&m->atime_ns, ts_ns(&ts));
 }
 
 ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off)
 {
-	return overlay_read(m->ov, buf, len, off);
+	ssize_t n = overlay_read(m->ov, buf, len, off);
+
+	if (n >= 0 && len)
+		accessed(m);
+	return n;
 }
 
 /* All of buf at off, or an error. */
@@ -233,9 +260,11 @@ int mig_truncate(struct mig *m, off_t size)
 
 void mig_fix_stat(struct mig *m, struct stat *st)
 {
-	long long mt = atomic_load(&m->mtime_ns);
+	long long mt = atomic_load(&m->mtime_ns), at = atomic_load(&m->atime_ns);
 
 	st->st_size = ov_size(m);
+	st->st_atim.tv_sec = at / 1000000000ll;
+	st->st_atim.tv_nsec = at % 1000000000ll;
 	if (mt) {
 		st->st_mtim.tv_sec = st->st_ctim.tv_sec = mt / 1000000000ll;
 		st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = mt % 1000000000ll;

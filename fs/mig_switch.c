@@ -143,7 +143,8 @@ static int set_times(struct mig *m)
 
 	if (fstat(m->base_fd, &st) < 0)
 		return mig_fail(m, -errno, "reading the source's times: %s", NULL);
-	ts[0] = st.st_atim;
+	ts[0].tv_sec = atomic_load(&m->atime_ns) / 1000000000ll;
+	ts[0].tv_nsec = atomic_load(&m->atime_ns) % 1000000000ll;
 	ts[1] = st.st_mtim;
 	if (mt) {
 		ts[1].tv_sec = mt / 1000000000ll;

@@ -1,10 +1,12 @@
 /* ops_dir.c - union directory listing.
  *
- * opendir takes a snapshot of the merged listing: every datastore's copy is read in
- * datastore order and a name seen once hides its later duplicates, exactly the rule
- * lookup applies, so readdir and lookup always agree on which object a name is.
- * Offsets are indexes into the snapshot ("." is 1, ".." is 2, ...). A rewind
- * (offset 0 after entries were served) takes a fresh snapshot, as POSIX asks.
+ * The first readdir of an open directory takes a snapshot of the merged listing:
+ * every datastore's copy is read in datastore order and a name seen once hides its
+ * later duplicates, exactly the rule lookup applies, so readdir and lookup always
+ * agree on which object a name is. Offsets are indexes into the snapshot ("." is 1,
+ * ".." is 2, ...). A rewind (offset 0 after entries were served) takes a fresh
+ * snapshot, as POSIX asks. Not at opendir: reading the copies moves their atime,
+ * and on a local filesystem opening a directory does not.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +28,7 @@ struct dirsnap {
 	size_t n, cap;
 	size_t *slots;		/* open-addressing set of indexes into e, for dedup */
 	size_t nslots;
+	bool built;
 	bool served;
 };
 
@@ -132,19 +135,17 @@ static int snap_build(struct vds *v, struct node *n, struct dirsnap *d)
 	for (int i = 0; !ret && i < v->nds; i++)
 		ret = snap_read_copy(v, d, i, path, n == &v->nodes.root);
 	pthread_rwlock_unlock(&v->ns_lock);
+	d->built = !ret;
 	return ret;
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dirsnap *d = calloc(1, sizeof(*d));
-	int ret = d ? snap_build(req_vds(req), req_node(req, ino), d) : -ENOMEM;
 
-	if (ret) {
-		if (d)
-			snap_clear(d);
-		free(d);
-		fuse_reply_err(req, -ret);
+	(void)ino;
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	fi->fh = (uintptr_t)d;
@@ -203,7 +204,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	size_t pos = 0;
 	int ret = buf ? 0 : -ENOMEM;
 
-	if (!ret && off == 0 && d->served)
+	if (!ret && (!d->built || (off == 0 && d->served)))
 		ret = snap_build(req_vds(req), req_node(req, ino), d);
 	for (size_t i = off; !ret && i < d->n + 2; i++) {
 		struct stat st;

@@ -62,15 +62,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		vfile_release(v, h);	/* the opener was interrupted: nobody holds h */
 }
 
-/* Open or create parent/name on its datastore; returns the backing fd. */
+/* Create parent/name as a new file on the datastore placement picks; returns the
+ * backing fd, or 0 with *existing set when the name exists after all. The kernel
+ * sends CREATE only for a name it believes absent and holds the parent's lock
+ * while it does, so an existing name means someone changed a datastore behind the
+ * mount: it is opened like any existing file (vfile_open), never by path, so that a
+ * migrating file's O_TRUNC still goes through its overlay. */
 static int create_backing(fuse_req_t req, struct node *p, const char *name, mode_t mode,
-			  int flags)
+			  int flags, bool *existing)
 {
 	struct vds *v = req_vds(req);
 	char path[PATH_MAX], ppath[PATH_MAX];
 	struct stat pst;
 	int ds, fd, ret;
 
+	*existing = false;
 	ret = node_child_path(&v->nodes, p, name, path, sizeof(path));
 	if (!ret)
 		ret = node_dir_path(&v->nodes, p, ppath, sizeof(ppath));
@@ -78,11 +84,8 @@ static int create_backing(fuse_req_t req, struct node *p, const char *name, mode
 		return ret;
 	ds = vds_find(v, path, &pst);
 	if (ds >= 0) {
-		/* Created meanwhile by someone else: O_CREAT without O_EXCL opens it. */
-		if (flags & O_EXCL)
-			return -EEXIST;
-		fd = bn_open(v->ds[ds].fd, path, (flags & ~(O_CREAT | O_APPEND)) | O_CLOEXEC, 0);
-		return fd < 0 ? -errno : fd;
+		*existing = true;
+		return flags & O_EXCL ? -EEXIST : 0;
 	}
 	ds = vds_pick_ds(v);
 	if (ds < 0)
@@ -91,11 +94,34 @@ static int create_backing(fuse_req_t req, struct node *p, const char *name, mode
 	if (ret)
 		return ret;
 	bn_fstatat(v->ds[ds].fd, ppath, &pst, 0);
-	fd = bn_open(v->ds[ds].fd, path, (flags & ~O_APPEND) | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	fd = bn_open(v->ds[ds].fd, path, (flags & ~(O_APPEND | O_TRUNC)) | O_CREAT | O_EXCL |
+		     O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
 	vds_set_owner(v, req, ds, path, &pst);
+	vds_dir_changed(v, VDS_DS_BIT(ds), ppath);
 	return fd;
+}
+
+/* The name exists: open it as op_open would, and give the kernel its entry. */
+static int create_open_existing(struct vds *v, struct node *p, const char *name, int flags,
+				struct fuse_entry_param *e, struct vhandle **h)
+{
+	int ret = vds_entry(v, p, name, e);
+	struct node *n;
+
+	if (ret)
+		return ret;
+	n = node_of(&v->nodes, e->ino);
+	if (S_ISDIR(e->attr.st_mode))
+		ret = -EISDIR;
+	else if (!S_ISREG(e->attr.st_mode))
+		ret = -EEXIST;	/* a symlink or special file put there behind our back */
+	else
+		ret = vfile_open(v, n, flags & ~(O_CREAT | O_EXCL), h);
+	if (ret)
+		node_forget(&v->nodes, n, 1);
+	return ret;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -105,6 +131,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct node *p = req_node(req, parent);
 	struct fuse_entry_param e;
 	struct vhandle *h;
+	bool existing;
 	int fd, ret;
 
 	if (name_hidden(v, p, name)) {
@@ -112,19 +139,24 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	pthread_rwlock_rdlock(&v->ns_lock);
-	fd = create_backing(req, p, name, mode, fi->flags);
+	fd = create_backing(req, p, name, mode, fi->flags, &existing);
 	pthread_rwlock_unlock(&v->ns_lock);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	ret = vds_entry(v, p, name, &e);
-	if (!ret && (ret = vfile_attach(v, node_of(&v->nodes, e.ino), fd,
-					(fi->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_APPEND)),
-					&h)))
-		node_forget(&v->nodes, node_of(&v->nodes, e.ino), 1);
+	if (existing) {
+		ret = create_open_existing(v, p, name, fi->flags, &e, &h);
+	} else {
+		ret = vds_entry(v, p, name, &e);
+		if (!ret && (ret = vfile_attach(v, node_of(&v->nodes, e.ino), fd,
+						(fi->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_APPEND)),
+						&h)))
+			node_forget(&v->nodes, node_of(&v->nodes, e.ino), 1);
+		if (ret)
+			close(fd);
+	}
 	if (ret) {
-		close(fd);
 		fuse_reply_err(req, -ret);
 		return;
 	}

@@ -101,8 +101,10 @@ static void create_named(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!ret)
 		ret = make_node(v->ds[nn.ds].fd, nn.path, o);
 	pthread_rwlock_unlock(&v->ns_lock);
-	if (!ret)
+	if (!ret) {
 		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
+		vds_dir_changed(v, VDS_DS_BIT(nn.ds), nn.parent_path);
+	}
 	reply_new(req, p, name, ret);
 }
 
@@ -149,6 +151,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	fd_path(n->fd, src);
 	if (!ret && bn_linkat_to(src, v->ds[nn.ds].fd, nn.path) < 0)
 		ret = -errno;
+	if (!ret)
+		vds_dir_changed(v, VDS_DS_BIT(nn.ds), nn.parent_path);
 	pthread_rwlock_unlock(&v->ns_lock);
 	vfile_unhold(v, vf);
 	reply_new(req, p, newname, ret);
@@ -158,7 +162,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct vds *v = req_vds(req);
 	struct node *p = req_node(req, parent);
-	char path[PATH_MAX];
+	char path[PATH_MAX], ppath[PATH_MAX];
 	struct stat st;
 	int ret = name_hidden(v, p, name) ? -ENOENT
 					  : node_child_path(&v->nodes, p, name, path, sizeof(path));
@@ -172,6 +176,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ret = ds;
 	if (!ret && S_ISREG(st.st_mode))
 		mig_path_unlinked(v, path);
+	if (!ret) {
+		vds_parent_path(path, ppath, sizeof(ppath));
+		vds_dir_changed(v, VDS_DS_BIT(ds), ppath);
+	}
 	pthread_rwlock_unlock(&v->ns_lock);
 	fuse_reply_err(req, -ret);
 }
@@ -200,36 +208,42 @@ static int dir_empty(int dfd, const char *path)
 	return ret;
 }
 
-/* Which datastores hold path, as a bitmask; -errno if it is not a directory. */
-static int64_t dir_copies(struct vds *v, const char *path)
+/* Which datastores hold a directory at path, as a bitmask in *mask; -ENOTDIR if
+ * some datastore holds something else there. */
+static int dir_copies(struct vds *v, const char *path, uint64_t *mask)
 {
-	int64_t mask = 0;
 	struct stat st;
 
+	*mask = 0;
 	for (int i = 0; i < v->nds; i++) {
 		if (bn_fstatat(v->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (!S_ISDIR(st.st_mode))
 			return -ENOTDIR;
-		mask |= 1ll << i;
+		*mask |= VDS_DS_BIT(i);
 	}
-	return mask;
+	return 0;
 }
 
 static int rmdir_all(struct vds *v, const char *path)
 {
-	int64_t mask = dir_copies(v, path);
-	int ret = 0;
+	char ppath[PATH_MAX];
+	uint64_t mask;
+	int ret = dir_copies(v, path, &mask);
 
-	if (mask <= 0)
-		return mask ? (int)mask : -ENOENT;
+	if (!ret && !mask)
+		ret = -ENOENT;
 	for (int i = 0; i < v->nds && !ret; i++)
-		if (mask & (1ll << i))
+		if (mask & VDS_DS_BIT(i))
 			ret = dir_empty(v->ds[i].fd, path);
 	for (int i = 0; i < v->nds && !ret; i++)
-		if ((mask & (1ll << i)) && bn_unlinkat(v->ds[i].fd, path, AT_REMOVEDIR) < 0 &&
+		if ((mask & VDS_DS_BIT(i)) && bn_unlinkat(v->ds[i].fd, path, AT_REMOVEDIR) < 0 &&
 		    errno != ENOENT)
 			ret = -errno;
+	if (!ret) {
+		vds_parent_path(path, ppath, sizeof(ppath));
+		vds_dir_changed(v, mask, ppath);
+	}
 	return ret;
 }
 
@@ -252,17 +266,19 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 struct rename_ctx {
-	char from[PATH_MAX], to[PATH_MAX], to_parent[PATH_MAX];
+	char from[PATH_MAX], to[PATH_MAX], from_parent[PATH_MAX], to_parent[PATH_MAX];
 	unsigned flags;
+	bool replaced_file;	/* a regular file was at `to` and is gone now */
+	uint64_t changed;	/* datastores whose copies of both parents changed */
 };
 
-/* Remove what the moved object replaced on datastores other than `keep`. */
-static int drop_replaced(struct vds *v, const char *to, int64_t keep)
+/* Remove what the moved object replaced on datastores not in keep. */
+static int drop_replaced(struct vds *v, const char *to, uint64_t keep)
 {
 	struct stat st;
 
 	for (int i = 0; i < v->nds; i++) {
-		if ((keep & (1ll << i)) || bn_fstatat(v->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if ((keep & VDS_DS_BIT(i)) || bn_fstatat(v->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (bn_unlinkat(v->ds[i].fd, to, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
 			return -errno;
@@ -277,29 +293,31 @@ static int rename_file(struct vds *v, int ds, struct rename_ctx *c)
 	if (!ret && bn_renameat2(v->ds[ds].fd, c->from, v->ds[ds].fd, c->to, c->flags) < 0)
 		ret = -errno;
 	if (!ret && !(c->flags & RENAME_EXCHANGE))
-		ret = drop_replaced(v, c->to, 1ll << ds);
+		ret = drop_replaced(v, c->to, VDS_DS_BIT(ds));
+	c->changed = VDS_DS_BIT(ds);
 	return ret;
 }
 
 static int rename_dir(struct vds *v, struct rename_ctx *c)
 {
-	int64_t mask = dir_copies(v, c->from), tmask = dir_copies(v, c->to);
-	int ret = 0;
+	uint64_t mask, tmask = 0;
+	int ret = dir_copies(v, c->from, &mask);
 
-	if (mask <= 0)
-		return mask ? (int)mask : -ENOENT;
-	if (tmask < 0)
-		return -ENOTDIR;
+	if (!ret && !mask)
+		ret = -ENOENT;
+	if (!ret)
+		ret = dir_copies(v, c->to, &tmask);
 	for (int i = 0; i < v->nds && !ret; i++)
-		if (tmask & (1ll << i))
+		if (tmask & VDS_DS_BIT(i))
 			ret = dir_empty(v->ds[i].fd, c->to);
 	for (int i = 0; i < v->nds && !ret; i++) {
-		if (!(mask & (1ll << i)))
+		if (!(mask & VDS_DS_BIT(i)))
 			continue;
 		ret = vds_mkpath(v, i, c->to_parent);
 		if (!ret && bn_renameat2(v->ds[i].fd, c->from, v->ds[i].fd, c->to, c->flags) < 0)
 			ret = -errno;
 	}
+	c->changed = mask;
 	return ret ? ret : drop_replaced(v, c->to, mask);
 }
 
@@ -316,6 +334,8 @@ static int rename_any(struct vds *v, struct node *p, const char *name, struct no
 		ret = node_child_path(&v->nodes, np, newname, c->to, sizeof(c->to));
 	if (!ret)
 		ret = node_dir_path(&v->nodes, np, c->to_parent, sizeof(c->to_parent));
+	if (!ret)
+		ret = node_dir_path(&v->nodes, p, c->from_parent, sizeof(c->from_parent));
 	if (ret)
 		return ret;
 	ds = vds_find(v, c->from, &st);
@@ -333,9 +353,24 @@ static int rename_any(struct vds *v, struct node *p, const char *name, struct no
 	}
 	if (tds >= 0 && S_ISDIR(tst.st_mode) != S_ISDIR(st.st_mode))
 		return S_ISDIR(st.st_mode) ? -ENOTDIR : -EISDIR;
+	c->replaced_file = tds >= 0 && S_ISREG(tst.st_mode) && !(c->flags & RENAME_EXCHANGE);
 	if (S_ISDIR(st.st_mode))
 		return rename_dir(v, c);
 	return rename_file(v, ds, c);
+}
+
+/* The migrations follow the names: a file replaced by the rename is gone, so its
+ * migration rolls back (before the moved file takes over its path); an exchange
+ * swaps two paths; a plain rename moves everything under from to to. */
+static void rename_migrations(struct vds *v, struct rename_ctx *c)
+{
+	if (c->flags & RENAME_EXCHANGE) {
+		mig_path_exchanged(v, c->from, c->to);
+		return;
+	}
+	if (c->replaced_file)
+		mig_path_unlinked(v, c->to);
+	mig_path_moved(v, c->from, c->to);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -343,15 +378,18 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct vds *v = req_vds(req);
 	struct node *p = req_node(req, parent), *np = req_node(req, newparent);
-	struct rename_ctx *c = malloc(sizeof(*c));
+	struct rename_ctx *c = calloc(1, sizeof(*c));
 	int ret = c ? 0 : -ENOMEM;
 
 	if (c) {
 		c->flags = flags;
 		pthread_rwlock_rdlock(&v->ns_lock);
 		ret = rename_any(v, p, name, np, newname, c);
-		if (!ret && !(flags & RENAME_EXCHANGE))
-			mig_path_moved(v, c->from, c->to);
+		if (!ret) {
+			rename_migrations(v, c);
+			vds_dir_changed(v, c->changed, c->from_parent);
+			vds_dir_changed(v, c->changed, c->to_parent);
+		}
 		pthread_rwlock_unlock(&v->ns_lock);
 		free(c);
 	}

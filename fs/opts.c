@@ -1,4 +1,4 @@
-/* opts.c - parse `vdsfs [options] NAME=PATH[:NAME=PATH...] MOUNTPOINT`.
+/* opts.c - parse `vdsfs [options] NAME=PATH[:NAME=PATH...]... MOUNTPOINT`.
  *
  * mount.fuse3 calls us as `vdsfs SOURCE MOUNTPOINT -o OPTS`, so options may come
  * before or after the positional arguments. Our own -o keys are consumed here; fstab
@@ -7,70 +7,16 @@
  * refuses what it does not know. Errors are written to err as one line and returned
  * as -EINVAL: the caller prints them and exits 1 before anything is mounted.
  */
-#include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "opts.h"
 
 #define DEFAULT_THREADS	12
 #define DEFAULT_TIMEOUT	60.0
-
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-static bool ds_name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > VDS_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
-			return false;
-	return true;
-}
-
-/* "a=/x:b=/y". A path cannot contain ':' (documented); names must be unique. */
-int opts_parse_datastores(struct vds_opts *o, const char *spec, char *err, size_t len)
-{
-	const char *p = spec;
-
-	if (!*spec)
-		return fail(err, len, "no datastores given (expected NAME=PATH[:NAME=PATH...])");
-	while (*p) {
-		const char *end = strchrnul(p, ':');
-		const char *eq = memchr(p, '=', end - p);
-
-		if (!eq)
-			return fail(err, len, "datastore '%.*s' is not NAME=PATH", (int)(end - p), p);
-		if (!ds_name_ok(p, eq - p))
-			return fail(err, len, "datastore name '%.*s' must be 1-%d of [A-Za-z0-9_-]",
-				    (int)(eq - p), p, VDS_NAME_MAX);
-		if (eq + 1 == end)
-			return fail(err, len, "datastore '%.*s' has an empty path", (int)(eq - p), p);
-		if (o->nds == VDS_MAX_DS)
-			return fail(err, len, "too many datastores (at most %d)", VDS_MAX_DS);
-		for (int i = 0; i < o->nds; i++)
-			if (strlen(o->ds[i].name) == (size_t)(eq - p) &&
-			    !memcmp(o->ds[i].name, p, eq - p))
-				return fail(err, len, "datastore name '%s' is given twice", o->ds[i].name);
-		memcpy(o->ds[o->nds].name, p, eq - p);
-		o->ds[o->nds].name[eq - p] = 0;
-		o->ds[o->nds].path = strndup(eq + 1, end - eq - 1);
-		o->nds++;
-		p = *end ? end + 1 : end;
-	}
-	return 0;
-}
 
 static bool fstab_only(const char *w)
 {
@@ -116,11 +62,11 @@ static int parse_create(struct vds_opts *o, const char *v, char *err, size_t len
 		o->create = VDS_CREATE_MFS;
 	else if (!strcmp(v, "ff"))
 		o->create = VDS_CREATE_FF;
-	else if (ds_name_ok(v, strlen(v))) {
+	else if (vds_ds_name_ok(v, strlen(v))) {
 		o->create = VDS_CREATE_NAMED;
 		strcpy(o->create_name, v);
 	} else
-		return fail(err, len, "create=%s: expected mfs, ff or a datastore name", v);
+		return vds_err(err, len, -EINVAL, "create=%s: expected mfs, ff or a datastore name", v);
 	return 0;
 }
 
@@ -132,27 +78,27 @@ static int parse_o_word(struct vds_opts *o, const char *w, char *err, size_t len
 		return parse_create(o, w + 7, err, len);
 	if (!strncmp(w, "control=", 8)) {
 		if (w[8] != '/')
-			return fail(err, len, "control=%s: the socket path must be absolute", w + 8);
+			return vds_err(err, len, -EINVAL, "control=%s: the socket path must be absolute", w + 8);
 		free(o->control);
 		o->control = strdup(w + 8);
 		return 0;
 	}
 	if (!strncmp(w, "control_group=", 14)) {
 		if (!w[14])
-			return fail(err, len, "control_group=: expected a group name or id");
+			return vds_err(err, len, -EINVAL, "control_group=: expected a group name or id");
 		free(o->control_group);
 		o->control_group = strdup(w + 14);
 		return 0;
 	}
 	if (!strncmp(w, "threads=", 8)) {
 		if (parse_number(w + 8, 1, 256, &d) || d != (unsigned)d)
-			return fail(err, len, "threads=%s: expected a whole number 1-256", w + 8);
+			return vds_err(err, len, -EINVAL, "threads=%s: expected a whole number 1-256", w + 8);
 		o->threads = (unsigned)d;
 		return 0;
 	}
 	if (!strncmp(w, "timeout=", 8)) {
 		if (parse_number(w + 8, 0, 86400, &d))
-			return fail(err, len, "timeout=%s: expected seconds, 0-86400", w + 8);
+			return vds_err(err, len, -EINVAL, "timeout=%s: expected seconds, 0-86400", w + 8);
 		o->timeout = d;
 		return 0;
 	}
@@ -178,20 +124,6 @@ static int parse_o_list(struct vds_opts *o, const char *list, char *err, size_t 
 	return ret;
 }
 
-static int parse_positional(struct vds_opts *o, const char *arg, int *npos, char *err,
-			    size_t len)
-{
-	switch ((*npos)++) {
-	case 0:
-		return opts_parse_datastores(o, arg, err, len);
-	case 1:
-		o->mountpoint = strdup(arg);
-		return 0;
-	default:
-		return fail(err, len, "unexpected argument '%s'", arg);
-	}
-}
-
 static int parse_flag(struct vds_opts *o, int argc, char **argv, int *i, char *err, size_t len)
 {
 	const char *a = argv[*i];
@@ -206,50 +138,68 @@ static int parse_flag(struct vds_opts *o, int argc, char **argv, int *i, char *e
 		o->version = true;
 	else if (!strcmp(a, "-o")) {
 		if (++*i == argc)
-			return fail(err, len, "-o needs an argument");
+			return vds_err(err, len, -EINVAL, "-o needs an argument");
 		return parse_o_list(o, argv[*i], err, len);
 	} else if (!strncmp(a, "-o", 2))
 		return parse_o_list(o, a + 2, err, len);
 	else
-		return fail(err, len, "unknown option '%s' (see --help)", a);
+		return vds_err(err, len, -EINVAL, "unknown option '%s' (see --help)", a);
 	return 0;
+}
+
+/* Every positional argument but the last names datastores, joined by ':' or not;
+ * the last is the mountpoint. A lone one is taken for datastores that lack it. */
+static int parse_positionals(struct vds_opts *o, char **pos, int npos, char *err, size_t len)
+{
+	int ret = 0;
+
+	if (npos == 0)
+		return vds_err(err, len, -EINVAL, "no datastores given (expected NAME=PATH[:NAME=PATH...] MOUNTPOINT)");
+	if (npos == 1)
+		return vds_err(err, len, -EINVAL, "no mountpoint given");
+	for (int i = 0; i < npos - 1 && !ret; i++)
+		ret = vds_ds_parse(o->ds, &o->nds, pos[i], err, len);
+	if (!ret && !(o->mountpoint = strdup(pos[npos - 1])))
+		ret = -ENOMEM;
+	return ret;
 }
 
 int opts_parse(struct vds_opts *o, int argc, char **argv, char *err, size_t len)
 {
+	char **pos = calloc((size_t)argc, sizeof(*pos));
 	int npos = 0, ret = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->threads = DEFAULT_THREADS;
 	o->timeout = DEFAULT_TIMEOUT;
 	o->fuse_opts = calloc(1, 1);
-	if (!o->fuse_opts)
+	if (!o->fuse_opts || !pos) {
+		free(pos);
 		return -ENOMEM;
+	}
 	for (int i = 1; i < argc && !ret; i++) {
 		if (argv[i][0] == '-' && argv[i][1])
 			ret = parse_flag(o, argc, argv, &i, err, len);
 		else
-			ret = parse_positional(o, argv[i], &npos, err, len);
+			pos[npos++] = argv[i];
 	}
+	if (!ret && !o->help && !o->version)
+		ret = parse_positionals(o, pos, npos, err, len);
+	free(pos);
 	if (ret || o->help || o->version)
 		return ret;
-	if (npos == 0)
-		return fail(err, len, "no datastores given (expected NAME=PATH[:NAME=PATH...] MOUNTPOINT)");
-	if (npos == 1)
-		return fail(err, len, "no mountpoint given");
 	if (o->create == VDS_CREATE_NAMED) {
 		for (int i = 0; i < o->nds; i++)
 			if (!strcmp(o->ds[i].name, o->create_name))
 				return 0;
-		return fail(err, len, "create=%s names no datastore", o->create_name);
+		return vds_err(err, len, -EINVAL, "create=%s names no datastore", o->create_name);
 	}
 	return 0;
 }
 
 void opts_free(struct vds_opts *o)
 {
-	for (int i = 0; i < o->nds; i++)
-		free(o->ds[i].path);
+	vds_ds_free(o->ds, o->nds);
 	free(o->mountpoint);
 	free(o->control);
 	free(o->control_group);
@@ -259,16 +209,18 @@ void opts_free(struct vds_opts *o)
 
 void opts_usage(const char *argv0)
 {
-	printf("usage: %s [options] NAME=PATH[:NAME=PATH...] MOUNTPOINT\n"
+	printf("usage: %s [options] NAME=PATH[:NAME=PATH...]... MOUNTPOINT\n"
 	       "\n"
-	       "Mounts several datastore directories as one namespace.\n"
+	       "Mounts several datastore directories as one namespace. Datastores may be\n"
+	       "joined by ':' in one argument or given as separate arguments.\n"
 	       "\n"
 	       "  -f                 stay in the foreground\n"
 	       "  -d                 debug output (implies -f)\n"
 	       "  -o OPT[,OPT...]    mount options:\n"
 	       "     create=mfs|ff|NAME  where new files go: most free space (default),\n"
 	       "                         first datastore, or the named one\n"
-	       "     control=PATH        control socket (default /run/vdsfs/<mountpoint>.sock)\n"
+	       "     control=PATH        control socket (default /run/vdsfs/<mountpoint as\n"
+	       "                         systemd-escape --path writes it>.sock)\n"
 	       "     control_group=GROUP also let this group use the control socket\n"
 	       "                         (default: root and the daemon's user only)\n"
 	       "     threads=N           FUSE worker threads (default %d)\n"

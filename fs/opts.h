@@ -11,19 +11,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define VDS_MAX_DS	64
-#define VDS_NAME_MAX	32
+#include "dsspec.h"	/* VDS_MAX_DS, VDS_NAME_MAX, struct vds_ds_spec */
+
 #define VDS_ERR_LEN	256
 
 enum vds_create_policy {
 	VDS_CREATE_MFS,		/* most free space (default) */
 	VDS_CREATE_FF,		/* first datastore listed */
 	VDS_CREATE_NAMED,	/* the datastore named in create_name */
-};
-
-struct vds_ds_spec {
-	char name[VDS_NAME_MAX + 1];
-	char *path;		/* as given; canonicalised later by ds_validate */
 };
 
 struct vds_opts {
@@ -44,7 +39,6 @@ struct vds_opts {
 };
 
 int opts_parse(struct vds_opts *o, int argc, char **argv, char *err, size_t errlen);
-int opts_parse_datastores(struct vds_opts *o, const char *spec, char *err, size_t errlen);
 void opts_free(struct vds_opts *o);
 void opts_usage(const char *argv0);
 

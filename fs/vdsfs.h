@@ -85,6 +85,8 @@ int vds_mkpath(struct vds *v, int ds, const char *dirpath);
 int vds_pick_ds(struct vds *v);
 bool vds_path_sane(const char *p);
 void vds_parent_path(const char *path, char *out, size_t len);
+void vds_dir_changed(struct vds *v, uint64_t mask, const char *dirpath);
+#define VDS_DS_BIT(ds)	(1ull << (ds))
 int vds_find_beneath(struct vds *v, const char *path, struct stat *st);
 void vds_set_owner(struct vds *v, fuse_req_t req, int ds, const char *path,
 		   const struct stat *parent_st);

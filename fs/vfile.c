@@ -11,14 +11,16 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "mig.h"
 #include "vdsfs.h"
 #include "vfile.h"
 
 static pthread_mutex_t vfile_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Flags the kernel has already acted on, or that would change pwrite semantics:
- * O_APPEND makes Linux pwrite ignore its offset, and the kernel sends the append
- * offset itself. */
+/* Flags the backing open must not see: O_CREAT and O_EXCL were acted on by the
+ * lookup or create before, O_TRUNC is applied by vfile_open itself (the route
+ * decides how), and O_APPEND would make Linux pwrite ignore its offset while the
+ * kernel already sends the append offset. */
 #define VFILE_STRIP	(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND)
 
 static struct vfile *vfile_get_locked(struct node *n)
@@ -136,23 +138,45 @@ int vfile_attach(struct vds *v, struct node *n, int fd, int flags, struct vhandl
 	return ret;
 }
 
-/* The backing fd is opened under vfile_lock: a migration switch holds it while it
- * moves node->fd and every handle to the destination, so a new handle is either in
- * the list the switch moves or opened after it, on the destination. */
+/* Open a handle on node n. The backing fd is opened under vfile_lock: a migration
+ * switch holds it while it moves node->fd and every handle to the destination, so a
+ * new handle is either in the list the switch moves or opened after it, on the
+ * destination.
+ *
+ * O_TRUNC is ours to carry out: the kernel leaves the truncation of an open to the
+ * filesystem (FUSE's atomic O_TRUNC). The gate is held shared across the open so the
+ * route cannot change under it: an idle file is truncated by the backing open itself
+ * (which also sets mtime and ctime as the backing filesystem keeps them, even when
+ * the size was already 0); a migrating one through its overlay and mirror, as
+ * ftruncate would be. The handle remembers the flags without O_TRUNC, since a switch
+ * reopens each handle on the destination with them. */
 int vfile_open(struct vds *v, struct node *n, int flags, struct vhandle **out)
 {
+	bool trunc = flags & O_TRUNC;
+	struct vfile *vf = vfile_get(n);
 	char path[32];
-	int fd, ret;
+	int fd, ret, bflags;
 
-	(void)v;
+	if (!vf)
+		return -ENOMEM;
 	flags = (flags & ~VFILE_STRIP) | O_CLOEXEC;
+	pthread_rwlock_rdlock(&vf->gate);
+	bflags = flags | (trunc && !vf->mig ? O_TRUNC : 0);
 	pthread_mutex_lock(&vfile_lock);
 	fd_path(n->fd, path);
-	fd = open(path, flags);
+	fd = open(path, bflags);
 	ret = fd < 0 ? -errno : attach_locked(n, fd, flags, out);
 	pthread_mutex_unlock(&vfile_lock);
 	if (ret && fd >= 0)
 		close(fd);
+	if (!ret && trunc && vf->mig && (ret = mig_truncate(vf->mig, 0))) {
+		pthread_rwlock_unlock(&vf->gate);
+		vfile_release(v, *out);
+		vfile_put(v, vf);
+		return ret;
+	}
+	pthread_rwlock_unlock(&vf->gate);
+	vfile_put(v, vf);	/* the handle holds its own reference */
 	return ret;
 }
 

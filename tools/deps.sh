@@ -7,7 +7,7 @@ level=${1:-test}
 pkgs="gcc meson ninja-build pkg-config libfuse3-dev fuse3 liburing-dev libjson-c-dev
       libcriterion-dev python3"
 case $level in
-  test|bench) pkgs="$pkgs fio qemu-utils clang libclang-rt-14-dev attr e2fsprogs util-linux" ;;
+  test|bench) pkgs="$pkgs fio qemu-utils clang libclang-rt-14-dev attr e2fsprogs util-linux systemd" ;;
 esac
 [ "$level" = bench ] && pkgs="$pkgs mergerfs gnuplot-nox bc"
 missing=""

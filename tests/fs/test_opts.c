@@ -52,6 +52,21 @@ Test(opts, mount_fuse3_order_and_own_keys)
 	cr_assert_str_eq(o.fuse_opts, "rw,allow_other");
 }
 
+/* Datastores as separate arguments, as vds-copy takes them, or both forms mixed:
+ * every positional argument but the last names datastores. */
+Test(opts, datastores_as_separate_arguments)
+{
+	char *argv[] = { "vdsfs", "a=/x", "-f", "b=/y:c=/z", "d=/w", "/mnt", "-o", "create=d" };
+
+	cr_assert_eq(parse(8, argv), 0, "%s", err);
+	cr_assert_eq(o.nds, 4);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(o.ds[i].name[0], "abcd"[i]);
+	cr_assert_str_eq(o.ds[3].path, "/w");
+	cr_assert_str_eq(o.mountpoint, "/mnt");
+	cr_assert(o.foreground);
+}
+
 Test(opts, flags)
 {
 	char *argv[] = { "vdsfs", "-f", "-ocreate=ff", "a=/x", "/m", "-d" };
@@ -88,7 +103,8 @@ Test(opts, refused)
 			{ 3, { "vdsfs", "a=", "/m" }, "empty path" },
 			{ 3, { "vdsfs", "b@d=/x", "/m" }, "must be 1-32" },
 			{ 3, { "vdsfs", "=/x", "/m" }, "must be 1-32" },
-			{ 4, { "vdsfs", "a=/x", "/m", "/extra" }, "unexpected argument" },
+			{ 4, { "vdsfs", "a=/x", "/m", "/extra" }, "datastore '/m' is not NAME=PATH" },
+			{ 4, { "vdsfs", "a=/x", "a=/y", "/m" }, "'a' is given twice" },
 			{ 4, { "vdsfs", "--frobnicate", "a=/x", "/m" }, "unknown option" },
 			{ 5, { "vdsfs", "a=/x", "/m", "-o", "create=zz" }, "names no datastore" },
 			{ 5, { "vdsfs", "a=/x", "/m", "-o", "create=b/d" }, "expected mfs, ff" },

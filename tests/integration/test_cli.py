@@ -2,13 +2,16 @@
 """Command line and mount conventions: bad input is refused with one clear line and
 exit status 1, leaving nothing mounted; good input mounts via vdsfs itself, via
 mount -t fuse.vdsfs (mount.fuse3's calling convention) and unmounts on SIGTERM."""
+import json
 import os
 import signal
+import stat
 import subprocess
 import time
 import unittest
 
-from vdsfs_fixture import VDSFS, Mount, main, mounted, peer_request, run
+from vdsfs_fixture import (VDSCTL, VDSFS, Mount, main, mounted, peer_request, run,
+                           wait_gone)
 
 
 class BadInput(unittest.TestCase):
@@ -97,6 +100,16 @@ class GoodInput(unittest.TestCase):
         self.assertIn("usage:", run([VDSFS, "--help"]).stdout)
         self.assertIn("vdsfs", run([VDSFS, "--version"]).stdout)
 
+    def test_datastores_as_separate_arguments(self):
+        m = Mount(self, n=3)
+        self.addCleanup(m.stop)
+        joined = f"{m.names[1]}={m.paths[1]}:{m.names[2]}={m.paths[2]}"
+        run([VDSFS, f"{m.names[0]}={m.paths[0]}", joined, m.mnt, "-o", m.opts])
+        self.assertTrue(mounted(m.mnt))
+        out = json.loads(run([VDSCTL, "-s", m.sock, "datastores", "--json"]).stdout)
+        self.assertEqual([(d["name"], d["path"]) for d in out["datastores"]],
+                         list(zip(m.names, m.paths)))
+
     def test_state_folder_created_and_hidden(self):
         m = Mount(self, n=2).start()
         for p in m.paths:
@@ -145,6 +158,28 @@ class GoodInput(unittest.TestCase):
         m, p = self.foreground()
         run(["fusermount3", "-u", m.mnt])
         self.assertEqual(p.wait(timeout=20), 0)
+
+
+class DefaultSocket(unittest.TestCase):
+    """Without control= each mount gets /run/vdsfs/<systemd-escape --path>.sock: two
+    mountpoints that differ only in '-' against '/' get two sockets, and vdsctl -m
+    reaches each mount's own daemon. systemd-escape is the oracle for the name."""
+
+    def test_vm_dash_a_and_vm_slash_a(self):
+        a = Mount(self, n=1, names=["a"], control=False, mnt="vm-a")
+        b = Mount(self, n=1, names=["b"], control=False, mnt=os.path.join(a.top, "vm", "a"))
+        a.start()
+        b.start()
+        socks = [a.sock, b.sock]
+        self.assertNotEqual(socks[0], socks[1])
+        for m, sock in zip((a, b), socks):
+            self.assertTrue(stat.S_ISSOCK(os.stat(sock).st_mode), sock)
+            out = json.loads(run([VDSCTL, "-m", m.mnt, "datastores", "--json"]).stdout)
+            self.assertEqual([d["name"] for d in out["datastores"]], m.names)
+        a.stop()
+        b.stop()
+        for sock in socks:
+            wait_gone(sock)     # the daemon removes it after the unmount
 
 
 class ControlGroup(unittest.TestCase):

@@ -36,25 +36,58 @@ def run(cmd, check=True, **kw):
     return p
 
 
-class Mount:
-    """Datastores ds0..dsN-1 under a fresh temp dir, mounted at <tmp>/mnt."""
+CONTROL_DIR = "/run/vdsfs"     # where a daemon without control= puts its socket
 
-    def __init__(self, case, n=3, opts=None, tmpfs_mb=None, names=None):
+
+def _rmdir_if_empty(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass    # another mount's socket is there, or the daemon is still leaving
+
+
+def default_socket(mnt):
+    """The daemon's socket without control=, named by the real systemd-escape."""
+    name = run(["systemd-escape", "--path", os.path.realpath(mnt)]).stdout.strip()
+    return f"{CONTROL_DIR}/{name}.sock"
+
+
+def wait_gone(path, timeout=60):
+    """Until path no longer exists (e.g. a socket the daemon removes as it exits)."""
+    end = time.time() + timeout
+    while os.path.lexists(path):
+        if time.time() > end:
+            raise AssertionError(f"{path} is still there")
+        time.sleep(0.05)
+
+
+class Mount:
+    """Datastores ds0..dsN-1 under a fresh temp dir, mounted at <tmp>/mnt (or at mnt:
+    relative to the temp dir, or absolute). control=False leaves the daemon its
+    default socket under /run/vdsfs, as the README's `vdsctl -m` examples expect; the
+    name comes from the unique temp dir, so it never meets a real mount's socket;
+    sock is that default path then."""
+
+    def __init__(self, case, n=3, opts=None, tmpfs_mb=None, names=None, control=True,
+                 mnt="mnt"):
         self.case = case
+        if not control and not os.path.isdir(CONTROL_DIR):
+            case.addCleanup(_rmdir_if_empty, CONTROL_DIR)   # runs last: LIFO
         self.top = tempfile.mkdtemp(prefix="vdsfs-it-")
         case.addCleanup(self._remove_top)
         self.names = names or [f"ds{i}" for i in range(n)]
         self.paths = [os.path.join(self.top, nm) for nm in self.names]
-        self.mnt = os.path.join(self.top, "mnt")
-        os.mkdir(self.mnt)
+        self.mnt = os.path.join(self.top, mnt)
+        os.makedirs(self.mnt)
         for i, p in enumerate(self.paths):
             os.mkdir(p)
             if tmpfs_mb:
                 run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_mb[i]}m", "tmpfs", p])
                 case.addCleanup(self._umount_path, p)
         # A per-test control socket keeps parallel or leftover daemons apart.
-        self.sock = os.path.join(self.top, "ctl.sock")
-        opts = f"control={self.sock}" + (f",{opts}" if opts else "")
+        self.sock = os.path.join(self.top, "ctl.sock") if control else default_socket(self.mnt)
+        self.opts_control = control
+        opts = ",".join(o for o in (control and f"control={self.sock}", opts) if o)
         self.opts = opts
         self.spec = ":".join(f"{nm}={p}" for nm, p in zip(self.names, self.paths))
 
@@ -84,6 +117,12 @@ class Mount:
 
     def _remove_top(self):
         self.stop()
+        # A default socket outlives the unmount a moment; wait so that /run/vdsfs can
+        # be removed after it (a daemon that died leaves it: then stop waiting).
+        for _ in range(100):
+            if self.opts_control or not os.path.lexists(self.sock):
+                break
+            time.sleep(0.05)
         shutil.rmtree(self.top, ignore_errors=True)
 
     def path(self, rel):

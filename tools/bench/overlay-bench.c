@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "overlay.h"
+#include "size.h"
 
 struct cfg {
 	const char *dir;
@@ -314,6 +315,18 @@ static void prepare_full(void)
 	tgt_close(&t);
 }
 
+static void parse_block_size(const char *arg)
+{
+	char err[256];
+	uint64_t v;
+
+	if (vds_size_parse("--block-size", arg, UINT32_MAX, &v, err, sizeof(err))) {
+		fprintf(stderr, "overlay-bench: %s\n", err);
+		exit(2);
+	}
+	cfg.bs = (unsigned)v;
+}
+
 static void parse(int argc, char **argv)
 {
 	static const struct option o[] = {
@@ -328,7 +341,7 @@ static void parse(int argc, char **argv)
 		case 's': cfg.size = strtoull(optarg, NULL, 0) << 20; break;
 		case 'r': cfg.runs = (unsigned)atoi(optarg); break;
 		case 'o': cfg.ops = (unsigned)atoi(optarg); break;
-		case 'b': cfg.bs = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'b': parse_block_size(optarg); break;
 		case 'D': cfg.direct = 1; break;
 		case 'S': cfg.sync = 1; break;
 		case 'w': cfg.only = atoi(optarg); break;

@@ -1,8 +1,8 @@
 /* args.c -- vds-copy's command line.
  *
  * Positional arguments are told apart by shape: "NAME=PATH" names a
- * datastore, "SRC:relpath=DST" is a job (the colon comes before the first
- * '='). Jobs may refer to datastores named later on the line; names are
+ * datastore ("A=/x:B=/y" two, as vdsfs takes them), "SRC:relpath=DST" is a job
+ * (the colon comes before the first '='). Jobs may refer to datastores named later on the line; names are
  * resolved once everything is read. Every error is one line on stderr and
  * exit status 2, decided in main().
  */
@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsspec.h"
+#include "size.h"
 #include "vds-copy.h"
 
 void vc_usage(FILE *f)
 {
-	fputs("usage: vds-copy [OPTIONS] NAME=PATH... SRC:relpath=DST...\n"
+	fputs("usage: vds-copy [OPTIONS] NAME=PATH[:NAME=PATH...]... SRC:relpath=DST...\n"
 	      "Copy files between datastore directories, up to --parallel at once and\n"
 	      "never two at once on one datastore (sparse-aware, O_DIRECT, resumable).\n"
 	      "A job SRC:relpath=DST copies SRC's relpath to the same relpath in DST,\n"
@@ -24,7 +26,7 @@ void vc_usage(FILE *f)
 	      "\n"
 	      "  -p, --parallel N          copies at once (default 4)\n"
 	      "  -k, --per-datastore K     copies at once per datastore (default 1)\n"
-	      "  -b, --bwlimit RATE        limit every datastore to RATE bytes/s (K, M, G)\n"
+	      "  -b, --bwlimit RATE        limit every datastore to RATE bytes/s\n"
 	      "  -b, --bwlimit NAME=RATE   limit one datastore\n"
 	      "      --job-bwlimit RATE    limit every single copy\n"
 	      "  -V, --verify              compare checksums of source and copy\n"
@@ -41,6 +43,9 @@ void vc_usage(FILE *f)
 	      "      --queue-depth N       I/Os in flight per copy (default 16)\n"
 	      "      --chunk-size BYTES    bytes per I/O (default 1M)\n"
 	      "  -h, --help                this text\n"
+	      "      --version             the version\n"
+	      "BYTES and RATE (bytes/s):\n"
+	      "  " VDS_SIZE_SYNTAX ".\n"
 	      "--json prints one object per line: seq, ts (monotonic seconds), event\n"
 	      "(queued, started, progress, finished, failed, cancelled), job, name, src,\n"
 	      "dst; progress and finished add done, total (data bytes), rate, checkpointed,\n"
@@ -48,52 +53,26 @@ void vc_usage(FILE *f)
 	      "Exit status: 0 all copied, 1 some copy failed or was cancelled, 2 usage.\n", f);
 }
 
-int vc_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || v < 0)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v *= 1024; end++; break;
-	case 'm': case 'M': v *= 1048576; end++; break;
-	case 'g': case 'G': v *= 1073741824; end++; break;
-	case 't': case 'T': v *= 1099511627776.0; end++; break;
-	}
-	if (*end == 'i' || *end == 'B')  /* "MiB", "MB" read as binary units */
-		end += end[0] == 'i' && end[1] == 'B' ? 2 : 1;
-	if (*end || v > 1.8e19)
-		return -EINVAL;
-	*out = (uint64_t)v;
-	return 0;
-}
-
 static int find_ds(struct vc *vc, const char *name, size_t len)
 {
-	for (unsigned i = 0; i < vc->nds; i++)
-		if (strlen(vc->ds[i].name) == len && !strncmp(vc->ds[i].name, name, len))
-			return (int)i;
-	return -1;
+	return vds_ds_find(vc->spec, (int)vc->nds, name, len);
 }
 
-static int add_ds(struct vc *vc, const char *arg, const char *eq)
+/* "A=/x" or "A=/x:B=/y", as vdsfs takes them; vc->ds[] points into vc->spec[]. */
+static int add_ds(struct vc *vc, const char *arg)
 {
-	if (vc->nds == VC_MAX_DS || eq == arg || !eq[1]) {
-		fprintf(stderr, "vds-copy: bad datastore '%s' (want NAME=PATH)\n", arg);
-		return -1;
+	int n = (int)vc->nds;
+	char err[512];
+	int ret = vds_ds_parse(vc->spec, &n, arg, err, sizeof(err));
+
+	for (; vc->nds < (unsigned)n; vc->nds++) {
+		vc->ds[vc->nds].name = vc->spec[vc->nds].name;
+		vc->ds[vc->nds].path = vc->spec[vc->nds].path;
+		vc->ds[vc->nds].fd = -1;
 	}
-	if (find_ds(vc, arg, (size_t)(eq - arg)) >= 0) {
-		fprintf(stderr, "vds-copy: datastore '%.*s' named twice\n", (int)(eq - arg), arg);
-		return -1;
-	}
-	vc->ds[vc->nds].name = strndup(arg, (size_t)(eq - arg));
-	vc->ds[vc->nds].path = strdup(eq + 1);
-	vc->ds[vc->nds].fd = -1;
-	vc->nds++;
-	return 0;
+	if (ret)
+		fprintf(stderr, "vds-copy: %s\n", err);
+	return ret;
 }
 
 /* A ".." component could leave the datastore. */
@@ -146,23 +125,38 @@ static int resolve_job(struct vc *vc, const char *arg)
 	return 0;
 }
 
+/* A size option's value, or -1 with the message printed. */
+static int parse_size(const char *what, const char *arg, uint64_t *out)
+{
+	char err[512];
+
+	if (!vds_size_parse(what, arg, UINT64_MAX, out, err, sizeof(err)))
+		return 0;
+	fprintf(stderr, "vds-copy: %s\n", err);
+	return -1;
+}
+
+/* --bwlimit RATE or --bwlimit NAME=RATE; sizes never contain '='. */
 static int set_ds_rate(struct vc *vc, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
-	uint64_t rate;
+	char what[64];
 	int i;
 
 	if (!eq)
-		return vc_parse_size(arg, &vc->bwlimit_all);
+		return parse_size("--bwlimit", arg, &vc->bwlimit_all);
 	i = find_ds(vc, arg, (size_t)(eq - arg));
-	if (i < 0 || vc_parse_size(eq + 1, &rate))
-		return -EINVAL;
-	vc->ds[i].rate = rate;
-	return 0;
+	if (i < 0) {
+		fprintf(stderr, "vds-copy: --bwlimit %s: no datastore named '%.*s'\n", arg,
+			(int)(eq - arg), arg);
+		return -1;
+	}
+	snprintf(what, sizeof(what), "--bwlimit of %s", vc->ds[i].name);
+	return parse_size(what, eq + 1, &vc->ds[i].rate);
 }
 
 enum { O_JOBBW = 256, O_NORESUME, O_KEEP, O_NODIRECT, O_NOSPACE, O_MARGIN,
-       O_CKPT, O_QD, O_CHUNK };
+       O_CKPT, O_QD, O_CHUNK, O_VERSION };
 
 static const struct option longopts[] = {
 	{ "parallel", required_argument, NULL, 'p' },
@@ -182,38 +176,51 @@ static const struct option longopts[] = {
 	{ "queue-depth", required_argument, NULL, O_QD },
 	{ "chunk-size", required_argument, NULL, O_CHUNK },
 	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, O_VERSION },	/* -V is --verify */
 	{ NULL, 0, NULL, 0 },
 };
 
-static int parse_uint(const char *s, unsigned *out, unsigned max)
+static const char *opt_name(int c)
+{
+	for (const struct option *o = longopts; o->name; o++)
+		if (o->val == c)
+			return o->name;
+	return "?";
+}
+
+static int parse_uint(int c, const char *s, unsigned *out, unsigned max)
 {
 	char *end;
 	unsigned long v = strtoul(s, &end, 10);
 
-	if (*end || end == s || v == 0 || v > max)
-		return -EINVAL;
+	if (*end || end == s || *s == '-' || v == 0 || v > max) {
+		fprintf(stderr, "vds-copy: --%s '%s': expected a whole number 1-%u\n", opt_name(c), s, max);
+		return -1;
+	}
 	*out = (unsigned)v;
 	return 0;
 }
 
 /* Options that need the datastore list (per-datastore rates) wait too. */
-static char *pending_rates[VC_MAX_DS];
+static char *pending_rates[VDS_MAX_DS];
 static unsigned nrates;
 
+/* One option; -1 with the message printed when its value is bad. */
 static int parse_opt(struct vc *vc, int c, const char *arg)
 {
 	uint64_t v;
-	unsigned u;
 
 	switch (c) {
-	case 'p': return parse_uint(arg, &vc->parallel, 1024);
-	case 'k': return parse_uint(arg, &vc->per_ds, 1024);
+	case 'p': return parse_uint(c, arg, &vc->parallel, 1024);
+	case 'k': return parse_uint(c, arg, &vc->per_ds, 1024);
 	case 'b':
-		if (nrates == VC_MAX_DS)
-			return -EINVAL;
+		if (nrates == VDS_MAX_DS) {
+			fprintf(stderr, "vds-copy: --bwlimit given more than %d times\n", VDS_MAX_DS);
+			return -1;
+		}
 		pending_rates[nrates++] = (char *)arg;
 		return 0;
-	case O_JOBBW: return vc_parse_size(arg, &vc->copy.rate_limit);
+	case O_JOBBW: return parse_size("--job-bwlimit", arg, &vc->copy.rate_limit);
 	case 'V': vc->copy.verify = true; return 0;
 	case 'j': vc->json = true; return 0;
 	case 'q': vc->quiet = true; return 0;
@@ -222,23 +229,23 @@ static int parse_opt(struct vc *vc, int c, const char *arg)
 	case O_KEEP: vc->keep_failed = true; return 0;
 	case O_NODIRECT: vc->copy.no_direct = true; return 0;
 	case O_NOSPACE: vc->copy.no_space_check = true; return 0;
-	case O_MARGIN: return vc_parse_size(arg, &vc->copy.space_margin);
-	case O_CKPT: return vc_parse_size(arg, &vc->copy.checkpoint_every);
-	case O_QD:
-		if (parse_uint(arg, &u, 4096))
-			return -EINVAL;
-		vc->copy.queue_depth = u;
-		return 0;
+	case O_MARGIN: return parse_size("--space-margin", arg, &vc->copy.space_margin);
+	case O_CKPT: return parse_size("--checkpoint-every", arg, &vc->copy.checkpoint_every);
+	case O_QD: return parse_uint(c, arg, &vc->copy.queue_depth, 4096);
 	case O_CHUNK:
-		if (vc_parse_size(arg, &v) || v < 4096 || v > (64 << 20) || v % 4096)
-			return -EINVAL;
+		if (parse_size("--chunk-size", arg, &v))
+			return -1;
+		if (v < 4096 || v > (64 << 20) || v % 4096) {
+			fprintf(stderr, "vds-copy: --chunk-size %s: expected a multiple of 4K from 4K to 64M\n", arg);
+			return -1;
+		}
 		vc->copy.chunk_size = (size_t)v;
 		return 0;
 	}
-	return -EINVAL;
+	return -1;
 }
 
-/* Returns 0, 1 for --help, -1 for a usage error (already reported). */
+/* Returns 0, VC_HELP or VC_VERSION, -1 for a usage error (already reported). */
 int vc_parse_args(struct vc *vc, int argc, char **argv)
 {
 	const char *colon, *eq;
@@ -249,12 +256,11 @@ int vc_parse_args(struct vc *vc, int argc, char **argv)
 	vc->copy.resume = true;
 	while ((c = getopt_long(argc, argv, "p:k:b:Vjqfh", longopts, NULL)) != -1) {
 		if (c == 'h')
-			return 1;
-		if (c == '?' || parse_opt(vc, c, optarg)) {
-			if (c != '?')
-				fprintf(stderr, "vds-copy: bad option value '%s'\n", optarg);
+			return VC_HELP;
+		if (c == O_VERSION)
+			return VC_VERSION;
+		if (c == '?' || parse_opt(vc, c, optarg))
 			return -1;
-		}
 	}
 	for (i = optind; i < argc; i++) {
 		eq = strchr(argv[i], '=');
@@ -263,7 +269,7 @@ int vc_parse_args(struct vc *vc, int argc, char **argv)
 			if (npending == VC_MAX_JOBS)
 				return fprintf(stderr, "vds-copy: too many jobs\n"), -1;
 			pending_jobs[npending++] = argv[i];
-		} else if (!eq || add_ds(vc, argv[i], eq)) {
+		} else if (!eq || add_ds(vc, argv[i])) {
 			if (!eq)
 				fprintf(stderr, "vds-copy: '%s' is neither NAME=PATH nor SRC:relpath=DST\n", argv[i]);
 			return -1;
@@ -274,7 +280,7 @@ int vc_parse_args(struct vc *vc, int argc, char **argv)
 			return -1;
 	for (unsigned k = 0; k < nrates; k++)
 		if (set_ds_rate(vc, pending_rates[k]))
-			return fprintf(stderr, "vds-copy: bad --bwlimit '%s'\n", pending_rates[k]), -1;
+			return -1;
 	if (!vc->njobs)
 		return fprintf(stderr, "vds-copy: no jobs given (see --help)\n"), -1;
 	return 0;

@@ -193,11 +193,12 @@ int main(int argc, char **argv)
 	static struct vc vc;
 	int r = vc_parse_args(&vc, argc, argv);
 
-	if (r) {
-		if (r > 0)
-			vc_usage(stdout);
+	if (r == VC_HELP)
+		vc_usage(stdout);
+	else if (r == VC_VERSION)
+		printf("vds-copy %s\n", VDS_VERSION);
+	if (r)
 		return r > 0 ? 0 : 2;
-	}
 	vc.tty = isatty(STDERR_FILENO) && !vc.json;
 	vc.copy.keep_partial = true;
 	if (open_datastores(&vc))

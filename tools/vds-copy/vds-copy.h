@@ -15,13 +15,13 @@
 #include <time.h>
 
 #include "copier.h"
+#include "dsspec.h"
 #include "scheduler.h"
 
-#define VC_MAX_DS 64
 #define VC_MAX_JOBS 1024
 
 struct vc_ds {
-	char *name, *path;
+	const char *name, *path;	/* in vc->spec[] */
 	int fd;
 	uint64_t rate;        /* bytes/s, 0 = none */
 };
@@ -39,7 +39,8 @@ struct vc_job {
 };
 
 struct vc {
-	struct vc_ds ds[VC_MAX_DS];
+	struct vds_ds_spec spec[VDS_MAX_DS];	/* as parsed: name and path */
+	struct vc_ds ds[VDS_MAX_DS];
 	unsigned nds;
 	struct vc_job jobs[VC_MAX_JOBS];
 	unsigned njobs;
@@ -61,9 +62,9 @@ static inline uint64_t vc_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+enum { VC_HELP = 1, VC_VERSION };
 int vc_parse_args(struct vc *vc, int argc, char **argv);
 void vc_usage(FILE *f);
-int vc_parse_size(const char *s, uint64_t *out);
 
 void vc_on_event(void *arg, const struct sched_event *ev);
 void vc_print_summary(struct vc *vc);

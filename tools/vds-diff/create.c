@@ -1,12 +1,14 @@
 /* create.c - `vds-diff create`: a new, empty differencing file over a base.
  * The differencing file must not exist yet (O_EXCL): never clobber a live one. */
 #include <fcntl.h>
+#include <stdint.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "overlay.h"
+#include "size.h"
 #include "vds-diff.h"
 
 static const char usage[] =
@@ -15,7 +17,8 @@ static const char usage[] =
 	"  --block-size N  block size, power of two from 4K to 1M (default 4K)\n"
 	"  --size N        logical size (default: the size of BASE)\n"
 	"  --uuid ID       identity string of the base; later opens must give it too\n"
-	"Sizes take K, M, G, T suffixes.\n";
+	"N is bytes:\n"
+	"  " VDS_SIZE_SYNTAX ".\n";
 
 int cmd_create(int argc, char **argv)
 {
@@ -27,14 +30,19 @@ int cmd_create(int argc, char **argv)
 	uint64_t v;
 	int c, base, diff, ret;
 	struct overlay *ov;
+	char err[256];
 
 	while ((c = getopt_long(argc, argv, "b:s:u:h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage, stdout);
 			return 0;
 		}
-		if ((c == 'b' || c == 's') && parse_size(optarg, &v))
-			return fail("bad size '%s'", optarg);
+		if ((c == 'b' || c == 's') &&
+		    vds_size_parse(c == 'b' ? "--block-size" : "--size", optarg,
+				   c == 'b' ? UINT32_MAX : INT64_MAX, &v, err, sizeof(err))) {
+			fail("%s", err);
+			return 2;	/* a usage error */
+		}
 		if (c == 'b')
 			o.block_size = (uint32_t)v;
 		else if (c == 's')

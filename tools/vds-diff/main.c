@@ -18,7 +18,8 @@ static const char usage[] =
 	"  check   verify structure and checksums; exit 1 on any problem\n"
 	"  merge   apply a differencing file onto its base or onto a copy of it\n"
 	"\n"
-	"'vds-diff <command> --help' describes each command.\n";
+	"'vds-diff <command> --help' describes each command; 'vds-diff --version'\n"
+	"prints the version.\n";
 
 int main(int argc, char **argv)
 {
@@ -34,6 +35,10 @@ int main(int argc, char **argv)
 		die_usage(usage);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("vds-diff %s\n", VDS_VERSION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

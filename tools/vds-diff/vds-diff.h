@@ -16,7 +16,6 @@ int cmd_check(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 
 /* util.c */
-int parse_size(const char *s, uint64_t *out);	/* 4096, 64K, 1M, 10G */
 void die_usage(const char *usage);		/* prints usage, exits 2 */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));	/* returns 1 */
 int open_or_fail(const char *path, int flags, int *fd);

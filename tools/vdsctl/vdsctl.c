@@ -1,8 +1,9 @@
 /* vdsctl - control a running vdsfs: datastores, where, migrate, status, cancel.
  *
  * Talks JSON lines over the daemon's Unix socket (fs/control_req.c has the
- * protocol). Paths the user types are resolved here into paths relative to the
- * mount root: a path outside the mount is refused before anything is sent.
+ * protocol). Paths the user types are turned here into paths relative to the
+ * mount root by one rule (paths.h): a path outside the mount, or one that names
+ * nothing, is refused before anything is sent.
  * Exit status: 0 success, 1 the daemon refused or a migration did not switch,
  * 2 usage error or no daemon.
  */
@@ -10,20 +11,24 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "control_path.h"
+#include "paths.h"
+#include "size.h"
 
 struct ctl {
 	char mount[PATH_MAX];	/* canonical mountpoint, "" if only -s given */
+	char *typed;		/* -m as typed if it reaches the mount another way, or NULL */
+	char *cwd;		/* the current directory, NULL if getcwd failed */
 	char sock[108];
 	int fd;
 	FILE *in;
@@ -33,22 +38,35 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vdsctl (-m MOUNTPOINT | -s SOCKET) COMMAND [ARGS]\n"
+		"       vdsctl --version\n"
 		"\n"
 		"commands:\n"
 		"  datastores [--json]                 datastores, space, bytes held, migrations\n"
 		"  where [--json] PATH...              the datastore of each file, its migration\n"
-		"  migrate [--wait] [--parallel N] [--bwlimit RATE] PATH... --to NAME\n"
+		"  migrate [--wait] [--parallel N] [--bwlimit RATE] [--space-margin SIZE]\n"
+		"          [--no-space-check] PATH... --to NAME\n"
 		"                                      --parallel: migrations the daemon runs at\n"
 		"                                      once from now on (default 4); --bwlimit:\n"
-		"                                      copy rate of each of these files\n"
+		"                                      copy rate of each of these files;\n"
+		"                                      --space-margin: free space the destination\n"
+		"                                      must keep beyond the daemon's estimate;\n"
+		"                                      --no-space-check: skip that check\n"
 		"  migrate [--wait] ... PATH=NAME...   per-file destinations; a directory means\n"
 		"                                      every file under it\n"
 		"  status [--json] [--watch] [ID]      phase, progress, rate, ETA, diff size, pause\n"
 		"  cancel ID                           roll a migration back; the source stays\n"
 		"  events                              the scheduler's event log (JSON)\n"
 		"\n"
-		"RATE takes K, M, G suffixes (bytes/s). Without -s the socket is\n"
-		"/run/vdsfs/<mountpoint with / as ->.sock, as vdsfs makes it by default.\n");
+		"PATH: relative to the current directory when that is inside the mount, else\n"
+		"to the mount root (vm1/disk1.raw works from anywhere outside); an absolute\n"
+		"PATH must lie inside the mount. With -s and no -m every PATH is taken from\n"
+		"the mount root. In PATH=NAME the last '=' splits. \".\" and \"..\" are folded\n"
+		"as the shell's cd does; the daemon resolves symlinks beneath each datastore.\n"
+		"RATE is bytes/s, SIZE bytes:\n"
+		"  " VDS_SIZE_SYNTAX ".\n"
+		"Without -s the socket is /run/vdsfs/<mountpoint as systemd-escape --path\n"
+		"writes it>.sock, as vdsfs makes it by default (/run/vdsfs/var-lib-vdsfs.sock\n"
+		"for /var/lib/vdsfs).\n");
 }
 
 static int die(int code, const char *fmt, const char *arg)
@@ -120,26 +138,33 @@ static json_object *simple(struct ctl *c, const char *cmd)
 	return rep;
 }
 
-/* A path as typed -> path relative to the mount root, or an error. */
+/* A path as typed -> path relative to the mount root (paths.h has the rule), or -1
+ * with the message printed. With the mount known, a path that names nothing is
+ * refused here, with a clearer word than the daemon's errno; whether it may be
+ * acted on (symlinks, datastores) stays the daemon's decision. */
 static int relpath(struct ctl *c, const char *arg, char *out, size_t len)
 {
-	char *real = realpath(arg, NULL);
-	size_t ml = strlen(c->mount);
+	struct mount_view mv = { .root = c->mount[0] ? c->mount : NULL, .typed = c->typed,
+				 .cwd = c->cwd };
+	char err[PATH_MAX + 256], *full;
+	struct stat st;
+	int ret = mount_relpath(&mv, arg, out, len, err, sizeof(err));
 
-	if (!c->mount[0]) {	/* -s only: the caller gives mount-relative paths */
-		snprintf(out, len, "%s", arg[0] == '/' ? arg + 1 : arg);
+	if (ret) {
+		fprintf(stderr, "vdsctl: %s\n", err);
+		return -1;
+	}
+	if (!mv.root)
 		return 0;
+	if (asprintf(&full, "%s/%s", mv.root, out) < 0) {
+		fprintf(stderr, "vdsctl: out of memory\n");
+		return -1;
 	}
-	if (!real)
-		return die(1, "%s: no such file in the mount", arg) ? -ENOENT : -ENOENT;
-	if (strncmp(real, c->mount, ml) || real[ml] != '/' || !real[ml + 1]) {
-		fprintf(stderr, "vdsctl: %s is not inside the mount %s\n", arg, c->mount);
-		free(real);
-		return -EINVAL;
-	}
-	snprintf(out, len, "%s", real + ml + 1);
-	free(real);
-	return 0;
+	ret = lstat(full, &st) < 0 && (errno == ENOENT || errno == ENOTDIR) ? -1 : 0;
+	free(full);
+	if (ret)
+		fprintf(stderr, "vdsctl: %s: no such file in the mount\n", arg);
+	return ret;
 }
 
 static const char *human(double b, char *buf, size_t len)
@@ -251,27 +276,6 @@ static int cmd_where(struct ctl *c, int argc, char **argv, bool json)
 	return ret;
 }
 
-static int parse_rate(const char *s, uint64_t *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	double mul = 1;
-
-	if (end == s || v < 0)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': mul = 1024; end++; break;
-	case 'm': case 'M': mul = 1024 * 1024; end++; break;
-	case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-	}
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*out = (uint64_t)(v * mul);
-	return 0;
-}
-
 static bool terminal_phase(const char *p)
 {
 	return !strcmp(p, "done") || !strcmp(p, "failed") || !strcmp(p, "cancelled");
@@ -362,71 +366,109 @@ static int wait_for(struct ctl *c, json_object *ids)
 	return ret;
 }
 
-static int cmd_migrate(struct ctl *c, int argc, char **argv)
+struct migrate_args {
+	const char *to;		/* --to NAME, for paths without =NAME */
+	uint64_t bwlimit;	/* 0: not given */
+	uint64_t space_margin;
+	bool margin_given, no_space_check, wait;
+	int parallel;		/* 0: not given */
+};
+
+/* migrate's options; the index of the first path, or -(exit status) after a message. */
+static int migrate_opts(struct migrate_args *a, int argc, char **argv)
 {
 	static const struct option lo[] = { { "wait", 0, 0, 'w' }, { "parallel", 1, 0, 'p' },
-		{ "bwlimit", 1, 0, 'b' }, { "to", 1, 0, 't' }, { 0 } };
-	json_object *req, *moves, *rep, *ids;
-	const char *to = NULL;
-	uint64_t bw = 0;
-	bool wait = false;
-	int opt, parallel = 0, ret;
-	char rel[PATH_MAX];
+		{ "bwlimit", 1, 0, 'b' }, { "to", 1, 0, 't' }, { "space-margin", 1, 0, 'm' },
+		{ "no-space-check", 0, 0, 'n' }, { 0 } };
+	char err[256];
+	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		if (opt == 'w')
-			wait = true;
-		else if (opt == 'p' && (parallel = atoi(optarg)) < 1)
-			return die(2, "--parallel %s: expected a number >= 1", optarg);
-		else if (opt == 'b' && parse_rate(optarg, &bw))
-			return die(2, "--bwlimit %s: expected bytes/s, e.g. 200M", optarg);
+			a->wait = true;
+		else if (opt == 'p' && (a->parallel = atoi(optarg)) < 1)
+			return -die(2, "--parallel %s: expected a number >= 1", optarg);
+		else if (opt == 'b' &&
+			 vds_size_parse("--bwlimit", optarg, INT64_MAX, &a->bwlimit, err, sizeof(err)))
+			return -die(2, "%s", err);
+		else if (opt == 'm' && vds_size_parse("--space-margin", optarg, INT64_MAX,
+						      &a->space_margin, err, sizeof(err)))
+			return -die(2, "%s", err);
+		else if (opt == 'm')
+			a->margin_given = true;
+		else if (opt == 'n')
+			a->no_space_check = true;
 		else if (opt == 't')
-			to = optarg;
+			a->to = optarg;
 		else if (opt == '?')
-			return 2;
+			return -2;
 	}
-	/* --to may also follow the paths */
-	for (int i = optind; i < argc; i++)
-		if (!strcmp(argv[i], "--to") && i + 1 < argc) {
-			to = argv[i + 1];
-			memmove(&argv[i], &argv[i + 2], (argc - i - 2) * sizeof(char *));
-			argc -= 2;
-			i--;
-		}
-	if (optind == argc)
-		return die(2, "migrate: which paths?%s", "");
-	moves = json_object_new_array();
-	for (int i = optind; i < argc; i++) {
-		char *eq = strrchr(argv[i], '=');
-		json_object *mv = json_object_new_object();
-		const char *dest = to;
+	return optind;
+}
 
-		if (eq) {
+/* The "moves" of the request, or NULL with *code set and the message printed. */
+static json_object *migrate_moves(struct ctl *c, int argc, char **argv, const char *to, int *code)
+{
+	json_object *moves = json_object_new_array();
+	char rel[PATH_MAX];
+
+	for (int i = 0; i < argc; i++) {
+		char *eq = strrchr(argv[i], '=');	/* names have no '=', paths may */
+		const char *dest = eq ? eq + 1 : to;
+		json_object *mv;
+
+		if (eq)
 			*eq = 0;
-			dest = eq + 1;
-		}
-		if (!dest || !*dest) {
-			json_object_put(mv);
+		if (!dest || !*dest)
+			*code = die(2, "migrate: no destination for %s (use --to NAME or PATH=NAME)", argv[i]);
+		else if (relpath(c, argv[i], rel, sizeof(rel)))
+			*code = 1;
+		if (*code) {
 			json_object_put(moves);
-			return die(2, "migrate: no destination for %s (use --to NAME or PATH=NAME)", argv[i]);
+			return NULL;
 		}
-		if (relpath(c, argv[i], rel, sizeof(rel))) {
-			json_object_put(mv);
-			json_object_put(moves);
-			return 1;
-		}
+		mv = json_object_new_object();
 		json_object_object_add(mv, "path", json_object_new_string(rel));
 		json_object_object_add(mv, "to", json_object_new_string(dest));
 		json_object_array_add(moves, mv);
 	}
+	return moves;
+}
+
+static int cmd_migrate(struct ctl *c, int argc, char **argv)
+{
+	struct migrate_args a = { 0 };
+	json_object *req, *moves, *rep, *ids;
+	int first = migrate_opts(&a, argc, argv), ret = 0;
+
+	if (first < 0)
+		return -first;
+	/* --to may also follow the paths */
+	for (int i = first; i < argc; i++)
+		if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			a.to = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (argc - i - 2) * sizeof(char *));
+			argc -= 2;
+			i--;
+		}
+	if (first == argc)
+		return die(2, "migrate: which paths?%s", "");
+	moves = migrate_moves(c, argc - first, argv + first, a.to, &ret);
+	if (!moves)
+		return ret;
 	req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string("migrate"));
 	json_object_object_add(req, "moves", moves);
-	if (bw)
-		json_object_object_add(req, "bwlimit", json_object_new_int64((int64_t)bw));
-	if (parallel)
-		json_object_object_add(req, "parallel", json_object_new_int(parallel));
+	if (a.bwlimit)
+		json_object_object_add(req, "bwlimit", json_object_new_int64((int64_t)a.bwlimit));
+	if (a.parallel)
+		json_object_object_add(req, "parallel", json_object_new_int(a.parallel));
+	/* The daemon's room check: omitted keys leave its defaults. */
+	if (a.margin_given)
+		json_object_object_add(req, "space_margin", json_object_new_int64((int64_t)a.space_margin));
+	if (a.no_space_check)
+		json_object_object_add(req, "space_check", json_object_new_boolean(0));
 	rep = call(c, req);
 	json_object_put(req);
 	if (!rep || !reply_ok(rep))
@@ -435,7 +477,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	for (size_t i = 0; i < json_object_array_length(ids); i++)
 		printf("%lld\n", (long long)json_object_get_int64(json_object_array_get_idx(ids, i)));
 	fflush(stdout);
-	ret = wait ? wait_for(c, ids) : 0;
+	ret = a.wait ? wait_for(c, ids) : 0;
 	json_object_put(rep);
 	return ret;
 }
@@ -496,28 +538,70 @@ static int cmd_cancel(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
-static int default_socket(struct ctl *c, const char *mnt)
+/* -m: the canonical mountpoint, -m as typed when it reaches the mount by another
+ * way (a symlink on the way), and the default socket unless -s named one. */
+static int mount_setup(struct ctl *c, const char *mnt)
 {
-	char *real = realpath(mnt, NULL);
+	char *real = realpath(mnt, NULL), *abs = NULL, typed[PATH_MAX];
 
 	if (!real)
 		return -errno;
 	snprintf(c->mount, sizeof(c->mount), "%s", real);
 	free(real);
+	if (mnt[0] == '/')
+		abs = strdup(mnt);
+	else if (c->cwd && asprintf(&abs, "%s/%s", c->cwd, mnt) < 0)
+		abs = NULL;
+	if (abs && !path_fold(abs, typed, sizeof(typed)) && strcmp(typed, c->mount) &&
+	    (real = realpath(typed, NULL))) {
+		if (!strcmp(real, c->mount))
+			c->typed = strdup(typed);
+		free(real);
+	}
+	free(abs);
 	if (c->sock[0])
 		return 0;
 	return control_default_path(c->mount, c->sock, sizeof(c->sock));
 }
 
+static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
+{
+	bool json = argc && !strcmp(argv[0], "--json");
+	json_object *rep;
+	int ret;
+
+	if (!strcmp(cmd, "datastores"))
+		return cmd_datastores(c, json);
+	if (!strcmp(cmd, "where"))
+		return cmd_where(c, argc - json, argv + json, json);
+	if (!strcmp(cmd, "migrate"))
+		return cmd_migrate(c, argc + 1, argv - 1);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(c, argc, argv);
+	if (!strcmp(cmd, "cancel"))
+		return cmd_cancel(c, argc, argv);
+	if (strcmp(cmd, "events"))
+		return die(2, "unknown command '%s' (see --help)", cmd);
+	rep = simple(c, "events");
+	ret = rep && reply_ok(rep) ? 0 : 1;
+	if (!ret)
+		puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+	json_object_put(rep);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl c = { .fd = -1 };
-	const char *mnt = NULL, *cmd;
+	const char *mnt = NULL;
 	int i = 1, ret;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
+			printf("vdsctl %s\n", VDS_VERSION);
 			return 0;
 		} else if (!strcmp(argv[i], "-m") && i + 1 < argc)
 			mnt = argv[++i];
@@ -532,35 +616,19 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	ret = mnt ? default_socket(&c, mnt) : 0;
+	c.cwd = getcwd(NULL, 0);	/* NULL is handled where a path needs it */
+	ret = mnt ? mount_setup(&c, mnt) : 0;
 	if (ret == -ENAMETOOLONG)
-		return die(2, "mountpoint %s is too long for the default socket name; use -s", mnt);
-	if (ret)
-		return die(2, "mountpoint %s does not exist", mnt);
-	cmd = argv[i++];
-	if (ctl_connect(&c))
-		return die(2, "cannot reach vdsfs at %s (is it mounted? -s for a custom socket)", c.sock);
-	bool json = i < argc && !strcmp(argv[i], "--json");
-	if (!strcmp(cmd, "datastores"))
-		ret = cmd_datastores(&c, json);
-	else if (!strcmp(cmd, "where"))
-		ret = cmd_where(&c, argc - i - json, argv + i + json, json);
-	else if (!strcmp(cmd, "migrate"))
-		ret = cmd_migrate(&c, argc - i + 1, argv + i - 1);
-	else if (!strcmp(cmd, "status"))
-		ret = cmd_status(&c, argc - i, argv + i);
-	else if (!strcmp(cmd, "cancel"))
-		ret = cmd_cancel(&c, argc - i, argv + i);
-	else if (!strcmp(cmd, "events")) {
-		json_object *rep = simple(&c, "events");
-
-		ret = rep && reply_ok(rep) ? 0 : 1;
-		if (!ret)
-			puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
-		json_object_put(rep);
-	} else
-		ret = die(2, "unknown command '%s' (see --help)", cmd);
+		ret = die(2, "mountpoint %s is too long for the default socket name; use -s", mnt);
+	else if (ret)
+		ret = die(2, "mountpoint %s does not exist", mnt);
+	else if (ctl_connect(&c))
+		ret = die(2, "cannot reach vdsfs at %s (is it mounted? -s for a custom socket)", c.sock);
+	else
+		ret = run_command(&c, argv[i], argc - i - 1, argv + i + 1);
 	if (c.in)
 		fclose(c.in);
+	free(c.cwd);
+	free(c.typed);
 	return ret;
 }
