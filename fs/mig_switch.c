@@ -273,6 +273,8 @@ static int before_pause(struct mig *m, struct flip *f)
 	f->newfd = open(p, O_PATH | O_CLOEXEC);
 	if (f->newfd < 0 || fstat(f->newfd, &f->nst) < 0)
 		return mig_fail(m, -errno, "opening the copy for the switch: %s", NULL);
+	/* Unlink and rename no longer cancel a migration from here on: step 7 checks. */
+	testpoint(m, "switching");
 	return 0;
 }
 
@@ -492,7 +494,6 @@ static int pause_and_flip(struct mig *m, struct flip *f, uint64_t t0)
 		ret = check_datastores(m);
 	if (!ret)
 		ret = set_times(m);
-	testpoint(m, "switching");
 	vfile_handles_lock();
 	if (!ret)
 		ret = reopen_handles(m, &f->r);

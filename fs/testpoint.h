@@ -12,9 +12,10 @@
  *                              into place), journal-revert (putting the journal back
  *                              after a failed flip), flip-unlink (the source),
  *                              flip-sync (the folders' fsync after the flip)
- * Points: overlay-on, mid-copy, copied, mid-converge, converged, switching (in the
- * pause: I/O to the file waits, names do not), before-flip (the journal says
- * "switching"; holds the namespace lock: nothing resolves names until released),
+ * Points: overlay-on, mid-copy, copied, mid-converge, converged, switching (phase
+ * "switching", just before the pause: I/O and names go on, but unlink and rename no
+ * longer cancel the migration), before-flip (the journal says "switching"; in the
+ * pause, under the namespace lock: nothing resolves names until released),
  * after-flip, unlink-retry (before each retry of a source that could not be
  * removed), cleanup, mid-cancel. Unset (the default) they cost one branch.
  */
