@@ -9,7 +9,9 @@ pkgs="gcc meson ninja-build pkg-config libfuse3-dev fuse3 liburing-dev libjson-c
 case $level in
   test|bench) pkgs="$pkgs fio qemu-utils clang libclang-rt-14-dev attr e2fsprogs util-linux systemd" ;;
 esac
-[ "$level" = bench ] && pkgs="$pkgs mergerfs gnuplot-nox bc"
+# qemu-system-common ships qemu-storage-daemon (qemu-mirror-bench.sh), xfsprogs the
+# large sparse filesystems of scale-bench.sh
+[ "$level" = bench ] && pkgs="$pkgs mergerfs gnuplot-nox bc qemu-system-common xfsprogs"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -59,19 +59,9 @@ have_mib=$(df --output=avail -m "$dir" | tail -1)
 	{ echo "copy-bench: need ${need_mib} MiB free in $dir, have ${have_mib}" >&2; exit 2; }
 trap 'rm -rf "$dir"' EXIT
 
-drop_cache() { # files...
-	python3 - "$@" <<'PY'
-import os, sys
-for p in sys.argv[1:]:
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except FileNotFoundError:
-        continue
-    os.fsync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
-PY
-}
+# shellcheck source=tools/bench/benchlib.sh
+. "$here/tools/bench/benchlib.sh"
+drop_cache() { bench_drop_cache "$@"; }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 

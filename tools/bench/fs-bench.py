@@ -3,20 +3,26 @@
 mergerfs over it, side by side in one run, on a tmpfs backing and an ext4 backing.
 
 Jobs (direct=1, io_uring, one 1 GiB file): 1M sequential write and read at iodepth 16,
-4k random read and write at iodepth 32. Targets run interleaved (job by job, run by
-run) so machine noise hits them alike; each cell is the median of --runs runs.
-Prints MiB/s, IOPS, p99 latency and the ratios vdsfs/native and vdsfs/mergerfs.
+4k random read and write at iodepth 32, the same at iodepth 1 (one request at a time:
+pure per-request latency), and 4k random read and write from 4 jobs at iodepth 8 each
+(concurrency; fio's group_reporting sums their IOPS and merges their latencies).
+Targets run interleaved (job by job, run by run) so machine noise hits them alike; each
+cell is the median of --runs runs. Prints MiB/s, IOPS, p50 and p99 completion latency
+for every row and the ratios vdsfs/native and vdsfs/mergerfs.
 A target that fails a job (mergerfs 2.33 refuses O_DIRECT writes with EINVAL) is
 shown as FAIL with its error, not dropped.
 
 Usage: tools/bench/fs-bench.py [--runtime S] [--runs N] [--size 1g] [--backing tmpfs,ext4]
-       [--vdsfs PATH] [--jobs seqwrite,seqread,randread,randwrite] [--vdsfs-opts O]
+       [--build DIR | --vdsfs PATH] [--jobs seqwrite,seqread,...] [--vdsfs-opts O]
+  --build (or VDSFS_BUILD): the build directory whose fs/vdsfs is measured, default
+  build/ of this tree; --jobs: any of the job names in the table's first column.
 Needs root, fio, mergerfs (tools/deps.sh bench installs them).
 """
 import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +34,10 @@ JOBS = {
     "seqread": dict(rw="read", bs="1M", iodepth=16),
     "randread": dict(rw="randread", bs="4k", iodepth=32),
     "randwrite": dict(rw="randwrite", bs="4k", iodepth=32),
+    "randread-qd1": dict(rw="randread", bs="4k", iodepth=1),
+    "randwrite-qd1": dict(rw="randwrite", bs="4k", iodepth=1),
+    "randread-4x8": dict(rw="randread", bs="4k", iodepth=8, numjobs=4),
+    "randwrite-4x8": dict(rw="randwrite", bs="4k", iodepth=8, numjobs=4),
 }
 
 
@@ -59,15 +69,17 @@ def fio(path, job, runtime, size):
     cmd = ["fio", "--name=b", f"--filename={path}", f"--size={size}", "--direct=1",
            "--ioengine=io_uring", f"--rw={j['rw']}", f"--bs={j['bs']}",
            f"--iodepth={j['iodepth']}", "--time_based", f"--runtime={runtime}",
-           "--ramp_time=1", "--randrepeat=0", "--norandommap", "--output-format=json"]
+           "--ramp_time=1", "--randrepeat=0", "--norandommap", "--output-format=json",
+           f"--numjobs={j.get('numjobs', 1)}", "--group_reporting"]
     p = sh(cmd, check=False)
     if p.returncode:
         err = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
         return None, err
     d = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
     side = d["read"] if j["rw"] in ("read", "randread") else d["write"]
-    p99 = side["clat_ns"]["percentile"].get("99.000000", 0) / 1000.0
-    return dict(mibs=side["bw"] / 1024.0, iops=side["iops"], p99=p99), None
+    pct = side["clat_ns"].get("percentile", {})
+    return dict(mibs=side["bw"] / 1024.0, iops=side["iops"], p50=pct.get("50.000000", 0) / 1000.0,
+                p99=pct.get("99.000000", 0) / 1000.0), None
 
 
 class Backing:
@@ -106,7 +118,7 @@ def start_targets(b, top, vdsfs, vdsfs_opts):
 def fmt_cell(r):
     if r is None:
         return "FAIL"
-    return f"{r['mibs']:9.1f} {r['iops']:9.0f} {r['p99']:8.0f}"
+    return f"{r['mibs']:9.1f} {r['iops']:9.0f} {r['p50']:7.0f} {r['p99']:8.0f}"
 
 
 def ratio(a, b, key):
@@ -119,7 +131,7 @@ def median_result(rs):
     rs = [r for r in rs if r]
     if not rs:
         return None
-    return {k: statistics.median(r[k] for r in rs) for k in ("mibs", "iops", "p99")}
+    return {k: statistics.median(r[k] for r in rs) for k in ("mibs", "iops", "p50", "p99")}
 
 
 def run_backing(kind, args, top):
@@ -147,8 +159,8 @@ def run_backing(kind, args, top):
 
 
 def report(kind, results):
-    print(f"\n## {kind} backing (median of runs; MiB/s, IOPS, p99 usec)")
-    print(f"| job | native MiB/s IOPS p99 | vdsfs MiB/s IOPS p99 | mergerfs MiB/s IOPS p99 |"
+    print(f"\n## {kind} backing (median of runs; MiB/s, IOPS, p50 and p99 completion latency usec)")
+    print(f"| job | native MiB/s IOPS p50 p99 | vdsfs MiB/s IOPS p50 p99 | mergerfs MiB/s IOPS p50 p99 |"
           f" vdsfs/native | vdsfs/mergerfs |")
     print("|---|---|---|---|---|---|")
     for job, (res, errs) in results.items():
@@ -167,11 +179,22 @@ def main():
     ap.add_argument("--size", default="1g")
     ap.add_argument("--backing", default="tmpfs,ext4")
     ap.add_argument("--jobs", default=",".join(JOBS))
-    ap.add_argument("--vdsfs", default=os.path.join(os.path.dirname(__file__), "../../build/fs/vdsfs"))
+    ap.add_argument("--build", default=os.environ.get("VDSFS_BUILD", "build"))
+    ap.add_argument("--vdsfs", help="the vdsfs binary (default: BUILD/fs/vdsfs)")
     ap.add_argument("--vdsfs-opts", default="")
     ap.add_argument("--dir", default="/var/tmp", help="where the ext4 backing lives")
     args = ap.parse_args()
     args.jobs = args.jobs.split(",")
+    unknown = [j for j in args.jobs if j not in JOBS]
+    if unknown:
+        sys.exit(f"fs-bench: unknown job {','.join(unknown)}; jobs: {','.join(JOBS)}")
+    if not args.vdsfs:
+        top = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+        args.vdsfs = os.path.join(top, args.build, "fs/vdsfs")
+    if not os.access(args.vdsfs, os.X_OK):
+        sys.exit(f"fs-bench: no vdsfs at {args.vdsfs} (build it, or --build DIR / --vdsfs PATH)")
+    # SIGTERM ends the run like Ctrl-C, through the finally blocks that unmount
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if os.geteuid():
         sys.exit("fs-bench: needs root")
     for tool in ("fio", "mergerfs"):
