@@ -394,9 +394,12 @@ static char *req_migrate(struct vds *v, json_object *req)
 			ret = -EINVAL, snprintf(err, sizeof(err), "migrate: space_check must be true or false");
 		mo.space_check = json_object_get_boolean(j);
 	}
+	/* How many migrations the daemon runs at once, from now on (all requests). */
 	if (json_object_object_get_ex(req, "parallel", &jpar) &&
 	    (json_object_get_int(jpar) < 1 || json_object_get_int(jpar) > 64))
 		ret = -EINVAL, snprintf(err, sizeof(err), "migrate: parallel must be 1-64");
+	else if (jpar)
+		mo.parallel = (unsigned)json_object_get_int(jpar);
 	for (size_t i = 0; !ret && i < json_object_array_length(moves); i++)
 		ret = collect_move(v, json_object_array_get_idx(moves, i), &l, err, sizeof(err));
 	if (!ret)
@@ -408,9 +411,6 @@ static char *req_migrate(struct vds *v, json_object *req)
 	/* Checked whole and queued whole, or nothing is queued. */
 	if (!ret)
 		ret = mig_submit(v, (const char *const *)l.path, l.dst, l.n, &mo, ids, err, sizeof(err));
-	/* How many migrations the daemon runs at once, from now on (all requests). */
-	if (!ret && jpar)
-		sched_set_max_running(v->sched, (unsigned)json_object_get_int(jpar));
 	o = ret ? NULL : ok_reply();
 	if (o) {
 		json_object *arr = json_object_new_array_ext((int)l.n);

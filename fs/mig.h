@@ -59,6 +59,7 @@ struct mig_opts {
 	uint64_t bwlimit;		/* bytes/s for each copy, 0 = none */
 	uint64_t space_margin;		/* free bytes the destination must keep besides */
 	bool space_check;		/* false: no check, neither at submit nor while running */
+	unsigned parallel;		/* migrations run at once from now on; 0 = as is */
 };
 #define MIG_SPACE_MARGIN	(64ull << 20)	/* default space_margin */
 

@@ -414,6 +414,9 @@ int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t 
 		free(ms);
 		return ret;
 	}
+	/* Before the first job is queued, so that it already holds for them. */
+	if (o->parallel)
+		sched_set_max_running(v->sched, o->parallel);
 	pthread_mutex_lock(&v->mig_lock);
 	prune_locked(v);
 	/* Jobs start only once mig_lock is released (job_run takes it). */
