@@ -2,18 +2,25 @@
  *
  *   {"cmd":"datastores"}
  *   {"cmd":"where","paths":["vm/disk1",...]}
- *   {"cmd":"migrate","moves":[{"path":"vm","to":"DS4"},...],"bwlimit":N}
+ *   {"cmd":"migrate","moves":[{"path":"vm","to":"DS4"},...],"bwlimit":N,"parallel":N,
+ *    "space_margin":BYTES (default 64 MiB),"space_check":false (default true)}
  *   {"cmd":"status"[,"id":N]}      {"cmd":"events"}      {"cmd":"cancel","id":N}
  *
+ * status and events replies carry "dropped" (finished records no longer listed) and
+ * "keep_finished" (how many finished ones are listed at most, MIG_KEEP_FINISHED).
+ *
  * Paths are relative to the mount root (vdsctl turns what the user typed into
- * that). A migrate request is validated whole — every file of every directory named
- * — before the first migration is queued: a bad request changes nothing.
+ * that). A migrate request is validated whole — every file of every directory named,
+ * however many — before the first migration is queued, and then queued whole: a bad
+ * request changes nothing.
  * Replies: {"ok":true,...} or {"ok":false,"error":"one line"}.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/limits.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -25,8 +32,6 @@
 #include "scheduler.h"
 #include "testpoint.h"
 #include "vdsfs.h"
-
-#define MAX_FILES	4096
 
 static char *finish(json_object *o)
 {
@@ -150,20 +155,40 @@ static char *req_where(struct vds *v, json_object *req)
 	return finish(o);
 }
 
+/* The files a migrate request names, in the order named: directories expanded,
+ * sorted, each path once. Grows as needed: a folder may hold any number of files. */
 struct filelist {
-	char *path[MAX_FILES];
-	int dst[MAX_FILES];
-	int n;
+	char **path;
+	int *dst;
+	size_t n, cap;
 };
+
+#define MAX_DEPTH	64	/* directory levels below a named folder */
+
+static void list_free(struct filelist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->path[i]);
+	free(l->path);
+	free(l->dst);
+}
 
 static int list_add(struct filelist *l, const char *path, int dst)
 {
-	for (int i = 0; i < l->n; i++)
-		if (!strcmp(l->path[i], path))
-			return 0;
-	if (l->n == MAX_FILES)
-		return -E2BIG;
-	l->path[l->n] = strdup(path);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **p = realloc(l->path, cap * sizeof(*p));
+		int *d = p ? realloc(l->dst, cap * sizeof(*d)) : NULL;
+
+		if (p)
+			l->path = p;
+		if (!d)
+			return -ENOMEM;
+		l->dst = d;
+		l->cap = cap;
+	}
+	if (!(l->path[l->n] = strdup(path)))
+		return -ENOMEM;
 	l->dst[l->n++] = dst;
 	return 0;
 }
@@ -173,15 +198,64 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Every regular file below rel, across all copies of the union directory, sorted. */
-static int expand_dir(struct vds *v, const char *rel, int dst, struct filelist *l, int depth)
-{
-	char *names[MAX_FILES];
-	int n = 0, ret = 0;
+struct named { const char *path; size_t i; };
 
-	if (depth > 64)
-		return -ELOOP;
-	for (int i = 0; i < v->nds; i++) {
+static int cmp_named(const void *a, const void *b)
+{
+	const struct named *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+
+	return c ? c : x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* A file named twice (a folder and a file in it, say) moves once, where it was
+ * first named; named twice with different destinations, the request is refused.
+ * Sorting, not pairwise comparison: folders of many thousand files stay cheap. */
+static int list_dedup(struct vds *v, struct filelist *l, char *err, size_t len)
+{
+	struct named *s = malloc((l->n ? l->n : 1) * sizeof(*s));
+	bool *drop = calloc(l->n ? l->n : 1, sizeof(*drop));
+	size_t k = 0;
+	int ret = s && drop ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !ret && i < l->n; i++)
+		s[i] = (struct named){ l->path[i], i };
+	if (!ret)
+		qsort(s, l->n, sizeof(*s), cmp_named);
+	for (size_t i = 1; !ret && i < l->n; i++) {
+		if (strcmp(s[i].path, s[i - 1].path))
+			continue;
+		if (l->dst[s[i].i] != l->dst[s[i - 1].i]) {
+			snprintf(err, len, "%s is named twice, to %s and to %s", s[i].path,
+				 v->ds[l->dst[s[i - 1].i]].name, v->ds[l->dst[s[i].i]].name);
+			ret = -EINVAL;
+		}
+		drop[s[i].i] = true;
+		s[i].i = s[i - 1].i;	/* a third name compares with the first */
+	}
+	for (size_t i = 0; !ret && i < l->n; i++) {
+		if (drop[i]) {
+			free(l->path[i]);
+			continue;
+		}
+		l->path[k] = l->path[i];
+		l->dst[k++] = l->dst[i];
+	}
+	if (!ret)
+		l->n = k;
+	free(s);
+	free(drop);
+	return ret;
+}
+
+/* Names in every copy of the union directory rel, sorted, possibly repeated. */
+static int read_names(struct vds *v, const char *rel, char ***out, size_t *count)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+
+	for (int i = 0; !ret && i < v->nds; i++) {
 		int fd = bn_open(v->ds[i].fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 		struct dirent *de;
@@ -189,30 +263,80 @@ static int expand_dir(struct vds *v, const char *rel, int dst, struct filelist *
 		if (!d) {
 			if (fd >= 0)
 				close(fd);
-			continue;
+			continue;	/* this datastore has no copy of the folder */
 		}
-		while ((de = readdir(d)) && n < MAX_FILES)
-			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-				names[n++] = strdup(de->d_name);
+		while (!ret && (errno = 0, de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (n == cap) {
+				char **p = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*p));
+
+				if (!p) {
+					ret = -ENOMEM;
+					break;
+				}
+				names = p;
+			}
+			if (!(names[n] = strdup(de->d_name)))
+				ret = -ENOMEM;
+			else
+				n++;
+		}
+		if (!ret && errno)
+			ret = -errno;
 		closedir(d);
 	}
-	qsort(names, n, sizeof(char *), cmp_str);
-	for (int i = 0; i < n; i++) {
-		char child[4096];
-		struct stat st;
+	if (!ret)
+		qsort(names, n, sizeof(*names), cmp_str);
+	*out = names;
+	*count = n;
+	return ret;
+}
 
-		if ((i && !strcmp(names[i], names[i - 1])) || ret)
-			continue;
-		snprintf(child, sizeof(child), "%s/%s", rel, names[i]);
-		if (vds_find_beneath(v, child, &st) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode))
-			ret = expand_dir(v, child, dst, l, depth + 1);
-		else if (S_ISREG(st.st_mode))
-			ret = list_add(l, child, dst);
+/* Every regular file below rel, across all copies of the union directory, sorted.
+ * Symlinks and special files are not migrated and are passed over; a name that
+ * vanished since the directory was read is no longer part of the folder. */
+static int expand_dir(struct vds *v, const char *rel, int dst, struct filelist *l, int depth,
+		      char *err, size_t len)
+{
+	char **names, child[PATH_MAX];
+	size_t n;
+	int ret;
+
+	if (depth > MAX_DEPTH) {
+		snprintf(err, len, "%s: folders nested deeper than %d levels", rel, MAX_DEPTH);
+		return -ELOOP;
 	}
-	for (int i = 0; i < n; i++)
+	ret = read_names(v, rel, &names, &n);
+	if (ret)
+		snprintf(err, len, "%s: reading the folder: %s", rel, strerror(-ret));
+	for (size_t i = 0; !ret && i < n; i++) {
+		struct stat st;
+		int ds;
+
+		if (i && !strcmp(names[i], names[i - 1]))
+			continue;
+		if (snprintf(child, sizeof(child), "%s/%s", rel, names[i]) >= (int)sizeof(child)) {
+			snprintf(err, len, "%s/%.64s...: path longer than %d bytes", rel, names[i],
+				 PATH_MAX - 1);
+			ret = -ENAMETOOLONG;
+			break;
+		}
+		ds = vds_find_beneath(v, child, &st);
+		if (ds == -ENOENT || ds == -EINVAL)	/* gone, or a symlink */
+			continue;
+		if (ds < 0) {
+			snprintf(err, len, "%.400s: %s", child, strerror(-ds));
+			ret = ds;
+		} else if (S_ISDIR(st.st_mode)) {
+			ret = expand_dir(v, child, dst, l, depth + 1, err, len);
+		} else if (S_ISREG(st.st_mode) && (ret = list_add(l, child, dst))) {
+			snprintf(err, len, "out of memory listing %s", rel);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
 		free(names[i]);
+	free(names);
 	return ret;
 }
 
@@ -238,55 +362,66 @@ static int collect_move(struct vds *v, json_object *mv, struct filelist *l, char
 		return -EINVAL;
 	}
 	if (vds_find_beneath(v, path, &st) >= 0 && S_ISDIR(st.st_mode))
-		return expand_dir(v, path, dst, l, 0) ?: 0;
-	return list_add(l, path, dst);
+		return expand_dir(v, path, dst, l, 0, err, len);
+	if (list_add(l, path, dst)) {
+		snprintf(err, len, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static char *req_migrate(struct vds *v, json_object *req)
 {
-	struct filelist *l = calloc(1, sizeof(*l));
-	json_object *moves, *jbw, *jpar = NULL, *o, *ids;
-	uint64_t bw = 0;
+	struct mig_opts mo = { .space_margin = MIG_SPACE_MARGIN, .space_check = true };
+	struct filelist l = { 0 };
+	json_object *moves, *j, *jpar = NULL, *o;
+	uint64_t *ids = NULL;
 	char err[512] = "";
 	int ret = 0;
 
-	if (!l)
-		return error_reply("out of memory");
 	if (!json_object_object_get_ex(req, "moves", &moves) || !json_object_is_type(moves, json_type_array) ||
 	    !json_object_array_length(moves))
 		ret = -EINVAL, snprintf(err, sizeof(err), "migrate: expected \"moves\": [{\"path\",\"to\"}...]");
-	if (json_object_object_get_ex(req, "bwlimit", &jbw))
-		bw = (uint64_t)json_object_get_int64(jbw);
+	if (json_object_object_get_ex(req, "bwlimit", &j))
+		mo.bwlimit = (uint64_t)json_object_get_int64(j);
+	if (!ret && json_object_object_get_ex(req, "space_margin", &j)) {
+		if (!json_object_is_type(j, json_type_int) || json_object_get_int64(j) < 0)
+			ret = -EINVAL, snprintf(err, sizeof(err), "migrate: space_margin must be bytes, 0 or more");
+		mo.space_margin = (uint64_t)json_object_get_int64(j);
+	}
+	if (!ret && json_object_object_get_ex(req, "space_check", &j)) {
+		if (!json_object_is_type(j, json_type_boolean))
+			ret = -EINVAL, snprintf(err, sizeof(err), "migrate: space_check must be true or false");
+		mo.space_check = json_object_get_boolean(j);
+	}
+	/* How many migrations the daemon runs at once, from now on (all requests). */
 	if (json_object_object_get_ex(req, "parallel", &jpar) &&
 	    (json_object_get_int(jpar) < 1 || json_object_get_int(jpar) > 64))
 		ret = -EINVAL, snprintf(err, sizeof(err), "migrate: parallel must be 1-64");
+	else if (jpar)
+		mo.parallel = (unsigned)json_object_get_int(jpar);
 	for (size_t i = 0; !ret && i < json_object_array_length(moves); i++)
-		ret = collect_move(v, json_object_array_get_idx(moves, i), l, err, sizeof(err));
-	if (!ret && !l->n)
+		ret = collect_move(v, json_object_array_get_idx(moves, i), &l, err, sizeof(err));
+	if (!ret)
+		ret = list_dedup(v, &l, err, sizeof(err));
+	if (!ret && !l.n)
 		ret = -ENOENT, snprintf(err, sizeof(err), "migrate: no regular file to move");
-	for (int i = 0; !ret && i < l->n; i++)
-		ret = mig_check(v, l->path[i], l->dst[i], err, sizeof(err));
-	/* How many migrations the daemon runs at once, from now on (all requests). */
-	if (!ret && jpar)
-		sched_set_max_running(v->sched, (unsigned)json_object_get_int(jpar));
+	if (!ret && !(ids = calloc(l.n, sizeof(*ids))))
+		ret = -ENOMEM;
+	/* Checked whole and queued whole, or nothing is queued. */
+	if (!ret)
+		ret = mig_submit(v, (const char *const *)l.path, l.dst, l.n, &mo, ids, err, sizeof(err));
 	o = ret ? NULL : ok_reply();
-	ids = ret ? NULL : json_object_new_array();
-	for (int i = 0; !ret && i < l->n; i++) {
-		uint64_t id;
+	if (o) {
+		json_object *arr = json_object_new_array_ext((int)l.n);
 
-		ret = mig_submit(v, l->path[i], l->dst[i], bw, &id, err, sizeof(err));
-		if (!ret)
-			json_object_array_add(ids, json_object_new_int64((int64_t)id));
+		for (size_t i = 0; i < l.n; i++)
+			json_object_array_add(arr, json_object_new_int64((int64_t)ids[i]));
+		json_object_object_add(o, "ids", arr);
 	}
-	for (int i = 0; i < l->n; i++)
-		free(l->path[i]);
-	free(l);
-	if (ret && !o)
-		return error_reply(err[0] ? err : strerror(-ret));
-	if (ret)	/* a file changed under us after validation: report what was queued */
-		json_object_object_add(o, "error", json_object_new_string(err));
-	json_object_object_add(o, "ids", ids);
-	return finish(o);
+	list_free(&l);
+	free(ids);
+	return o ? finish(o) : error_reply(err[0] ? err : strerror(-ret));
 }
 
 static uint64_t req_id(json_object *req)
@@ -298,18 +433,28 @@ static uint64_t req_id(json_object *req)
 	return json_object_get_int64(j) > 0 ? (uint64_t)json_object_get_int64(j) : 0;
 }
 
+/* Status and events list finished migrations for the most recent
+ * MIG_KEEP_FINISHED only, and say how many were dropped. */
+static void add_dropped(json_object *o, uint64_t dropped)
+{
+	json_object_object_add(o, "dropped", json_object_new_int64((int64_t)dropped));
+	json_object_object_add(o, "keep_finished", json_object_new_int(MIG_KEEP_FINISHED));
+}
+
 static char *req_status(struct vds *v, json_object *req)
 {
 	json_object *o = ok_reply();
-	uint64_t id = req_id(req);
-	json_object *arr = mig_status(v, id);
+	uint64_t id = req_id(req), dropped;
+	json_object *arr = mig_status(v, id, &dropped);
 
 	if (id && !json_object_array_length(arr)) {
 		json_object_put(arr);
 		json_object_put(o);
-		return error_reply("no such migration");
+		return error_reply(id < v->next_mig_id ? "no such migration" MIG_DROPPED_HINT
+						       : "no such migration");
 	}
 	json_object_object_add(o, "migrations", arr);
+	add_dropped(o, dropped);
 	return finish(o);
 }
 
@@ -349,8 +494,10 @@ char *control_handle(struct vds *v, const char *line)
 		out = req_cancel(v, req);
 	else if (!strcmp(cmd, "events")) {
 		json_object *o = ok_reply();
+		uint64_t dropped;
 
-		json_object_object_add(o, "events", mig_events(v));
+		json_object_object_add(o, "events", mig_events(v, &dropped));
+		add_dropped(o, dropped);
 		out = finish(o);
 	} else if (!strcmp(cmd, "test-release")) {	/* testpoint.h: test-only */
 		testpoint_release();

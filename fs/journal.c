@@ -37,6 +37,7 @@ static char *journal_text(struct mig *m, const char *phase)
 	json_object_object_add(o, "src", json_object_new_string(m->v->ds[m->src].name));
 	json_object_object_add(o, "dst", json_object_new_string(m->v->ds[m->dst].name));
 	json_object_object_add(o, "phase", json_object_new_string(phase));
+	json_object_object_add(o, "src_ino", json_object_new_int64((int64_t)m->src_ino));
 	dup = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return dup;
@@ -68,8 +69,10 @@ int journal_stage(struct vds *v, struct mig *m, const char *phase)
 	return ret;
 }
 
-/* Make the staged record current: one rename and one directory fsync. */
-int journal_commit(struct vds *v, struct mig *m)
+/* Make the staged record current: one rename and one directory fsync. *current (if
+ * not NULL) says whether the rename happened: if only the fsync failed, the new
+ * record is the one a reader sees now, durable or not. */
+int journal_commit(struct vds *v, struct mig *m, bool *current)
 {
 	int sfd = v->ds[m->src].state_fd;
 	char tmp[64], name[64];
@@ -78,6 +81,8 @@ int journal_commit(struct vds *v, struct mig *m)
 	snprintf(name, sizeof(name), "%s.json", m->name);
 	if (renameat(sfd, tmp, sfd, name) < 0)
 		return -errno;
+	if (current)
+		*current = true;
 	return fsync(sfd) < 0 ? -errno : 0;
 }
 
@@ -86,7 +91,7 @@ int journal_write(struct vds *v, struct mig *m, const char *phase)
 {
 	int ret = journal_stage(v, m, phase);
 
-	return ret ? ret : journal_commit(v, m);
+	return ret ? ret : journal_commit(v, m, NULL);
 }
 
 int journal_remove(struct vds *v, struct mig *m)
@@ -134,6 +139,11 @@ int journal_parse(const char *text, struct journal_rec *r)
 			ret = get_str(o, "dst", r->dst, sizeof(r->dst));
 		if (!ret)
 			ret = get_str(o, "phase", r->phase, sizeof(r->phase));
+		/* Optional (older records lack it): the source inode, so that recovery
+		 * removes a source only if it is still the file that was migrated. */
+		if (!ret && json_object_object_get_ex(o, "src_ino", &id) &&
+		    json_object_is_type(id, json_type_int))
+			r->src_ino = (uint64_t)json_object_get_int64(id);
 	}
 	json_object_put(o);
 	return ret;

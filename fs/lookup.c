@@ -28,10 +28,12 @@
 int vds_find(struct vds *v, const char *path, struct stat *st)
 {
 	for (int i = 0; i < v->nds; i++)
-		if (bn_fstatat(v->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0)
-			return i;
-		else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+		if (bn_fstatat(v->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (!mig_hides(v, i, st))	/* a migrated file's stale source */
+				return i;
+		} else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
 			return -errno;
+		}
 	return -ENOENT;
 }
 
@@ -238,6 +240,8 @@ int vds_find_beneath(struct vds *v, const char *path, struct stat *st)
 		}
 		ret = fstat(fd, st) < 0 ? -errno : i;
 		close(fd);
+		if (ret >= 0 && mig_hides(v, i, st))
+			continue;
 		return ret;
 	}
 	return -ENOENT;

@@ -54,13 +54,26 @@ enum mig_phase {
 #define MIG_REGION_SHIFT	20	/* 1 MiB regions for write/merge ordering */
 #define MIG_REGIONS		64
 
+/* What a migrate request asks besides its files (control_req.c, mig_space.c). */
+struct mig_opts {
+	uint64_t bwlimit;		/* bytes/s for each copy, 0 = none */
+	uint64_t space_margin;		/* free bytes the destination must keep besides */
+	bool space_check;		/* false: no check, neither at submit nor while running */
+	unsigned parallel;		/* migrations run at once from now on; 0 = as is */
+};
+#define MIG_SPACE_MARGIN	(64ull << 20)	/* default space_margin */
+
 struct mig {
 	uint64_t id;
 	struct vds *v;
 	struct vfile *vf;		/* ref held while active */
 	struct node *node;
 	int src, dst;			/* datastore indexes */
+	dev_t src_dev;			/* the migrating inode on the source, as bound */
+	ino_t src_ino;
 	uint64_t bwlimit;		/* bytes/s for this copy, 0 = none */
+	bool space_check;		/* mig_opts: check room while it runs */
+	uint64_t space_need;		/* (L) allocated + growth, estimated at submit */
 	char path[4096];		/* (L) current relative path */
 	char name[32];			/* "mig-<id>": .diff/.json on src, .copy on dst */
 	const char *journal_phase;	/* (L) what the journal says now, NULL = none */
@@ -94,7 +107,9 @@ struct mig {
 	int err;
 	char msg[256];
 	bool recovered;			/* outcome of a crash recovery at mount */
-	bool stuck;			/* rollback failed: the overlay stays until exit */
+	bool stuck;			/* (L) rollback, or a switch past its commit,
+					 * failed: the overlay stays until exit */
+	bool stale;			/* (L) switched, but the source is still there */
 	_Atomic int mirror_err;		/* first failed mirror write */
 
 	atomic_bool cancel;		/* user cancel or unlink: roll back */
@@ -103,8 +118,29 @@ struct mig {
 	struct sched_job *sjob;		/* set when the scheduler starts it */
 	pthread_t thread;
 	bool thread_started;
-	struct mig *next;		/* (L) registry */
+
+	/* (L) the scheduler's events, kept here rather than as pointers to this
+	 * record in a log that outlives it; seq 0 = not (yet) seen */
+	char *queued_path;		/* path when queued, as the events show it */
+	uint64_t queued_seq, queued_ts, started_ts, ended_ts;	/* CLOCK_MONOTONIC */
+	int end_event;			/* enum sched_event_type of the last event */
+
+	/* (L) registry and lifetime: a record is freed only once it is dropped from
+	 * the listing, the scheduler has released its job (no event will name it
+	 * again) and its thread has exited */
+	struct mig *next, *prev;	/* every record, oldest first */
+	struct mig *done_next;		/* finished and listed, in finishing order */
+	bool dropped;			/* no longer listed: status and cancel skip it */
+	bool released;			/* by the scheduler, or never queued (recovered) */
+	bool thread_exited;
 };
+
+/* Finished migrations listed by status and events: the most recent this many (by
+ * the time they finished). Active and stuck ones are always listed. */
+#define MIG_KEEP_FINISHED	1000
+#define MIG_STR_(x)		#x
+#define MIG_STR(x)		MIG_STR_(x)
+#define MIG_DROPPED_HINT	" (only the " MIG_STR(MIG_KEEP_FINISHED) " most recently finished are kept)"
 
 /* daemon lifetime */
 int mig_init(struct vds *v);
@@ -112,12 +148,21 @@ void mig_shutdown(struct vds *v);
 int mig_recover(struct vds *v);
 
 /* control requests; err gets one line on failure */
-int mig_submit(struct vds *v, const char *path, int dst, uint64_t bwlimit, uint64_t *id,
-	       char *err, size_t len);
-int mig_check(struct vds *v, const char *path, int dst, char *err, size_t len);
+/* Queue the migration of paths[i] to datastore dsts[i] for every i < n, all or none:
+ * every file is checked (mig_check) and pinned before the first is queued. 0 and
+ * ids[i] set, or -errno with one line in err and nothing queued. */
+int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t n,
+	       const struct mig_opts *o, uint64_t *ids, char *err, size_t len);
+/* Could path move to datastore dst now? 0, or -errno with one line in err (a lack
+ * of room names every term of the estimate, mig_space.c). */
+int mig_check(struct vds *v, const char *path, int dst, const struct mig_opts *o, char *err,
+	      size_t len);
 int mig_cancel(struct vds *v, uint64_t id, char *err, size_t len);
-json_object *mig_status(struct vds *v, uint64_t id);
-json_object *mig_events(struct vds *v);
+/* Records as JSON, oldest first (id 0: every listed one); *dropped gets how many
+ * finished records were dropped from the listing so far. */
+json_object *mig_status(struct vds *v, uint64_t id, uint64_t *dropped);
+/* The scheduler events of the listed records, in sequence order. */
+json_object *mig_events(struct vds *v, uint64_t *dropped);
 uint64_t mig_of_path(struct vds *v, const char *path);
 int mig_active_on(struct vds *v, int ds);
 
@@ -137,8 +182,17 @@ void mig_fix_stat(struct mig *m, struct stat *st);
 
 const char *mig_phase_name(enum mig_phase p);
 void mig_release_stuck(struct mig *m);
-void mig_drop_files(struct mig *m);
+/* Remove the differencing file, the copy and its checkpoint, then the journal
+ * (unless keep_journal, or a step before failed: recovery then retries). 0 or the
+ * first error, logged with the step that failed. */
+int mig_drop_files(struct mig *m, bool keep_journal);
+/* Lookups skip a stale source (mig_switch.c, step 10): st as found on datastore ds. */
+bool mig_hides(struct vds *v, int ds, const struct stat *st);
 int mig_zero_range(int fd, off_t off, off_t len);
 struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bwlimit);
+/* Registry, with v->mig_lock held: add a new record; note that m reached its final
+ * phase (it may drop the oldest finished record from the listing). */
+void mig_register_locked(struct vds *v, struct mig *m);
+void mig_finished_locked(struct vds *v, struct mig *m);
 
 #endif

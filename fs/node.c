@@ -313,6 +313,20 @@ int node_move_dir(struct node_table *t, struct node *parent, const char *name,
 
 /* A migration moved the file: point the node at its new backing inode, keeping
  * st_ino. Returns the old O_PATH fd for the caller to close once no I/O can use it. */
+uint64_t node_write_rate(struct node_table *t, dev_t dev, ino_t ino)
+{
+	uint64_t rate = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (struct node *n = t->files[hash_file(dev, ino)]; n; n = n->hnext)
+		if (n->bdev == dev && n->bino == ino) {
+			rate = wrate_get(&n->wrate);
+			break;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return rate;
+}
+
 int node_rebind_file(struct node_table *t, struct node *n, int ds, int opath_fd,
 		     const struct stat *st)
 {

@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "wrate.h"
+
 struct vfile;
 
 struct node {
@@ -44,6 +46,7 @@ struct node {
 	int ds;			/* index of the datastore holding it */
 	dev_t bdev;
 	ino_t bino;
+	struct wrate wrate;	/* recent writes (wrate.h): lock-free, kept across a switch */
 	/* both */
 	uint64_t st_ino;	/* what stat() shows */
 	struct vfile *vf;	/* open-file state, guarded by vfile_lock (vfile.c) */
@@ -81,6 +84,9 @@ struct node *node_pin_file(struct node_table *t, int ds, int opath_fd, const str
 void node_unpin(struct node_table *t, struct node *n);
 void node_unhash_dir(struct node_table *t, struct node *parent, const char *name);
 void node_for_each_file(struct node_table *t, void (*fn)(struct node *n, void *arg), void *arg);
+/* The recent write rate (bytes/s) of the file node of backing inode (dev, ino), 0
+ * if there is none: a file nobody has looked up has not been written through us. */
+uint64_t node_write_rate(struct node_table *t, dev_t dev, ino_t ino);
 int node_rebind_file(struct node_table *t, struct node *n, int ds, int opath_fd,
 		     const struct stat *st);
 int node_move_dir(struct node_table *t, struct node *parent, const char *name,

@@ -47,7 +47,25 @@ static int read_small(int dfd, const char *name, char *buf, size_t len)
 	return 0;
 }
 
-/* Phase "switching": the copy was complete and durable; make it the file. */
+/* fsync of the folder that holds path on datastore ds (gone: nothing to sync). */
+static int sync_folder(struct vds *v, int ds, const char *path)
+{
+	char parent[4096];
+	int fd, ret;
+
+	vds_parent_path(path, parent, sizeof(parent));
+	fd = bn_open(v->ds[ds].fd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ret = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/* Phase "switching": the copy was complete and durable; make it the file. Idempotent:
+ * it finishes a switch at whatever step it stopped (mig_switch.c), and leaves alone
+ * what is not the migration's: a name the copy would replace, or a source path that
+ * no longer holds the migrated inode. */
 static int roll_forward(struct vds *v, struct mig *m)
 {
 	struct datastore *S = &v->ds[m->src], *D = &v->ds[m->dst];
@@ -57,19 +75,23 @@ static int roll_forward(struct vds *v, struct mig *m)
 
 	snprintf(tmp, sizeof(tmp), "%s.copy", m->name);
 	if (fstatat(D->state_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (bn_fstatat(D->fd, m->path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			return -EEXIST;	/* someone else's file took the name */
 		vds_parent_path(m->path, parent, sizeof(parent));
 		ret = vds_mkpath(v, m->dst, parent);
 		if (ret)
 			return ret;
 		if (bn_renameat2(D->state_fd, tmp, D->fd, m->path, 0) < 0)
 			return -errno;
-	} else if (bn_fstatat(D->fd, m->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		return -ENOENT;	/* neither copy nor flipped file: nothing to trust */
+	} else if (!m->src_ino && bn_fstatat(D->fd, m->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		return -ENOENT;	/* an old record: neither copy nor flipped file to trust */
 	}
-	if (bn_unlinkat(S->fd, m->path, 0) < 0 && errno != ENOENT)
+	if (bn_fstatat(S->fd, m->path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (!m->src_ino || st.st_ino == m->src_ino) && bn_unlinkat(S->fd, m->path, 0) < 0 &&
+	    errno != ENOENT)
 		return -errno;
-	fsync(D->fd);
-	return 0;
+	ret = sync_folder(v, m->dst, m->path);
+	return ret ? ret : sync_folder(v, m->src, m->path);
 }
 
 /* Earlier phases: the source is authoritative; merge the differencing file into it. */
@@ -123,8 +145,10 @@ static struct mig *record(struct vds *v, const struct journal_rec *r, int src, i
 	m->recovered = true;
 	m->ended_ns = m->queued_ns;
 	snprintf(m->name, sizeof(m->name), "mig-%llu", (unsigned long long)r->id);
-	m->next = v->migs;
-	v->migs = m;
+	m->released = true;	/* never queued: no scheduler event names it */
+	pthread_mutex_lock(&v->mig_lock);
+	mig_register_locked(v, m);
+	pthread_mutex_unlock(&v->mig_lock);
 	if (r->id >= v->next_mig_id)
 		v->next_mig_id = r->id + 1;
 	return m;
@@ -152,6 +176,7 @@ static void recover_one(struct vds *v, int ds, const char *file)
 	m = record(v, &r, src, dst);
 	if (!m)
 		return;
+	m->src_ino = r.src_ino;
 	if (!strcmp(r.phase, "switching")) {
 		ret = roll_forward(v, m);
 		m->phase = ret ? MIG_FAILED : MIG_DONE;
@@ -166,10 +191,14 @@ static void recover_one(struct vds *v, int ds, const char *file)
 			 ret ? why : r.phase);
 	}
 	m->err = ret;
+	pthread_mutex_lock(&v->mig_lock);
+	mig_finished_locked(v, m);
+	pthread_mutex_unlock(&v->mig_lock);
 	fuse_log(ret ? FUSE_LOG_ERR : FUSE_LOG_NOTICE, "vdsfs: migration %llu of %s: %s\n",
 		 (unsigned long long)r.id, r.path, m->msg);
-	if (!ret)
-		mig_drop_files(m);
+	if (!ret && mig_drop_files(m, false))
+		snprintf(m->msg + strlen(m->msg), sizeof(m->msg) - strlen(m->msg),
+			 "; its leftovers could not all be removed (see the log)");
 }
 
 int mig_recover(struct vds *v)

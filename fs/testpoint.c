@@ -1,6 +1,8 @@
 /* testpoint.c - see testpoint.h. Environment read once; holds are counted permits. */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +42,31 @@ void testpoint(struct mig *m, const char *point)
 	pthread_mutex_lock(&m->v->mig_lock);
 	m->held_at = NULL;
 	pthread_mutex_unlock(&m->v->mig_lock);
+}
+
+int testfail(const char *step)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char failed[256];	/* ",step,step," already failed once */
+	const char *e = getenv("VDSFS_TEST_FAIL");
+	char want[64];
+	int ret = 0;
+
+	if (!e || snprintf(want, sizeof(want), ",%s,", step) >= (int)sizeof(want))
+		return 0;
+	char list[256];
+
+	if (snprintf(list, sizeof(list), ",%s,", e) >= (int)sizeof(list) || !strstr(list, want))
+		return 0;
+	pthread_mutex_lock(&lock);
+	if (!strstr(failed, want) && strlen(failed) + strlen(want) < sizeof(failed)) {
+		strcat(failed, want + (failed[0] ? 1 : 0));
+		ret = -EIO;
+	}
+	pthread_mutex_unlock(&lock);
+	if (ret)
+		fuse_log(FUSE_LOG_ERR, "vdsfs: test failure injected at %s\n", step);
+	return ret;
 }
 
 /* Shutdown: a held migration must see m->stopping, without being granted a permit. */

@@ -5,8 +5,19 @@
  *   VDSFS_TEST_HOLD=<point>    the migration waits at <point> until a control
  *                              request {"cmd":"test-release"} arrives; status shows
  *                              "held_at"
- * Points: overlay-on, mid-copy, copied, mid-converge, converged, before-flip,
- * after-flip, cleanup, mid-cancel. Unset (the default) they cost one branch.
+ *   VDSFS_TEST_FAIL=<step>[,<step>...]
+ *                              each named step of the switch fails with EIO, once
+ *                              (the first time any migration reaches it); steps:
+ *                              commit (the journal's commit), flip-rename (the copy
+ *                              into place), journal-revert (putting the journal back
+ *                              after a failed flip), flip-unlink (the source),
+ *                              flip-sync (the folders' fsync after the flip)
+ * Points: overlay-on, mid-copy, copied, mid-converge, converged, switching (phase
+ * "switching", just before the pause: I/O and names go on, but unlink and rename no
+ * longer cancel the migration), before-flip (the journal says "switching"; in the
+ * pause, under the namespace lock: nothing resolves names until released),
+ * after-flip, unlink-retry (before each retry of a source that could not be
+ * removed), cleanup, mid-cancel. Unset (the default) they cost one branch.
  */
 #ifndef VDS_TESTPOINT_H
 #define VDS_TESTPOINT_H
@@ -14,6 +25,8 @@
 struct mig;
 
 void testpoint(struct mig *m, const char *point);
+/* -EIO when VDSFS_TEST_FAIL names step and it has not failed yet, else 0. */
+int testfail(const char *step);
 void testpoint_release(void);
 void testpoint_wake(void);
 

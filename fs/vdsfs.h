@@ -32,8 +32,15 @@ struct vds {
 	 * a migration's flip (rename on the destination + unlink on the source) holds
 	 * it exclusive, so no one ever sees the file on both datastores or on none. */
 	pthread_rwlock_t ns_lock;
-	pthread_mutex_t mig_lock;	/* guards migs and the (L) fields of each */
-	struct mig *migs;
+	/* The migration registry (mig_ctl.c), all guarded by mig_lock with the (L)
+	 * fields of each record: every record, oldest first; the finished ones still
+	 * listed, in the order they finished (at most MIG_KEEP_FINISHED; older ones are
+	 * dropped, and freed once nothing refers to them any more). */
+	pthread_mutex_t mig_lock;
+	struct mig *migs, *migs_tail;
+	struct mig *done_head, *done_tail;
+	size_t ndone;
+	uint64_t dropped;		/* finished records no longer listed */
 	uint64_t next_mig_id;
 	struct sched *sched;
 	int ctl_fd;			/* listening control socket, -1 if none */

@@ -85,12 +85,157 @@ class DestinationFull(unittest.TestCase):
             os.close(fd)
         st = c.wait_phase(mid, "failed", "done", "cancelled")
         self.assertEqual(st["phase"], "failed", st)
-        self.assertIn("No space", st.get("error", ""))
+        # ENOSPC from a copy write, or the room check of the copy's progress first
+        self.assertRegex(st.get("error", ""), "No space|no room left on datastore ds1")
         os.unlink(m.backing(1, "filler"))
         self.assertEqual(m.where("vm/disk"), [0])
         self.assertEqual(os.stat(img).st_size, 48 * MB)
         run(["cmp", img, m.backing(0, "vm/disk")])
         self.assertEqual(state_files(m), [])
+
+
+def fill(path, leave):
+    """Fill the filesystem holding path until at most leave bytes are free."""
+    fd = os.open(os.path.join(path, "filler"), os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            vfs = os.statvfs(path)
+            free = vfs.f_bavail * vfs.f_frsize
+            if free <= leave:
+                return free
+            os.write(fd, b"\1" * min(MB, free - leave))
+    finally:
+        os.close(fd)
+
+
+class SpaceCheck(unittest.TestCase):
+    """What a destination needs (fs/mig_space.c): the allocated bytes, what the
+    differencing file and writes meanwhile add, a margin; every term in a refusal;
+    and a migration whose destination runs out of room fails at once, rolled back."""
+
+    def mount(self, tmpfs_mb, hold=None):
+        m = Mount(self, n=2, tmpfs_mb=tmpfs_mb)
+        self.m, self.c = m, Ctl(m)
+        return m
+
+    def migrate(self, *moves, **opts):
+        return self.c.request(dict({"cmd": "migrate",
+                                    "moves": [{"path": p, "to": "ds1"} for p in moves]}, **opts))
+
+    def test_thin_64g_disk_holding_16m_moves_to_a_1g_datastore(self):
+        m = self.mount([128, 1024])
+        b = m.backing(0, "vm/thin")
+        make_file(b, 0)
+        data = os.urandom(8 * MB)
+        with open(b, "r+b") as f:
+            f.truncate(64 << 30)
+            for at in (0, 40 << 30):
+                f.seek(at)
+                f.write(data)
+        m.start()
+        reply = self.migrate("vm/thin")
+        self.assertTrue(reply["ok"], reply)
+        st = self.c.wait_phase(reply["ids"][0], "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "done", st)
+        self.assertEqual(m.where("vm/thin"), [1])
+        self.assertEqual(os.stat(m.path("vm/thin")).st_size, 64 << 30)
+        self.assertLess(os.stat(m.backing(1, "vm/thin")).st_blocks * 512, 20 * MB)
+        with open(m.path("vm/thin"), "rb") as f:
+            for at in (0, 40 << 30):
+                f.seek(at)
+                self.assertEqual(f.read(8 * MB), data)
+        self.assertEqual(state_files(m), [])
+
+    def test_refusal_names_every_term_and_changes_nothing(self):
+        m = self.mount([128, 32])
+        make_file(m.backing(0, "vm/disk"), 48)
+        m.start()
+        reply = self.migrate("vm/disk")
+        self.assertFalse(reply["ok"], reply)
+        self.assertRegex(reply["error"],
+                         r"^no room on datastore ds1 for vm/disk: [0-9.]+ MiB free, 112 MiB needed = "
+                         r"48 MiB allocated \+ 0 differencing \+ 0 growth \(0/s for ~10 s\) "
+                         r"\+ 64 MiB margin$")
+        self.assertEqual(self.c.status(), [])
+        self.assertEqual(m.where("vm/disk"), [0])
+        self.assertEqual(os.listdir(m.paths[1]), [".vdsfs"])
+        self.assertEqual(state_files(m), [])
+
+    def test_margin_and_no_check_are_the_callers_to_choose(self):
+        m = self.mount([160, 80])
+        for name, size in (("a", 45), ("b", 45), ("c", 20)):
+            make_file(m.backing(0, "vm/" + name), size)
+        m.start()
+        self.assertIn("45 MiB allocated", self.migrate("vm/a")["error"])    # + 64 MiB margin
+        self.assertIn("must be bytes", self.migrate("vm/a", space_margin=-1)["error"])
+        self.assertIn("true or false", self.migrate("vm/a", space_check="no")["error"])
+        # a and b fit one at a time, not together: the request is refused whole
+        both = self.migrate("vm/a", "vm/b", space_margin=MB)
+        self.assertIn("for the 2 files this request moves there", both["error"])
+        self.assertEqual(self.c.status(), [])
+        a = self.migrate("vm/a", space_margin=MB)
+        self.assertTrue(a["ok"], a)
+        self.assertEqual(self.c.wait_phase(a["ids"][0], "done", "failed")["phase"], "done")
+        # c fits in what is left, but not with the default margin; unless unchecked
+        self.assertIn("64 MiB margin", self.migrate("vm/c")["error"])
+        c = self.migrate("vm/c", space_check=False)
+        self.assertTrue(c["ok"], c)
+        self.assertEqual(self.c.wait_phase(c["ids"][0], "done", "failed")["phase"], "done")
+        self.assertEqual(m.where("vm/a") + m.where("vm/b") + m.where("vm/c"), [1, 0, 1])
+
+    def test_migrations_already_headed_there_count(self):
+        m = self.mount([160, 100])
+        make_file(m.backing(0, "vm/a"), 40)
+        make_file(m.backing(0, "vm/b"), 60)
+        m.start(env={"VDSFS_TEST_HOLD": "overlay-on"})
+        a = self.migrate("vm/a", space_margin=MB)
+        self.c.wait_held(a["ids"][0], "overlay-on")
+        b = self.migrate("vm/b", space_margin=MB)          # would fit on its own
+        self.assertFalse(b["ok"], b)
+        self.assertRegex(b["error"], r"60 MiB allocated .* \+ 40 MiB still to write for 1 "
+                                     r"migration already headed there \+ 1\.0 MiB margin$")
+        self.c.release()
+        self.assertEqual(self.c.wait_phase(a["ids"][0], "done", "failed")["phase"], "done")
+        self.assertEqual([s["id"] for s in self.c.status()], a["ids"])
+
+    def run_out(self, hold, **opts):
+        """vm/disk (32 MiB) to ds1 (64 MiB), held at hold; ds1 is filled to 1 MiB
+        free from outside, then released: the migration fails at once."""
+        m = self.mount([160, 64])
+        ref = os.path.join(m.top, "ref")
+        make_file(ref, 32)
+        os.makedirs(m.backing(0, "vm"))
+        shutil.copyfile(ref, m.backing(0, "vm/disk"))
+        m.start(env={"VDSFS_TEST_HOLD": hold})
+        reply = self.migrate("vm/disk", space_margin=MB, **opts)
+        self.assertTrue(reply["ok"], reply)
+        mid = reply["ids"][0]
+        self.c.wait_held(mid, hold)
+        return m, ref, mid
+
+    def assert_failed_for_room(self, m, ref, mid):
+        fill(m.paths[1], MB)
+        self.c.release()
+        st = self.c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "failed", st)
+        self.assertRegex(st["error"], r"^no room left on datastore ds1: [0-9.]+ [KM]iB free, "
+                                      r"[0-9.]+ MiB still to write$")
+        os.unlink(m.backing(1, "filler"))
+        self.assertEqual(m.where("vm/disk"), [0])
+        self.assertEqual(state_files(m), [])
+        return st
+
+    def test_no_room_left_mid_copy_fails_at_once(self):
+        m, ref, mid = self.run_out("mid-copy", bwlimit=4 * MB)
+        self.assert_failed_for_room(m, ref, mid)
+        run(["cmp", m.path("vm/disk"), ref])
+
+    def test_no_room_left_for_converging_fails_at_once(self):
+        m, ref, mid = self.run_out("copied")
+        for target in (m.path("vm/disk"), ref):
+            qemu_io(target, "write -P 0xe1 4M 8M", "flush")
+        self.assert_failed_for_room(m, ref, mid)
+        run(["cmp", m.path("vm/disk"), ref])
 
 
 class DestinationGone(unittest.TestCase):
@@ -278,6 +423,132 @@ class SourceReadErrors(unittest.TestCase):
         self.assertEqual(direct_read(fd, self.BAD_FROM, 64 * 1024), b"\xb2" * 64 * 1024)
         self.assertEqual(state_files(m), [])
         self.assertEqual(c.one(mid)["phase"], "failed")
+
+
+class SwitchFaults(unittest.TestCase):
+    """Steps of the switch made to fail (VDSFS_TEST_FAIL, fs/testpoint.h), each on
+    either side of its point of no return (fs/mig_switch.c): before it the source
+    stays authoritative; after it the destination is the file, and the journal
+    makes the next mount finish what the daemon could not."""
+
+    def start(self, fail, hold=None, crash=None, opts=None):
+        m = Mount(self, n=2, opts=opts)
+        make_file(m.backing(0, "vm/disk"), 8)
+        m.start(env={k: v for k, v in (("VDSFS_TEST_FAIL", fail), ("VDSFS_TEST_HOLD", hold),
+                                       ("VDSFS_TEST_CRASH", crash)) if v})
+        c = Ctl(m)
+        img = m.path("vm/disk")
+        qemu_io(img, "write -P 0xd1 1M 64k", "flush")
+        mid, = c.migrate(img, "--to", "ds1")
+        return m, c, img, mid
+
+    def ended(self, c, mid, phase):
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], phase, st)
+        return st
+
+    def recovered_on_ds1(self, m, c, img, mid, *reads):
+        """After a remount: the next mount finished the switch, nothing is left."""
+        st = c.one(mid)
+        self.assertEqual((st["phase"], st["recovered"]), ("done", True), st)
+        self.assertEqual(m.where("vm/disk"), [1])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k", *reads)
+
+    def journal(self, m, mid):
+        with open(m.backing(0, f".vdsfs/mig-{mid}.json")) as f:
+            return json.load(f)["phase"]
+
+    def remount(self, m):
+        with open(m.backing(0, ".vdsfs/lock")) as f:
+            pid = int(f.read())
+        run(["fusermount3", "-u", m.mnt])
+        Ctl(m).wait(lambda: not os.path.exists(f"/proc/{pid}"), "the daemon to exit")
+        m.start()
+
+    def test_rename_into_place_fails_rolls_back(self):
+        m, c, img, mid = self.start("flip-rename")
+        st = self.ended(c, mid, "failed")
+        self.assertIn("renaming the copy into place: " + os.strerror(errno.EIO), st["error"])
+        self.assertEqual(m.where("vm/disk"), [0])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k")
+        again, = c.migrate(img, "--to", "ds1")      # the fault was once
+        self.assertEqual(c.wait_phase(again, "done", "failed")["phase"], "done")
+        qemu_io(img, "read -P 0xd1 1M 64k")
+
+    def test_committed_switch_that_cannot_go_back_is_finished_by_the_next_mount(self):
+        m, c, img, mid = self.start("flip-rename,journal-revert")
+        st = self.ended(c, mid, "failed")
+        self.assertIn("the next mount finishes the switch", st["error"])
+        self.assertEqual(self.journal(m, mid), "switching")
+        # The overlay still carries the file, and mirrors into the copy the journal
+        # names: writes made now are in the file the next mount puts in place.
+        qemu_io(img, "write -P 0xd2 2M 64k", "flush", "read -P 0xd1 1M 64k")
+        self.remount(m)
+        self.recovered_on_ds1(m, c, img, mid, "read -P 0xd2 2M 64k")
+
+    def test_stuck_switch_of_a_file_then_removed_is_not_brought_back(self):
+        m, c, img, mid = self.start("flip-rename,journal-revert")
+        self.ended(c, mid, "failed")
+        os.unlink(img)
+        self.assertEqual(state_files(m), [])     # nothing left for recovery to act on
+        self.remount(m)
+        self.assertFalse(os.path.exists(img))
+        self.assertEqual(m.where("vm/disk"), [])
+
+    def test_commit_fsync_fails_rolls_back(self):
+        m, c, img, mid = self.start("commit")
+        st = self.ended(c, mid, "failed")
+        self.assertIn("committing the journal", st["error"])
+        self.assertEqual(m.where("vm/disk"), [0])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k")
+
+    def test_source_that_cannot_be_removed_is_hidden_then_removed(self):
+        # timeout=0: every access through the mount asks the daemon, so a stale
+        # source on ds0 (first in order) would be what a lookup finds.
+        m, c, img, mid = self.start("flip-unlink", hold="unlink-retry", opts="timeout=0")
+        c.wait_held(mid, "unlink-retry")
+        st = c.one(mid)
+        self.assertEqual(st["phase"], "switching", st)
+        self.assertIn("could not be removed", st["note"])
+        self.assertEqual(m.where("vm/disk"), [0, 1])
+        self.assertEqual(self.journal(m, mid), "switching")
+        # Lookups (and so this write) find the file on ds1, not the old one on ds0.
+        qemu_io(img, "write -P 0xd3 3M 64k", "flush")
+        def at_3m(ds):
+            with open(m.backing(ds, "vm/disk"), "rb") as f:
+                f.seek(3 * MB)
+                return f.read(64 * 1024)
+        self.assertEqual(at_3m(1), b"\xd3" * 64 * 1024)
+        self.assertNotEqual(at_3m(0), b"\xd3" * 64 * 1024)
+        where = c.request({"cmd": "where", "paths": ["vm/disk"]})["where"][0]
+        self.assertEqual(where["datastore"], "ds1", where)
+        qemu_io(img, "read -P 0xd1 1M 64k", "read -P 0xd3 3M 64k")
+        c.release()
+        st = self.ended(c, mid, "done")
+        self.assertNotIn("note", st)
+        self.assertEqual(m.where("vm/disk"), [1])
+        self.assertEqual(state_files(m), [])
+        qemu_io(img, "read -P 0xd1 1M 64k", "read -P 0xd3 3M 64k")
+
+    def test_source_left_by_a_crash_is_removed_by_the_next_mount(self):
+        m, c, img, mid = self.start("flip-unlink", crash="unlink-retry")
+        wait_dead(m)
+        run(["fusermount3", "-uz", m.mnt], check=False)
+        self.assertEqual(m.where("vm/disk"), [0, 1])
+        m.start()
+        self.recovered_on_ds1(m, c, img, mid)
+
+    def test_switch_not_yet_durable_keeps_the_journal(self):
+        m, c, img, mid = self.start("flip-sync")
+        st = self.ended(c, mid, "done")
+        self.assertIn("not durable", st["note"])
+        self.assertEqual(self.journal(m, mid), "switching")
+        self.assertEqual(m.where("vm/disk"), [1])
+        self.remount(m)
+        self.recovered_on_ds1(m, c, img, mid)
 
 
 class CorruptAtMount(unittest.TestCase):

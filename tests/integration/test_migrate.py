@@ -374,6 +374,93 @@ class NamespaceRules(Base):
             self.assertEqual(f.read(13), b"after-switch!")
 
 
+class SwitchRaces(Base):
+    """The file is unlinked or replaced (renamed over) while its switch is under
+    way, past the point where unlink or rename still cancel it: the flip checks
+    that the source path still names the migrating file, and ends cancelled
+    instead of resurrecting it or clobbering the new one."""
+    hold = "switching"
+
+    def held(self):
+        img, mid = self.migrate_held("switching")
+        self.assertEqual(self.c.one(mid)["phase"], "switching")
+        return img, mid
+
+    def assert_cancelled(self, mid, why):
+        st = self.c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "cancelled", st)
+        self.assertRegex(st.get("note", ""), why)
+        self.assert_clean()
+
+    def replace(self, ds):
+        """Rename, through the mount, a new file on datastore ds over vm/disk."""
+        img, mid = self.held()
+        new = self.m.backing(ds, "vm/new")
+        os.makedirs(os.path.dirname(new), exist_ok=True)
+        with open(new, "wb") as f:
+            f.write(b"the new file\n")
+        before = os.stat(new)
+        os.rename(self.m.path("vm/new"), img)
+        self.c.release()
+        self.assert_cancelled(mid, "replaced|renamed over")
+        with open(img, "rb") as f:
+            self.assertEqual(f.read(), b"the new file\n")
+        self.assertEqual(self.m.where("vm/disk"), [ds])
+        after = os.stat(self.m.backing(ds, "vm/disk"))
+        self.assertEqual((after.st_ino, after.st_mtime_ns, after.st_size),
+                         (before.st_ino, before.st_mtime_ns, before.st_size))
+
+    def test_renamed_over_from_the_destination_is_not_clobbered(self):
+        self.replace(1)
+
+    def test_renamed_over_on_the_source_is_not_removed(self):
+        self.replace(0)
+
+    def test_unlinked_while_switching_stays_unlinked(self):
+        img, mid = self.held()
+        os.unlink(img)
+        self.c.release()
+        self.assert_cancelled(mid, "removed")
+        self.assertFalse(os.path.exists(img))
+        self.assertEqual(self.m.where("vm/disk"), [])
+
+
+class ManyHandles(Base):
+    """A file held open through 300 handles (past the 256 the switch once had room
+    for) switches, and every handle reads and writes the destination afterwards."""
+    hold = "copied"
+    HANDLES = 300
+
+    def test_300_handles_survive_the_switch(self):
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < self.HANDLES + 64:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        img = self.m.path("vm/disk")
+        fds = [os.open(img, os.O_RDWR) for _ in range(self.HANDLES)]
+        for fd in fds:
+            self.addCleanup(os.close, fd)
+        mid, = self.c.migrate(img, "--to", "ds1")
+        self.c.wait_held(mid, "copied")
+        for i, fd in enumerate(fds):
+            os.pwrite(fd, b"before %04d" % i, i * 4096)
+        self.c.release()
+        st = self.c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual(st["phase"], "done", st)
+        self.assertEqual(self.m.where("vm/disk"), [1])
+        for i, fd in enumerate(fds):
+            self.assertEqual(os.pread(fd, 11, i * 4096), b"before %04d" % i)
+            os.pwrite(fd, b"after  %04d" % i, i * 4096 + 2048)
+            os.fsync(fd)
+        with open(self.m.backing(1, "vm/disk"), "rb") as f:
+            for i in range(self.HANDLES):
+                f.seek(i * 4096)
+                self.assertEqual(f.read(11), b"before %04d" % i)
+                f.seek(i * 4096 + 2048)
+                self.assertEqual(f.read(11), b"after  %04d" % i)
+        self.assert_clean()
+
+
 class BadRequests(Base):
     n = 3
     tmpfs = [160, 160, 4]
@@ -398,6 +485,7 @@ class BadRequests(Base):
         self.refused(p("vm/small"), "--to", "ds2", expect="no room on datastore ds2")
         # all-or-nothing: one bad file in a request queues none
         self.refused(p("vm/small") + "=ds1", p("vm/nope") + "=ds1", expect="no such file")
+        self.refused(p("vm") + "=ds1", p("vm/small") + "=ds2", expect="named twice, to ds1 and to ds2")
         os.unlink(self.m.backing(0, "vm/hardlink"))
         mid, = self.c.migrate(p("vm/disk"), "--to", "ds1")
         self.c.wait_held(mid, "copied")

@@ -191,15 +191,22 @@ class Ctl:
         return self.wait(lambda: self.one(mid).get("held_at") == point,
                          f"migration {mid} to hold at {point}")
 
-    def release(self):
+    def request(self, obj):
+        """One raw control request (a dict), its reply as a dict: for fields and
+        options vdsctl does not show or take."""
         import json
         import socket
         s = socket.socket(socket.AF_UNIX)
         s.connect(self.m.sock)
-        s.sendall(json.dumps({"cmd": "test-release"}).encode() + b"\n")
-        reply = s.makefile().readline()
-        s.close()
-        assert json.loads(reply)["ok"], reply
+        try:
+            s.sendall(json.dumps(obj).encode() + b"\n")
+            return json.loads(s.makefile().readline())
+        finally:
+            s.close()
+
+    def release(self):
+        reply = self.request({"cmd": "test-release"})
+        assert reply["ok"], reply
 
 
 def peer_request(sock, request, setpriv):
