@@ -227,14 +227,19 @@ static uint64_t still_to_merge(struct mig *m)
 	return diff > merged ? diff - merged : 0;
 }
 
+/* One pass over what the overlay holds, in the order its bytes lie in the
+ * differencing file (overlay_log_iter): a file written by scattered 4 KiB writes is
+ * read front to back instead of seeking all over it (44 s against 12 s for 4 GiB,
+ * FORMAT.md). Blocks that change after the iterator saw them are mirrored. */
 static int merge_pass(struct mig *m, int target, bool cancellable)
 {
+	struct overlay_log_iter *it = NULL;
 	struct overlay_extent e;
-	uint64_t cursor = 0, chunks = 0;
+	uint64_t chunks = 0;
 	char *buf = malloc(MERGE_CHUNK);
-	int ret = buf ? 0 : -ENOMEM;
+	int ret = buf ? overlay_log_iter_begin(m->ov, &it) : -ENOMEM, more = 0;
 
-	while (!ret && overlay_next_extent(m->ov, &cursor, &e) == 1) {
+	while (!ret && (more = overlay_log_iter_next(it, &e)) == 1) {
 		for (uint64_t off = e.off; !ret && off < e.off + e.len;) {
 			uint64_t region_end = (off | (MERGE_CHUNK - 1)) + 1;
 			uint64_t end = e.off + e.len < region_end ? e.off + e.len : region_end;
@@ -252,6 +257,10 @@ static int merge_pass(struct mig *m, int target, bool cancellable)
 			testpoint(m, cancellable ? "mid-converge" : "mid-cancel");
 		}
 	}
+	if (!ret && more < 0)
+		ret = more;
+	if (it)
+		overlay_log_iter_end(it);
 	free(buf);
 	return ret;
 }
