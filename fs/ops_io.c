@@ -24,6 +24,7 @@
 #include "mig.h"
 #include "vdsfs.h"
 #include "vfile.h"
+#include "wrate.h"
 
 static inline struct vhandle *fh_of(struct fuse_file_info *fi)
 {
@@ -224,6 +225,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	vfile_io_begin(h);
 	n = h->vf->mig ? write_migrating(h, buf, size, off) : iobuf_pwrite_all(h->fd, buf, size, off);
 	vfile_io_end(h);
+	if (n > 0)
+		wrate_note(&h->vf->node->wrate, n);
 	if (n < 0)
 		fuse_reply_err(req, -n);
 	else
