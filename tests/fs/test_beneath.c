@@ -1,4 +1,4 @@
-/* Unit tests for fs/beneath.c: paths under a datastore never resolve outside it,
+/* Unit tests for fs/store/beneath.c: paths under a datastore never resolve outside it,
  * through openat2 and through the component walk used where openat2 is missing. */
 #include <criterion/criterion.h>
 #include <errno.h>

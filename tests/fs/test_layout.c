@@ -1,4 +1,4 @@
-/* Unit tests for fs/datastore.c: the layout rules between datastores and mountpoint. */
+/* Unit tests for fs/store/datastore.c: the layout rules between datastores and mountpoint. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* Unit tests for fs/mountinfo.c: the filesystem type under a path, from mountinfo text. */
+/* Unit tests for fs/store/mountinfo.c: the filesystem type under a path, from mountinfo text. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Unit tests for fs/placement.c. */
+/* Unit tests for fs/store/placement.c. */
 #include <criterion/criterion.h>
 #include <errno.h>
 

@@ -1,4 +1,4 @@
-/* Unit tests for fs/wrate.c: the recent write rate a migration's space check uses. */
+/* Unit tests for fs/ns/wrate.c: the recent write rate a migration's space check uses. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Crash at every step of a migration (the daemon SIGKILLs itself at a named point,
-VDSFS_TEST_CRASH, fs/testpoint.h), mount again on the same datastores, and check:
+VDSFS_TEST_CRASH, fs/mig/testpoint.h), mount again on the same datastores, and check:
 every write flushed before the crash reads back, the migration was finished or
 rolled back as MIGRATION.md says, status reports it as recovered, the file lives on
 exactly one datastore, and nothing is left in .vdsfs/.

@@ -109,7 +109,7 @@ def fill(path, leave):
 
 
 class SpaceCheck(unittest.TestCase):
-    """What a destination needs (fs/mig_space.c): the allocated bytes, what the
+    """What a destination needs (fs/mig/mig_space.c): the allocated bytes, what the
     differencing file and writes meanwhile add, a margin; every term in a refusal;
     and a migration whose destination runs out of room fails at once, rolled back."""
 
@@ -426,8 +426,8 @@ class SourceReadErrors(unittest.TestCase):
 
 
 class SwitchFaults(unittest.TestCase):
-    """Steps of the switch made to fail (VDSFS_TEST_FAIL, fs/testpoint.h), each on
-    either side of its point of no return (fs/mig_switch.c): before it the source
+    """Steps of the switch made to fail (VDSFS_TEST_FAIL, fs/mig/testpoint.h), each on
+    either side of its point of no return (fs/mig/mig_switch.c): before it the source
     stays authoritative; after it the destination is the file, and the journal
     makes the next mount finish what the daemon could not."""
 

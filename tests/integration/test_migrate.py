@@ -4,7 +4,7 @@ fio verify while files move, a writer flat out, cancel in each phase, the namesp
 rules (rename, unlink, truncate during a migration) and every bad request.
 
 Phases are pinned with the daemon's test-only hold point (VDSFS_TEST_HOLD, see
-fs/testpoint.h) so no assertion depends on timing."""
+fs/mig/testpoint.h) so no assertion depends on timing."""
 import os
 import subprocess
 import unittest

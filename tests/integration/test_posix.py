@@ -355,7 +355,7 @@ class Placement(unittest.TestCase):
 class NoEscape(unittest.TestCase):
     """A symlink on a datastore standing where another datastore has a directory
     ("vm" -> a directory outside every datastore) must not lead out: paths under a
-    datastore resolve beneath it (fs/beneath.h), for lookups, creates, renames and
+    datastore resolve beneath it (fs/store/beneath.h), for lookups, creates, renames and
     directory listings alike."""
 
     def setUp(self):

@@ -7,7 +7,7 @@
  *
  * The work is textual, like the shell's `cd`: "." and ".." are folded, symlinks
  * are not followed here. The daemon resolves what it is sent beneath each datastore
- * (fs/beneath.h), so a symlink can never lead a request out of the mount, and a
+ * (fs/store/beneath.h), so a symlink can never lead a request out of the mount, and a
  * path that names nothing gets its clear error there or from vdsctl's check.
  */
 #ifndef VDSCTL_PATHS_H

@@ -1,6 +1,6 @@
 /* vdsctl - control a running vdsfs: datastores, where, migrate, status, cancel.
  *
- * Talks JSON lines over the daemon's Unix socket (fs/control_req.c has the
+ * Talks JSON lines over the daemon's Unix socket (fs/control/control_req.c has the
  * protocol). Paths the user types are turned here into paths relative to the
  * mount root by one rule (paths.h): a path outside the mount, or one that names
  * nothing, is refused before anything is sent.

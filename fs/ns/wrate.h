@@ -9,7 +9,7 @@
  * rate. A file that began writing less than 28 s ago shows less than its rate.
  *
  * Each file node carries one (node.h); the write path notes what it wrote:
- *     wrate_note(&h->vf->node->wrate, n);      in op_write, fs/ops_io.c, for n > 0
+ *     wrate_note(&h->vf->node->wrate, n);      in op_write, fs/fuse/ops_io.c, for n > 0
  * The space check of a migration reads it (mig_space.c).
  */
 #ifndef VDS_WRATE_H
