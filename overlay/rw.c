@@ -271,11 +271,12 @@ static int write_piece(struct overlay *ov, uint64_t b, const uint8_t *src, uint3
 }
 
 /* Stripe locks of blocks [b, b+n), always taken in ascending stripe order so two
- * multi-block writers cannot deadlock.  The stripes of consecutive blocks are
+ * multi-block writers cannot deadlock.  The stripes of consecutive block groups are
  * consecutive modulo OV_STRIPES: [first, end) or, wrapped, [0, end) + [first, S). */
 static void lock_run(struct overlay *ov, uint64_t b, uint64_t n, bool lock)
 {
-	uint64_t first = b % OV_STRIPES, cnt = n < OV_STRIPES ? n : OV_STRIPES;
+	uint64_t groups = ((b + n - 1) >> OV_STRIPE_SHIFT) - (b >> OV_STRIPE_SHIFT) + 1;
+	uint64_t first = ov_stripe_index(b), cnt = groups < OV_STRIPES ? groups : OV_STRIPES;
 	uint64_t end = first + cnt, lo_end = end > OV_STRIPES ? end - OV_STRIPES : 0;
 
 	for (uint64_t s = 0; s < lo_end; s++)
