@@ -7,27 +7,38 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "control.h"
 #include "control_path.h"
+#include "log.h"
 #include "loop.h"
 #include "mig.h"
 #include "mountinfo.h"
-#include "vfile.h"
-#include "vdsfs.h"
+#include "ns.h"
+#include "opts.h"
+#include "store.h"
+#include "vfs.h"
 
-void vds_ops_attr(struct fuse_lowlevel_ops *ops);
-void vds_ops_names(struct fuse_lowlevel_ops *ops);
-void vds_ops_io(struct fuse_lowlevel_ops *ops);
-void vds_ops_dir(struct fuse_lowlevel_ops *ops);
-void vds_ops_xattr(struct fuse_lowlevel_ops *ops);
-void vds_ops_fs(struct fuse_lowlevel_ops *ops);
+/* The daemon: every layer, built bottom up (store, ns, migs, control, vfs) and
+ * torn down top down. */
+struct vds {
+	struct vds_opts opts;
+	struct store store;
+	struct migs *migs;
+	struct control ctl;
+	struct vfs vfs;
+	struct fuse_session *se;
+	struct ns ns;			/* last: it is large */
+};
 
 static int stop_pipe[2] = { -1, -1 };
 
@@ -47,6 +58,7 @@ static int die(const char *msg)
 
 static int open_datastores(struct vds *v, const char *mnt, char *err, size_t len)
 {
+	struct store *s = &v->store;
 	char *canon[VDS_MAX_DS] = { 0 };
 	const char *names[VDS_MAX_DS];
 	int ret = 0, n = v->opts.nds;
@@ -58,10 +70,10 @@ static int open_datastores(struct vds *v, const char *mnt, char *err, size_t len
 	if (!ret)
 		ret = ds_check_layout(canon, names, n, mnt, err, len);
 	for (int i = 0; i < n && !ret; i++) {
-		ret = ds_open(&v->ds[i], names[i], canon[i], err, len);
-		v->nds = i + 1;
+		ret = ds_open(&s->ds[i], names[i], canon[i], err, len);
+		s->nds = i + 1;
 		if (v->opts.create == VDS_CREATE_NAMED && !strcmp(names[i], v->opts.create_name))
-			v->create_named = i;
+			s->create_named = i;
 	}
 	for (int i = 0; i < n; i++)
 		free(canon[i]);
@@ -94,7 +106,7 @@ static int check_mountpoint(const char *mp, char **canon, char *err, size_t len)
 
 static struct fuse_session *new_session(struct vds *v, const char *argv0)
 {
-	struct fuse_lowlevel_ops ops = { 0 };
+	struct fuse_lowlevel_ops ops;
 	size_t len = strlen(v->opts.fuse_opts) + 64;
 	char *o = malloc(len);
 	char *args[] = { (char *)argv0, "-o", o, v->opts.debug ? "-d" : NULL, NULL };
@@ -107,13 +119,8 @@ static struct fuse_session *new_session(struct vds *v, const char *argv0)
 	 * root daemon would let any user of an allow_other mount read every file. */
 	snprintf(o, len, "fsname=vdsfs,subtype=vdsfs,default_permissions%s%s",
 		 v->opts.fuse_opts[0] ? "," : "", v->opts.fuse_opts);
-	vds_ops_attr(&ops);
-	vds_ops_names(&ops);
-	vds_ops_io(&ops);
-	vds_ops_dir(&ops);
-	vds_ops_xattr(&ops);
-	vds_ops_fs(&ops);
-	se = fuse_session_new(&fa, &ops, sizeof(ops), v);
+	vfs_ops(&ops);
+	se = fuse_session_new(&fa, &ops, sizeof(ops), &v->vfs);
 	fuse_opt_free_args(&fa);
 	free(o);
 	return se;
@@ -141,6 +148,16 @@ static void install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* libfuse's log, so that -d and a foreground daemon print where they always did. */
+static void log_to_fuse(int prio, const char *fmt, va_list ap)
+{
+	char line[1024];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	fuse_log(prio <= LOG_ERR ? FUSE_LOG_ERR : prio == LOG_WARNING ? FUSE_LOG_WARNING :
+		 prio == LOG_NOTICE ? FUSE_LOG_NOTICE : FUSE_LOG_INFO, "%s", line);
+}
+
 /* Threads start here, after daemonizing. Shutdown order: no new requests (unmount,
  * workers joined), no new control requests, then migrations stop where they are and
  * leave their journals for the next mount. */
@@ -148,14 +165,14 @@ static int serve(struct vds *v)
 {
 	struct vds_loop *lp;
 	char c;
-	int ret = mig_init(v);
+	int ret = migs_start(v->migs);
 
 	if (!ret)
-		ret = control_start(v);
+		ret = control_start(&v->ctl);
 	if (!ret)
 		ret = loop_start(v->se, v->opts.threads, stop_pipe[1], &lp);
 	if (ret) {
-		fuse_log(FUSE_LOG_ERR, "vdsfs: cannot start: %s\n", strerror(-ret));
+		vds_log(LOG_ERR, "vdsfs: cannot start: %s\n", strerror(-ret));
 		fuse_session_unmount(v->se);
 		return 1;
 	}
@@ -166,8 +183,8 @@ static int serve(struct vds *v)
 	fuse_session_exit(v->se);
 	loop_stop(lp);
 	fuse_session_unmount(v->se);
-	control_stop(v);
-	mig_shutdown(v);
+	control_stop(&v->ctl);
+	migs_shutdown(v->migs);
 	return 0;
 }
 
@@ -185,27 +202,37 @@ static int setup_control(struct vds *v, const char *mnt, char *err, size_t len)
 	if (ret)
 		return ret;
 	if (v->opts.control_group) {
-		ret = control_group_resolve(v->opts.control_group, &v->ctl_gid, err, len);
+		ret = control_group_resolve(v->opts.control_group, &v->ctl.gid, err, len);
 		if (ret)
 			return ret;
-		v->ctl_group = true;
+		v->ctl.group = true;
 	}
-	return control_open(v, v->opts.control ? v->opts.control : path, !v->opts.control,
+	return control_open(&v->ctl, v->opts.control ? v->opts.control : path, !v->opts.control,
 			    err, len);
 }
 
+/* Top down: what a layer uses is freed after it. */
 static void vds_free(struct vds *v)
 {
-	control_stop(v);
-	mig_shutdown(v);
-	vfile_teardown_all(v);
+	control_stop(&v->ctl);
+	if (v->migs)
+		migs_shutdown(v->migs);
 	if (v->se)
 		fuse_session_destroy(v->se);
-	for (int i = 0; i < v->nds; i++)
-		ds_close(&v->ds[i]);
-	node_table_destroy(&v->nodes);
+	migs_free(v->migs);
+	ns_destroy(&v->ns);
+	store_close(&v->store);
 	opts_free(&v->opts);
 	free(v);
+}
+
+static int vds_init(struct vds *v)
+{
+	v->store.create_named = -1;
+	v->store.root = geteuid() == 0;
+	ns_init(&v->ns, &v->store);
+	control_init(&v->ctl, &v->store, NULL);
+	return migs_new(&v->store, &v->ns, &v->migs);
 }
 
 int main(int argc, char **argv)
@@ -215,14 +242,10 @@ int main(int argc, char **argv)
 	char *mnt = NULL;
 	int ret;
 
-	if (!v)
+	if (!v || vds_init(v))
 		return die("out of memory");
-	v->create_named = -1;
-	v->ctl_fd = -1;
-	v->next_mig_id = 1;
-	pthread_rwlock_init(&v->ns_lock, NULL);
-	pthread_mutex_init(&v->mig_lock, NULL);
-	node_table_init(&v->nodes);
+	vds_log_to(log_to_fuse);
+	v->ctl.migs = v->migs;
 	ret = opts_parse(&v->opts, argc, argv, err, sizeof(err));
 	if (!ret && v->opts.help)
 		opts_usage(argv[0]);
@@ -230,12 +253,15 @@ int main(int argc, char **argv)
 		printf("vdsfs %s (libfuse %d)\n", VDS_VERSION, fuse_version());
 	if (!ret && (v->opts.help || v->opts.version))
 		goto out;
+	v->store.create = v->opts.create;
+	v->vfs = (struct vfs){ .store = &v->store, .ns = &v->ns, .migs = v->migs,
+			       .timeout = v->opts.timeout };
 	if (!ret)
 		ret = check_mountpoint(v->opts.mountpoint, &mnt, err, sizeof(err));
 	if (!ret)
 		ret = open_datastores(v, mnt, err, sizeof(err));
 	if (!ret)
-		ret = mig_recover(v);	/* before anyone can see the files */
+		ret = migs_recover(v->migs);	/* before anyone can see the files */
 	if (!ret)
 		ret = setup_control(v, mnt, err, sizeof(err));
 	if (ret) {
@@ -245,7 +271,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	umask(0);	/* the kernel already applied the caller's umask */
-	v->root = geteuid() == 0;
 	raise_nofile();
 	if (pipe2(stop_pipe, O_CLOEXEC) < 0) {
 		ret = die("cannot create a pipe");
@@ -266,8 +291,8 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	for (int i = 0; i < v->nds; i++)
-		ds_write_pid(&v->ds[i]);
+	for (int i = 0; i < v->store.nds; i++)
+		ds_write_pid(&v->store.ds[i]);
 	ret = serve(v);
 out:
 	free(mnt);

@@ -12,14 +12,9 @@
 #include <stddef.h>
 
 #include "dsspec.h"	/* VDS_MAX_DS, VDS_NAME_MAX, struct vds_ds_spec */
+#include "placement.h"	/* enum vds_create_policy */
 
 #define VDS_ERR_LEN	256
-
-enum vds_create_policy {
-	VDS_CREATE_MFS,		/* most free space (default) */
-	VDS_CREATE_FF,		/* first datastore listed */
-	VDS_CREATE_NAMED,	/* the datastore named in create_name */
-};
 
 struct vds_opts {
 	struct vds_ds_spec ds[VDS_MAX_DS];

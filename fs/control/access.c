@@ -14,6 +14,8 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,7 +23,6 @@
 #include <unistd.h>
 
 #include "control.h"
-#include "vdsfs.h"
 
 #define PEER_GROUPS_MAX	256
 
@@ -62,25 +63,25 @@ static bool group_can_search(const struct stat *st, gid_t gid)
 }
 
 /* Sets the socket's mode (and group); own_dir: the directory is vdsfs's default. */
-int control_grant(struct vds *v, const char *path, bool own_dir, char *err, size_t len)
+int control_grant(struct control *c, const char *path, bool own_dir, char *err, size_t len)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct stat st;
 
-	if (!v->ctl_group)
+	if (!c->group)
 		return chmod(path, 0600) < 0 ? -errno : 0;
-	if (chown(path, (uid_t)-1, v->ctl_gid) < 0 || chmod(path, 0660) < 0)
+	if (chown(path, (uid_t)-1, c->gid) < 0 || chmod(path, 0660) < 0)
 		return -errno;
 	if (dir_of(path, dir, sizeof(dir)))
 		return -EINVAL;
 	if (stat(dir, &st) < 0)
 		return -errno;
-	if (own_dir && !group_can_search(&st, v->ctl_gid) && chmod(dir, 0711) < 0)
+	if (own_dir && !group_can_search(&st, c->gid) && chmod(dir, 0711) < 0)
 		return -errno;
-	if (own_dir || group_can_search(&st, v->ctl_gid))
+	if (own_dir || group_can_search(&st, c->gid))
 		return 0;
 	snprintf(err, len, "control_group: group %u cannot search %s (mode %04o); "
-		 "give it the group or o+x", (unsigned)v->ctl_gid, dir, st.st_mode & 07777);
+		 "give it the group or o+x", (unsigned)c->gid, dir, st.st_mode & 07777);
 	return -EACCES;
 }
 
@@ -97,7 +98,7 @@ static bool peer_in_group(int fd, gid_t gid)
 	return false;
 }
 
-bool control_peer_allowed(const struct vds *v, int fd)
+bool control_peer_allowed(const struct control *c, int fd)
 {
 	struct ucred cr;
 	socklen_t l = sizeof(cr);
@@ -106,5 +107,5 @@ bool control_peer_allowed(const struct vds *v, int fd)
 		return false;
 	if (cr.uid == 0 || cr.uid == geteuid())
 		return true;
-	return v->ctl_group && (cr.gid == v->ctl_gid || peer_in_group(fd, v->ctl_gid));
+	return c->group && (cr.gid == c->gid || peer_in_group(fd, c->gid));
 }

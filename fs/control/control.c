@@ -1,11 +1,11 @@
 /* control.c - a Unix stream socket speaking one JSON object per line each way.
  *
  * The socket is created before the mount (so a clash is refused like any bad
- * input); who may connect and talk is control_access.c's job (root, the daemon's
+ * input); who may connect and talk is access.c's job (root, the daemon's
  * user, and an optional group, checked with SO_PEERCRED on every client). Each client
  * gets a thread; a request is read whole (one line, at most CTL_MAX bytes) before
  * anything is parsed, and every reply ends with a newline. The request handlers live
- * in control_req.c.
+ * in req.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,11 +19,10 @@
 #include <unistd.h>
 
 #include "control.h"
-#include "vdsfs.h"
+#include "lock.h"
 
-#define CTL_MAX	(1u << 20)
-
-char *control_handle(struct vds *v, const char *line);
+#define CTL_MAX		(1u << 20)	/* bytes in one request line */
+#define CTL_CLIENTS	256		/* clients connected at once (a thread each) */
 
 static int mkdir_parent(const char *path)
 {
@@ -51,7 +50,7 @@ static bool socket_in_use(const struct sockaddr_un *addr)
 	return used;
 }
 
-int control_open(struct vds *v, const char *path, bool own_dir, char *err, size_t len)
+int control_open(struct control *c, const char *path, bool own_dir, char *err, size_t len)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int fd, ret;
@@ -75,7 +74,7 @@ int control_open(struct vds *v, const char *path, bool own_dir, char *err, size_
 	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
 		ret = -errno;
 	else
-		ret = control_grant(v, path, own_dir, err, len);
+		ret = control_grant(c, path, own_dir, err, len);
 	if (!ret && listen(fd, 16) < 0)
 		ret = -errno;
 	if (ret) {
@@ -86,47 +85,70 @@ int control_open(struct vds *v, const char *path, bool own_dir, char *err, size_
 		unlink(path);
 		return ret;
 	}
-	v->ctl_fd = fd;
-	v->ctl_path = strdup(path);
+	c->fd = fd;
+	c->path = strdup(path);
 	return 0;
 }
 
+void control_init(struct control *c, struct store *s, struct migs *g)
+{
+	memset(c, 0, sizeof(*c));
+	c->store = s;
+	c->migs = g;
+	c->fd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->gone, NULL);
+}
+
 struct client {
-	struct vds *v;
+	struct control *ctl;
 	int fd;
 };
 
 /* Live client connections, so that control_stop can end them and wait: a client
- * thread must never outlive the state it reads. */
-static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t clients_gone = PTHREAD_COND_INITIALIZER;
-static int client_fds[64];
-static int nclients;
-static bool stopping;
-
-static bool client_add(int fd)
+ * thread must never outlive the state it reads. 0, or -EBUSY (stopping, or at the
+ * bound) with the reason in why. */
+static int client_add(struct control *c, int fd, const char **why)
 {
-	bool ok;
+	int ret = 0;
 
-	pthread_mutex_lock(&clients_lock);
-	ok = !stopping && nclients < 64;
-	if (ok)
-		client_fds[nclients++] = fd;
-	pthread_mutex_unlock(&clients_lock);
-	return ok;
+	lk_lock(&c->lock, LK_LEAF);
+	if (c->stopping) {
+		*why = "{\"ok\":false,\"error\":\"vdsfs is shutting down\"}";
+		ret = -EBUSY;
+	} else if (c->nclients == CTL_CLIENTS) {
+		*why = "{\"ok\":false,\"error\":\"too many control clients at once (at most 256); "
+		       "try again\"}";
+		ret = -EBUSY;
+	} else if (c->nclients == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 8;
+		int *p = realloc(c->clients, cap * sizeof(*p));
+
+		if (p) {
+			c->clients = p;
+			c->cap = cap;
+		} else {
+			*why = "{\"ok\":false,\"error\":\"out of memory\"}";
+			ret = -ENOMEM;
+		}
+	}
+	if (!ret)
+		c->clients[c->nclients++] = fd;
+	lk_unlock(&c->lock, LK_LEAF);
+	return ret;
 }
 
-static void client_remove(int fd)
+static void client_remove(struct control *c, int fd)
 {
-	pthread_mutex_lock(&clients_lock);
-	for (int i = 0; i < nclients; i++)
-		if (client_fds[i] == fd) {
-			client_fds[i] = client_fds[--nclients];
+	lk_lock(&c->lock, LK_LEAF);
+	for (size_t i = 0; i < c->nclients; i++)
+		if (c->clients[i] == fd) {
+			c->clients[i] = c->clients[--c->nclients];
 			break;
 		}
 	close(fd);
-	pthread_cond_broadcast(&clients_gone);
-	pthread_mutex_unlock(&clients_lock);
+	pthread_cond_broadcast(&c->gone);
+	lk_unlock(&c->lock, LK_LEAF);
 }
 
 static int send_all(int fd, const char *s, size_t len)
@@ -166,7 +188,7 @@ static void hang_up_gently(int fd, char *buf, size_t len)
 
 /* Reads requests line by line; a line longer than CTL_MAX is refused and the
  * connection closed, since its end cannot be found reliably. */
-static void serve_client(struct client *c)
+static void serve_client(struct client *cl)
 {
 	char *buf = malloc(CTL_MAX + 1);
 	size_t have = 0;
@@ -176,11 +198,11 @@ static void serve_client(struct client *c)
 
 		if (!nl) {
 			if (have == CTL_MAX) {
-				reply(c->fd, "{\"ok\":false,\"error\":\"request too large\"}");
-				hang_up_gently(c->fd, buf, CTL_MAX);
+				reply(cl->fd, "{\"ok\":false,\"error\":\"request too large (at most 1 MiB)\"}");
+				hang_up_gently(cl->fd, buf, CTL_MAX);
 				break;
 			}
-			ssize_t n = recv(c->fd, buf + have, CTL_MAX - have, 0);
+			ssize_t n = recv(cl->fd, buf + have, CTL_MAX - have, 0);
 
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -190,8 +212,8 @@ static void serve_client(struct client *c)
 			continue;
 		}
 		*nl = 0;
-		char *out = control_handle(c->v, buf);
-		int r = out ? reply(c->fd, out) : -1;
+		char *out = control_handle(cl->ctl, buf);
+		int r = out ? reply(cl->fd, out) : -1;
 
 		free(out);
 		if (r)
@@ -204,25 +226,26 @@ static void serve_client(struct client *c)
 
 static void *client_thread(void *arg)
 {
-	struct client *c = arg;
+	struct client *cl = arg;
 
-	if (control_peer_allowed(c->v, c->fd))
-		serve_client(c);
+	if (control_peer_allowed(cl->ctl, cl->fd))
+		serve_client(cl);
 	else
-		reply(c->fd, "{\"ok\":false,\"error\":\"permission denied: only root, the daemon's "
+		reply(cl->fd, "{\"ok\":false,\"error\":\"permission denied: only root, the daemon's "
 		      "user or its control_group may control vdsfs\"}");
-	client_remove(c->fd);
-	free(c);
+	client_remove(cl->ctl, cl->fd);
+	free(cl);
 	return NULL;
 }
 
 static void *accept_thread(void *arg)
 {
-	struct vds *v = arg;
+	struct control *c = arg;
 
 	for (;;) {
-		int fd = accept4(v->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
-		struct client *c;
+		int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+		const char *why = NULL;
+		struct client *cl;
 		pthread_t t;
 		pthread_attr_t a;
 
@@ -231,56 +254,58 @@ static void *accept_thread(void *arg)
 				continue;
 			return NULL;	/* the socket was shut down */
 		}
-		c = malloc(sizeof(*c));
-		if (!c || !client_add(fd)) {	/* busy or stopping: refuse */
+		cl = malloc(sizeof(*cl));
+		if (!cl || client_add(c, fd, &why)) {
+			if (why)
+				reply(fd, why);	/* the client is told why, not just hung up on */
 			close(fd);
-			free(c);
+			free(cl);
 			continue;
 		}
-		c->v = v;
-		c->fd = fd;
+		cl->ctl = c;
+		cl->fd = fd;
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &a, client_thread, c)) {
-			client_remove(fd);
-			free(c);
+		if (pthread_create(&t, &a, client_thread, cl)) {
+			client_remove(c, fd);
+			free(cl);
 		}
 		pthread_attr_destroy(&a);
 	}
 }
 
-static pthread_t ctl_thread;
-static bool ctl_running;
-
-int control_start(struct vds *v)
+int control_start(struct control *c)
 {
-	if (v->ctl_fd < 0)
+	if (c->fd < 0)
 		return 0;
-	if (pthread_create(&ctl_thread, NULL, accept_thread, v))
+	if (pthread_create(&c->thread, NULL, accept_thread, c))
 		return -EAGAIN;
-	ctl_running = true;
+	c->running = true;
 	return 0;
 }
 
-void control_stop(struct vds *v)
+void control_stop(struct control *c)
 {
-	if (v->ctl_fd < 0)
+	if (c->fd < 0)
 		return;
-	shutdown(v->ctl_fd, SHUT_RDWR);
-	if (ctl_running)
-		pthread_join(ctl_thread, NULL);
-	ctl_running = false;
-	pthread_mutex_lock(&clients_lock);
-	stopping = true;
-	for (int i = 0; i < nclients; i++)
-		shutdown(client_fds[i], SHUT_RDWR);	/* wakes a client blocked in recv */
-	while (nclients)
-		pthread_cond_wait(&clients_gone, &clients_lock);
-	pthread_mutex_unlock(&clients_lock);
-	close(v->ctl_fd);
-	v->ctl_fd = -1;
-	if (v->ctl_path)
-		unlink(v->ctl_path);
-	free(v->ctl_path);
-	v->ctl_path = NULL;
+	shutdown(c->fd, SHUT_RDWR);
+	if (c->running)
+		pthread_join(c->thread, NULL);
+	c->running = false;
+	lk_lock(&c->lock, LK_LEAF);
+	c->stopping = true;
+	for (size_t i = 0; i < c->nclients; i++)
+		shutdown(c->clients[i], SHUT_RDWR);	/* wakes a client blocked in recv */
+	while (c->nclients)
+		lk_wait(&c->gone, &c->lock);
+	lk_unlock(&c->lock, LK_LEAF);
+	free(c->clients);
+	c->clients = NULL;
+	c->cap = 0;
+	close(c->fd);
+	c->fd = -1;
+	if (c->path)
+		unlink(c->path);
+	free(c->path);
+	c->path = NULL;
 }

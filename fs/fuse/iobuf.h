@@ -17,8 +17,6 @@
 
 void *iobuf_get(void);
 void iobuf_put_thread(void);
-/* pwrite until done: bytes written (short only at EOF-like 0), or -errno if none. */
-ssize_t iobuf_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 
 static inline int iobuf_aligned(const void *p, uint64_t off, size_t len)
 {

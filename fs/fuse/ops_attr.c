@@ -6,23 +6,26 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "beneath.h"
-#include "mig.h"
-#include "vdsfs.h"
+#include "paths.h"
 #include "vfile.h"
+#include "vfs.h"
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
-	int ret = vds_entry(req_vds(req), req_node(req, parent), name, &e);
+	int ret = vfs_entry(req_vfs(req), req_node(req, parent), name, &e);
 
 	if (ret == -ENOENT) {
 		/* A negative entry the kernel may cache: every change goes through us. */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = req_vds(req)->opts.timeout;
+		e.entry_timeout = req_vfs(req)->timeout;
 		fuse_reply_entry(req, &e);
 	} else if (ret)
 		fuse_reply_err(req, -ret);
@@ -32,26 +35,26 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	node_forget(&req_vds(req)->nodes, req_node(req, ino), nlookup);
+	node_forget(&req_vfs(req)->ns->nodes, req_node(req, ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
 	for (size_t i = 0; i < count; i++)
-		node_forget(&req_vds(req)->nodes, req_node(req, f[i].ino), f[i].nlookup);
+		node_forget(&req_vfs(req)->ns->nodes, req_node(req, f[i].ino), f[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void reply_attr(fuse_req_t req, struct node *n)
 {
 	struct stat st;
-	int ret = vds_stat_node(req_vds(req), n, &st);
+	int ret = ns_stat_node(req_vfs(req)->ns, n, &st);
 
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
-		fuse_reply_attr(req, &st, req_vds(req)->opts.timeout);
+		fuse_reply_attr(req, &st, req_vfs(req)->timeout);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -76,17 +79,6 @@ static void times_of(const struct stat *attr, int to_set, struct timespec ts[2])
 #define SET_TIMES (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | \
 		   FUSE_SET_ATTR_MTIME_NOW)
 
-/* Called with the file's gate held (if it has a vfile): a migrating file is resized
- * in its overlay, whether or not the caller has it open. */
-static int truncate_file(struct vfile *vf, struct vhandle *h, const char *path, off_t size)
-{
-	if (vf && vf->mig)
-		return mig_truncate(vf->mig, size);
-	if (h)
-		return ftruncate(h->fd, size) < 0 ? -errno : 0;
-	return truncate(path, size) < 0 ? -errno : 0;
-}
-
 static int setattr_file(struct vfile *vf, struct node *n, struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
 {
@@ -104,7 +96,9 @@ static int setattr_file(struct vfile *vf, struct node *n, struct stat *attr, int
 	    fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		ret = truncate_file(vf, h, path, attr->st_size);
+		/* A routed (migrating) file is resized through its route, whether or
+		 * not the caller has it open. */
+		ret = vfile_truncate(vf, h, n, attr->st_size);
 		if (ret)
 			return ret;
 	}
@@ -135,7 +129,7 @@ static int setattr_dir_copy(int dfd, const char *path, struct stat *attr, int to
 	return 0;
 }
 
-static int setattr_dir(struct vds *v, struct node *n, struct stat *attr, int to_set)
+static int setattr_dir(struct vfs *v, struct node *n, struct stat *attr, int to_set)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -143,12 +137,12 @@ static int setattr_dir(struct vds *v, struct node *n, struct stat *attr, int to_
 
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		return -EISDIR;
-	ret = node_dir_path(&v->nodes, n, path, sizeof(path));
-	for (int i = 0; !ret && i < v->nds; i++) {
-		if (bn_fstatat(v->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	ret = node_dir_path(&v->ns->nodes, n, path, sizeof(path));
+	for (int i = 0; !ret && i < v->store->nds; i++) {
+		if (bn_fstatat(v->store->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		found++;
-		ret = setattr_dir_copy(v->ds[i].fd, path, attr, to_set);
+		ret = setattr_dir_copy(v->store->ds[i].fd, path, attr, to_set);
 	}
 	return ret ? ret : found ? 0 : -ENOENT;
 }
@@ -161,11 +155,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int ret;
 
 	if (n->is_dir) {
-		ret = setattr_dir(req_vds(req), n, attr, to_set);
+		ret = setattr_dir(req_vfs(req), n, attr, to_set);
 	} else {
-		vf = vfile_hold(n);
+		vf = vfile_hold(req_vfs(req)->ns, n);
 		ret = setattr_file(vf, n, attr, to_set, fi);
-		vfile_unhold(req_vds(req), vf);
+		vfile_unhold(req_vfs(req)->ns, vf);
 	}
 	if (ret)
 		fuse_reply_err(req, -ret);

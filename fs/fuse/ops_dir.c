@@ -11,11 +11,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "beneath.h"
-#include "vdsfs.h"
+#include "vfs.h"
 
 struct dent {
 	char *name;
@@ -99,10 +102,10 @@ static void snap_clear(struct dirsnap *d)
 	memset(d, 0, sizeof(*d));
 }
 
-static int snap_read_copy(struct vds *v, struct dirsnap *d, int ds, const char *path,
+static int snap_read_copy(struct vfs *v, struct dirsnap *d, int ds, const char *path,
 			  bool top)
 {
-	int fd = bn_open(v->ds[ds].fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	int fd = bn_open(v->store->ds[ds].fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 	struct dirent *de;
 	DIR *dir;
 	int ret = 0;
@@ -125,16 +128,16 @@ static int snap_read_copy(struct vds *v, struct dirsnap *d, int ds, const char *
 	return ret;
 }
 
-static int snap_build(struct vds *v, struct node *n, struct dirsnap *d)
+static int snap_build(struct vfs *v, struct node *n, struct dirsnap *d)
 {
 	char path[PATH_MAX];
-	int ret = node_dir_path(&v->nodes, n, path, sizeof(path));
+	int ret = node_dir_path(&v->ns->nodes, n, path, sizeof(path));
 
 	snap_clear(d);
-	pthread_rwlock_rdlock(&v->ns_lock);
-	for (int i = 0; !ret && i < v->nds; i++)
-		ret = snap_read_copy(v, d, i, path, n == &v->nodes.root);
-	pthread_rwlock_unlock(&v->ns_lock);
+	ns_lock_shared(v->ns);
+	for (int i = 0; !ret && i < v->store->nds; i++)
+		ret = snap_read_copy(v, d, i, path, n == &v->ns->nodes.root);
+	ns_unlock(v->ns);
 	d->built = !ret;
 	return ret;
 }
@@ -181,18 +184,18 @@ static size_t add_plain(fuse_req_t req, char *buf, size_t room, const char *name
 static size_t add_plus(fuse_req_t req, fuse_ino_t dir, char *buf, size_t room,
 		       const char *name, struct stat *st, off_t next)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	struct fuse_entry_param e;
 	size_t len;
 	bool dot = !strcmp(name, ".") || !strcmp(name, "..");
 
-	if (dot || vds_entry(v, req_node(req, dir), name, &e)) {
+	if (dot || vfs_entry(v, req_node(req, dir), name, &e)) {
 		memset(&e, 0, sizeof(e));
 		e.attr = *st;
 	}
 	len = fuse_add_direntry_plus(req, buf, room, name, &e, next);
 	if (len > room && e.ino)
-		node_forget(&v->nodes, node_of(&v->nodes, e.ino), 1);
+		node_forget(&v->ns->nodes, node_of(&v->ns->nodes, e.ino), 1);
 	return len;
 }
 
@@ -205,7 +208,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	int ret = buf ? 0 : -ENOMEM;
 
 	if (!ret && (!d->built || (off == 0 && d->served)))
-		ret = snap_build(req_vds(req), req_node(req, ino), d);
+		ret = snap_build(req_vfs(req), req_node(req, ino), d);
 	for (size_t i = off; !ret && i < d->n + 2; i++) {
 		struct stat st;
 		const char *name = entry_name(req_node(req, ino), d, i, &st);
@@ -249,13 +252,13 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	char path[PATH_MAX];
-	int ret = node_dir_path(&v->nodes, req_node(req, ino), path, sizeof(path));
+	int ret = node_dir_path(&v->ns->nodes, req_node(req, ino), path, sizeof(path));
 
 	(void)fi;
-	for (int i = 0; !ret && i < v->nds; i++) {
-		int fd = bn_open(v->ds[i].fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	for (int i = 0; !ret && i < v->store->nds; i++) {
+		int fd = bn_open(v->store->ds[i].fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 
 		if (fd < 0)
 			continue;

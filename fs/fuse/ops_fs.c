@@ -9,10 +9,13 @@
  * needs.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/statvfs.h>
 
 #include "iobuf.h"
-#include "vdsfs.h"
+#include "vfs.h"
 
 #define VDS_MAX_BACKGROUND	256
 
@@ -34,7 +37,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 /* Sum over datastores, counting a filesystem that holds several of them once. */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	dev_t seen[VDS_MAX_DS];
 	uint64_t blocks = 0, bfree = 0, bavail = 0, files = 0, ffree = 0;
 	unsigned long namemax = 255;
@@ -42,18 +45,18 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	int nseen = 0;
 
 	(void)ino;
-	for (int i = 0; i < v->nds; i++) {
+	for (int i = 0; i < v->store->nds; i++) {
 		bool dup = false;
 
-		if (fstatvfs(v->ds[i].fd, &sv) < 0) {
+		if (fstatvfs(v->store->ds[i].fd, &sv) < 0) {
 			fuse_reply_err(req, errno);
 			return;
 		}
 		for (int j = 0; j < nseen; j++)
-			dup |= seen[j] == v->ds[i].dev;
+			dup |= seen[j] == v->store->ds[i].dev;
 		if (dup)
 			continue;
-		seen[nseen++] = v->ds[i].dev;
+		seen[nseen++] = v->store->ds[i].dev;
 		blocks += (uint64_t)sv.f_blocks * sv.f_frsize / 4096;
 		bfree += (uint64_t)sv.f_bfree * sv.f_frsize / 4096;
 		bavail += (uint64_t)sv.f_bavail * sv.f_frsize / 4096;

@@ -1,9 +1,8 @@
 /* ops_io.c - open files: open, create, read, write, fsync, fallocate, lseek, release.
  *
  * The I/O path does no path walk and no allocation: the handle (fi->fh) carries the
- * backing fd, the worker's aligned buffer receives reads, and the vfile gate is held
- * shared around each backing call so that a migration switch can wait for in-flight
- * I/O (vfile.h).
+ * backing fd, the worker's aligned buffer receives reads, and each request is one
+ * vfile call, which routes it (vfile.h: passthrough, or a migration's route).
  *
  * Opens with O_DIRECT keep their meaning end to end: the backing fd is opened
  * O_DIRECT too, and the kernel is told FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES
@@ -14,16 +13,18 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fuse.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "beneath.h"
 #include "iobuf.h"
-#include "mig.h"
-#include "vdsfs.h"
 #include "vfile.h"
+#include "vfs.h"
 #include "wrate.h"
 
 static inline struct vhandle *fh_of(struct fuse_file_info *fi)
@@ -40,7 +41,7 @@ static uint32_t open_flags_for(int flags)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	struct node *n = req_node(req, ino);
 	struct fuse_open_out out;
 	struct iovec iov = { &out, sizeof(out) };
@@ -51,7 +52,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	ret = vfile_open(v, n, fi->flags, &h);
+	ret = vfile_open(v->ns, n, fi->flags, &h);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -60,7 +61,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	out.fh = (uintptr_t)h;
 	out.open_flags = open_flags_for(fi->flags);
 	if (fuse_reply_iov(req, &iov, 1))
-		vfile_release(v, h);	/* the opener was interrupted: nobody holds h */
+		vfile_release(v->ns, h);	/* the opener was interrupted: nobody holds h */
 }
 
 /* Create parent/name as a new file on the datastore placement picks; returns the
@@ -72,76 +73,76 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static int create_backing(fuse_req_t req, struct node *p, const char *name, mode_t mode,
 			  int flags, bool *existing)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	char path[PATH_MAX], ppath[PATH_MAX];
 	struct stat pst;
 	int ds, fd, ret;
 
 	*existing = false;
-	ret = node_child_path(&v->nodes, p, name, path, sizeof(path));
+	ret = node_child_path(&v->ns->nodes, p, name, path, sizeof(path));
 	if (!ret)
-		ret = node_dir_path(&v->nodes, p, ppath, sizeof(ppath));
+		ret = node_dir_path(&v->ns->nodes, p, ppath, sizeof(ppath));
 	if (ret)
 		return ret;
-	ds = vds_find(v, path, &pst);
+	ds = ns_find(v->ns, path, &pst);
 	if (ds >= 0) {
 		*existing = true;
 		return flags & O_EXCL ? -EEXIST : 0;
 	}
-	ds = vds_pick_ds(v);
+	ds = store_pick(v->store);
 	if (ds < 0)
 		return ds;
-	ret = vds_mkpath(v, ds, ppath);
+	ret = ns_mkpath(v->ns, ds, ppath);
 	if (ret)
 		return ret;
-	bn_fstatat(v->ds[ds].fd, ppath, &pst, 0);
-	fd = bn_open(v->ds[ds].fd, path, (flags & ~(O_APPEND | O_TRUNC)) | O_CREAT | O_EXCL |
+	bn_fstatat(v->store->ds[ds].fd, ppath, &pst, 0);
+	fd = bn_open(v->store->ds[ds].fd, path, (flags & ~(O_APPEND | O_TRUNC)) | O_CREAT | O_EXCL |
 		     O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	vds_set_owner(v, req, ds, path, &pst);
-	vds_dir_changed(v, VDS_DS_BIT(ds), ppath);
+	vfs_set_owner(v, req, ds, path, &pst);
+	ns_dir_changed(v->ns, VDS_DS_BIT(ds), ppath);
 	return fd;
 }
 
 /* The name exists: open it as op_open would, and give the kernel its entry. */
-static int create_open_existing(struct vds *v, struct node *p, const char *name, int flags,
+static int create_open_existing(struct vfs *v, struct node *p, const char *name, int flags,
 				struct fuse_entry_param *e, struct vhandle **h)
 {
-	int ret = vds_entry(v, p, name, e);
+	int ret = vfs_entry(v, p, name, e);
 	struct node *n;
 
 	if (ret)
 		return ret;
-	n = node_of(&v->nodes, e->ino);
+	n = node_of(&v->ns->nodes, e->ino);
 	if (S_ISDIR(e->attr.st_mode))
 		ret = -EISDIR;
 	else if (!S_ISREG(e->attr.st_mode))
 		ret = -EEXIST;	/* a symlink or special file put there behind our back */
 	else
-		ret = vfile_open(v, n, flags & ~(O_CREAT | O_EXCL), h);
+		ret = vfile_open(v->ns, n, flags & ~(O_CREAT | O_EXCL), h);
 	if (ret)
-		node_forget(&v->nodes, n, 1);
+		node_forget(&v->ns->nodes, n, 1);
 	return ret;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	struct node *p = req_node(req, parent);
 	struct fuse_entry_param e;
 	struct vhandle *h;
 	bool existing;
 	int fd, ret;
 
-	if (name_hidden(v, p, name)) {
+	if (ns_name_hidden(v->ns, p, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	pthread_rwlock_rdlock(&v->ns_lock);
+	ns_lock_shared(v->ns);
 	fd = create_backing(req, p, name, mode, fi->flags, &existing);
-	pthread_rwlock_unlock(&v->ns_lock);
+	ns_unlock(v->ns);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -149,11 +150,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (existing) {
 		ret = create_open_existing(v, p, name, fi->flags, &e, &h);
 	} else {
-		ret = vds_entry(v, p, name, &e);
-		if (!ret && (ret = vfile_attach(v, node_of(&v->nodes, e.ino), fd,
+		ret = vfs_entry(v, p, name, &e);
+		if (!ret && (ret = vfile_attach(v->ns, node_of(&v->ns->nodes, e.ino), fd,
 						(fi->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_APPEND)),
 						&h)))
-			node_forget(&v->nodes, node_of(&v->nodes, e.ino), 1);
+			node_forget(&v->ns->nodes, node_of(&v->ns->nodes, e.ino), 1);
 		if (ret)
 			close(fd);
 	}
@@ -165,13 +166,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fi->direct_io = !!(fi->flags & O_DIRECT);
 	fi->keep_cache = !fi->direct_io;
 	if (fuse_reply_create(req, &e, fi))
-		vfile_release(v, h);
+		vfile_release(v->ns, h);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct vhandle *h = fh_of(fi);
 	void *buf = iobuf_get();
 	ssize_t n;
 
@@ -180,29 +180,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, buf ? EINVAL : ENOMEM);
 		return;
 	}
-	vfile_io_begin(h);
-	n = h->vf->mig ? mig_read(h->vf->mig, buf, size, off) : pread(h->fd, buf, size, off);
-	if (n < 0 && h->vf->mig)
-		errno = (int)-n;
-	vfile_io_end(h);
+	n = vfile_read(fh_of(fi), buf, size, off);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, (int)-n);
 	else
-		fuse_reply_buf(req, buf, n);
-}
-
-/* While a file migrates its writes land in the overlay, whose map is durable only at
- * a flush. A handle opened O_DSYNC (or O_SYNC) was promised that a completed write is
- * durable, and the kernel sends no FSYNC after a FOPEN_DIRECT_IO write, so the flush
- * happens here. Idle files need nothing: their backing fd carries the opener's flags. */
-static ssize_t write_migrating(struct vhandle *h, const char *buf, size_t size, off_t off)
-{
-	ssize_t n = mig_write(h->vf->mig, buf, size, off);
-	int ret;
-
-	if (n > 0 && (h->flags & O_DSYNC) && (ret = mig_fsync(h->vf->mig, 1)))
-		return ret;
-	return n;
+		fuse_reply_buf(req, buf, (size_t)n);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
@@ -222,15 +204,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		memcpy(bounce, buf, size);
 		buf = bounce;
 	}
-	vfile_io_begin(h);
-	n = h->vf->mig ? write_migrating(h, buf, size, off) : iobuf_pwrite_all(h->fd, buf, size, off);
-	vfile_io_end(h);
+	n = vfile_write(h, buf, size, off);
 	if (n > 0)
-		wrate_note(&h->vf->node->wrate, n);
+		wrate_note(&h->vf->node->wrate, (size_t)n);
 	if (n < 0)
-		fuse_reply_err(req, -n);
+		fuse_reply_err(req, (int)-n);
 	else
-		fuse_reply_write(req, n);
+		fuse_reply_write(req, (size_t)n);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -242,54 +222,30 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct vhandle *h = fh_of(fi);
-	int ret;
-
 	(void)ino;
-	vfile_io_begin(h);
-	if (h->vf->mig)
-		ret = -mig_fsync(h->vf->mig, datasync);
-	else
-		ret = (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? errno : 0;
-	vfile_io_end(h);
-	fuse_reply_err(req, ret);
+	fuse_reply_err(req, -vfile_fsync(fh_of(fi), datasync));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	vfile_release(req_vds(req), fh_of(fi));
+	vfile_release(req_vfs(req)->ns, fh_of(fi));
 	fuse_reply_err(req, 0);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
-	struct vhandle *h = fh_of(fi);
-	int ret;
-
 	(void)ino;
-	vfile_io_begin(h);
-	if (h->vf->mig)
-		ret = -mig_fallocate(h->vf->mig, mode, off, len);
-	else
-		ret = fallocate(h->fd, mode, off, len) < 0 ? errno : 0;
-	vfile_io_end(h);
-	fuse_reply_err(req, ret);
+	fuse_reply_err(req, -vfile_fallocate(fh_of(fi), mode, off, len));
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	struct vhandle *h = fh_of(fi);
-	off_t res;
+	off_t res = vfile_lseek(fh_of(fi), off, whence);
 
 	(void)ino;
-	vfile_io_begin(h);
-	res = h->vf->mig ? mig_lseek(h->vf->mig, off, whence) : lseek(h->fd, off, whence);
-	if (res < 0 && !h->vf->mig)
-		res = -errno;
-	vfile_io_end(h);
 	if (res < 0)
 		fuse_reply_err(req, (int)-res);
 	else

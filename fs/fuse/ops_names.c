@@ -11,14 +11,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "beneath.h"
 #include "mig.h"
-#include "vdsfs.h"
+#include "paths.h"
 #include "vfile.h"
+#include "vfs.h"
 
 struct newname {
 	char path[PATH_MAX];
@@ -28,29 +32,29 @@ struct newname {
 };
 
 /* Everything that precedes the creation of parent/name on some datastore. */
-static int newname_prepare(struct vds *v, struct node *parent, const char *name, int ds,
+static int newname_prepare(struct vfs *v, struct node *parent, const char *name, int ds,
 			   struct newname *nn)
 {
 	struct stat st;
 	int ret;
 
-	if (name_hidden(v, parent, name))
+	if (ns_name_hidden(v->ns, parent, name))
 		return -EPERM;
-	ret = node_dir_path(&v->nodes, parent, nn->parent_path, sizeof(nn->parent_path));
+	ret = node_dir_path(&v->ns->nodes, parent, nn->parent_path, sizeof(nn->parent_path));
 	if (!ret)
-		ret = node_child_path(&v->nodes, parent, name, nn->path, sizeof(nn->path));
+		ret = node_child_path(&v->ns->nodes, parent, name, nn->path, sizeof(nn->path));
 	if (ret)
 		return ret;
-	ret = vds_find(v, nn->path, &st);
+	ret = ns_find(v->ns, nn->path, &st);
 	if (ret >= 0)
 		return -EEXIST;
 	if (ret != -ENOENT)
 		return ret;
-	nn->ds = ds >= 0 ? ds : vds_pick_ds(v);
+	nn->ds = ds >= 0 ? ds : store_pick(v->store);
 	if (nn->ds < 0)
 		return nn->ds;
-	ret = vds_mkpath(v, nn->ds, nn->parent_path);
-	if (!ret && bn_fstatat(v->ds[nn->ds].fd, nn->parent_path, &nn->parent_st, 0) < 0)
+	ret = ns_mkpath(v->ns, nn->ds, nn->parent_path);
+	if (!ret && bn_fstatat(v->store->ds[nn->ds].fd, nn->parent_path, &nn->parent_st, 0) < 0)
 		ret = -errno;
 	return ret;
 }
@@ -60,7 +64,7 @@ static void reply_new(fuse_req_t req, struct node *parent, const char *name, int
 	struct fuse_entry_param e;
 
 	if (!ret)
-		ret = vds_entry(req_vds(req), parent, name, &e);
+		ret = vfs_entry(req_vfs(req), parent, name, &e);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -91,19 +95,19 @@ static int make_node(int dfd, const char *path, const struct newobj *o)
 static void create_named(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 const struct newobj *o)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	struct node *p = req_node(req, parent);
 	struct newname nn;
 	int ret;
 
-	pthread_rwlock_rdlock(&v->ns_lock);
+	ns_lock_shared(v->ns);
 	ret = newname_prepare(v, p, name, -1, &nn);
 	if (!ret)
-		ret = make_node(v->ds[nn.ds].fd, nn.path, o);
-	pthread_rwlock_unlock(&v->ns_lock);
+		ret = make_node(v->store->ds[nn.ds].fd, nn.path, o);
+	ns_unlock(v->ns);
 	if (!ret) {
-		vds_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
-		vds_dir_changed(v, VDS_DS_BIT(nn.ds), nn.parent_path);
+		vfs_set_owner(v, req, nn.ds, nn.path, &nn.parent_st);
+		ns_dir_changed(v->ns, VDS_DS_BIT(nn.ds), nn.parent_path);
 	}
 	reply_new(req, p, name, ret);
 }
@@ -134,7 +138,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 /* A hard link must stay on its file's datastore: that is where the inode is. */
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	struct node *n = req_node(req, ino), *p = req_node(req, newparent);
 	struct newname nn;
 	char src[32];
@@ -144,43 +148,44 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct vfile *vf = vfile_hold(n);
+	struct vfile *vf = vfile_hold(v->ns, n);
 
-	pthread_rwlock_rdlock(&v->ns_lock);
-	ret = (vf && vf->mig) ? -EBUSY : newname_prepare(v, p, newname, n->ds, &nn);
+	ns_lock_shared(v->ns);
+	ret = vfile_routed(vf) ? -EBUSY : newname_prepare(v, p, newname, n->ds, &nn);
 	fd_path(n->fd, src);
-	if (!ret && bn_linkat_to(src, v->ds[nn.ds].fd, nn.path) < 0)
+	if (!ret && bn_linkat_to(src, v->store->ds[nn.ds].fd, nn.path) < 0)
 		ret = -errno;
 	if (!ret)
-		vds_dir_changed(v, VDS_DS_BIT(nn.ds), nn.parent_path);
-	pthread_rwlock_unlock(&v->ns_lock);
-	vfile_unhold(v, vf);
+		ns_dir_changed(v->ns, VDS_DS_BIT(nn.ds), nn.parent_path);
+	ns_unlock(v->ns);
+	vfile_unhold(v->ns, vf);
 	reply_new(req, p, newname, ret);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	struct node *p = req_node(req, parent);
 	char path[PATH_MAX], ppath[PATH_MAX];
 	struct stat st;
-	int ret = name_hidden(v, p, name) ? -ENOENT
-					  : node_child_path(&v->nodes, p, name, path, sizeof(path));
+	int ret = ns_name_hidden(v->ns, p, name) ? -ENOENT
+					  : node_child_path(&v->ns->nodes, p, name, path, sizeof(path));
 	int ds;
 
-	pthread_rwlock_rdlock(&v->ns_lock);
-	ds = ret ? ret : vds_find(v, path, &st);
+	ns_lock_shared(v->ns);
+	ds = ret ? ret : ns_find(v->ns, path, &st);
 	if (ds >= 0)
-		ret = bn_unlinkat(v->ds[ds].fd, path, 0) < 0 ? -errno : 0;
+		ret = bn_unlinkat(v->store->ds[ds].fd, path, 0) < 0 ? -errno : 0;
 	else
 		ret = ds;
 	if (!ret && S_ISREG(st.st_mode))
-		mig_path_unlinked(v, path);
+		mig_path_unlinked(v->migs, path);
 	if (!ret) {
 		vds_parent_path(path, ppath, sizeof(ppath));
-		vds_dir_changed(v, VDS_DS_BIT(ds), ppath);
+		ns_dir_changed(v->ns, VDS_DS_BIT(ds), ppath);
 	}
-	pthread_rwlock_unlock(&v->ns_lock);
+	ns_unlock(v->ns);
+	mig_sync_journals(v->migs);
 	fuse_reply_err(req, -ret);
 }
 
@@ -210,13 +215,13 @@ static int dir_empty(int dfd, const char *path)
 
 /* Which datastores hold a directory at path, as a bitmask in *mask; -ENOTDIR if
  * some datastore holds something else there. */
-static int dir_copies(struct vds *v, const char *path, uint64_t *mask)
+static int dir_copies(struct vfs *v, const char *path, uint64_t *mask)
 {
 	struct stat st;
 
 	*mask = 0;
-	for (int i = 0; i < v->nds; i++) {
-		if (bn_fstatat(v->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	for (int i = 0; i < v->store->nds; i++) {
+		if (bn_fstatat(v->store->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (!S_ISDIR(st.st_mode))
 			return -ENOTDIR;
@@ -225,7 +230,7 @@ static int dir_copies(struct vds *v, const char *path, uint64_t *mask)
 	return 0;
 }
 
-static int rmdir_all(struct vds *v, const char *path)
+static int rmdir_all(struct vfs *v, const char *path)
 {
 	char ppath[PATH_MAX];
 	uint64_t mask;
@@ -233,35 +238,35 @@ static int rmdir_all(struct vds *v, const char *path)
 
 	if (!ret && !mask)
 		ret = -ENOENT;
-	for (int i = 0; i < v->nds && !ret; i++)
+	for (int i = 0; i < v->store->nds && !ret; i++)
 		if (mask & VDS_DS_BIT(i))
-			ret = dir_empty(v->ds[i].fd, path);
-	for (int i = 0; i < v->nds && !ret; i++)
-		if ((mask & VDS_DS_BIT(i)) && bn_unlinkat(v->ds[i].fd, path, AT_REMOVEDIR) < 0 &&
+			ret = dir_empty(v->store->ds[i].fd, path);
+	for (int i = 0; i < v->store->nds && !ret; i++)
+		if ((mask & VDS_DS_BIT(i)) && bn_unlinkat(v->store->ds[i].fd, path, AT_REMOVEDIR) < 0 &&
 		    errno != ENOENT)
 			ret = -errno;
 	if (!ret) {
 		vds_parent_path(path, ppath, sizeof(ppath));
-		vds_dir_changed(v, mask, ppath);
+		ns_dir_changed(v->ns, mask, ppath);
 	}
 	return ret;
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	struct node *p = req_node(req, parent);
 	char path[PATH_MAX];
-	int ret = name_hidden(v, p, name) ? -ENOENT
-					  : node_child_path(&v->nodes, p, name, path, sizeof(path));
+	int ret = ns_name_hidden(v->ns, p, name) ? -ENOENT
+					  : node_child_path(&v->ns->nodes, p, name, path, sizeof(path));
 
 	if (!ret) {
-		pthread_rwlock_rdlock(&v->ns_lock);
+		ns_lock_shared(v->ns);
 		ret = rmdir_all(v, path);
-		pthread_rwlock_unlock(&v->ns_lock);
+		ns_unlock(v->ns);
 	}
 	if (!ret)
-		node_unhash_dir(&v->nodes, p, name);
+		node_unhash_dir(&v->ns->nodes, p, name);
 	fuse_reply_err(req, -ret);
 }
 
@@ -273,24 +278,24 @@ struct rename_ctx {
 };
 
 /* Remove what the moved object replaced on datastores not in keep. */
-static int drop_replaced(struct vds *v, const char *to, uint64_t keep)
+static int drop_replaced(struct vfs *v, const char *to, uint64_t keep)
 {
 	struct stat st;
 
-	for (int i = 0; i < v->nds; i++) {
-		if ((keep & VDS_DS_BIT(i)) || bn_fstatat(v->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	for (int i = 0; i < v->store->nds; i++) {
+		if ((keep & VDS_DS_BIT(i)) || bn_fstatat(v->store->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (bn_unlinkat(v->ds[i].fd, to, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
+		if (bn_unlinkat(v->store->ds[i].fd, to, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
 			return -errno;
 	}
 	return 0;
 }
 
-static int rename_file(struct vds *v, int ds, struct rename_ctx *c)
+static int rename_file(struct vfs *v, int ds, struct rename_ctx *c)
 {
-	int ret = vds_mkpath(v, ds, c->to_parent);
+	int ret = ns_mkpath(v->ns, ds, c->to_parent);
 
-	if (!ret && bn_renameat2(v->ds[ds].fd, c->from, v->ds[ds].fd, c->to, c->flags) < 0)
+	if (!ret && bn_renameat2(v->store->ds[ds].fd, c->from, v->store->ds[ds].fd, c->to, c->flags) < 0)
 		ret = -errno;
 	if (!ret && !(c->flags & RENAME_EXCHANGE))
 		ret = drop_replaced(v, c->to, VDS_DS_BIT(ds));
@@ -298,7 +303,7 @@ static int rename_file(struct vds *v, int ds, struct rename_ctx *c)
 	return ret;
 }
 
-static int rename_dir(struct vds *v, struct rename_ctx *c)
+static int rename_dir(struct vfs *v, struct rename_ctx *c)
 {
 	uint64_t mask, tmask = 0;
 	int ret = dir_copies(v, c->from, &mask);
@@ -307,41 +312,41 @@ static int rename_dir(struct vds *v, struct rename_ctx *c)
 		ret = -ENOENT;
 	if (!ret)
 		ret = dir_copies(v, c->to, &tmask);
-	for (int i = 0; i < v->nds && !ret; i++)
+	for (int i = 0; i < v->store->nds && !ret; i++)
 		if (tmask & VDS_DS_BIT(i))
-			ret = dir_empty(v->ds[i].fd, c->to);
-	for (int i = 0; i < v->nds && !ret; i++) {
+			ret = dir_empty(v->store->ds[i].fd, c->to);
+	for (int i = 0; i < v->store->nds && !ret; i++) {
 		if (!(mask & VDS_DS_BIT(i)))
 			continue;
-		ret = vds_mkpath(v, i, c->to_parent);
-		if (!ret && bn_renameat2(v->ds[i].fd, c->from, v->ds[i].fd, c->to, c->flags) < 0)
+		ret = ns_mkpath(v->ns, i, c->to_parent);
+		if (!ret && bn_renameat2(v->store->ds[i].fd, c->from, v->store->ds[i].fd, c->to, c->flags) < 0)
 			ret = -errno;
 	}
 	c->changed = mask;
 	return ret ? ret : drop_replaced(v, c->to, mask);
 }
 
-static int rename_any(struct vds *v, struct node *p, const char *name, struct node *np,
+static int rename_any(struct vfs *v, struct node *p, const char *name, struct node *np,
 		      const char *newname, struct rename_ctx *c)
 {
 	struct stat st, tst;
 	int ds, tds, ret;
 
-	if (name_hidden(v, p, name) || name_hidden(v, np, newname))
+	if (ns_name_hidden(v->ns, p, name) || ns_name_hidden(v->ns, np, newname))
 		return -EPERM;
-	ret = node_child_path(&v->nodes, p, name, c->from, sizeof(c->from));
+	ret = node_child_path(&v->ns->nodes, p, name, c->from, sizeof(c->from));
 	if (!ret)
-		ret = node_child_path(&v->nodes, np, newname, c->to, sizeof(c->to));
+		ret = node_child_path(&v->ns->nodes, np, newname, c->to, sizeof(c->to));
 	if (!ret)
-		ret = node_dir_path(&v->nodes, np, c->to_parent, sizeof(c->to_parent));
+		ret = node_dir_path(&v->ns->nodes, np, c->to_parent, sizeof(c->to_parent));
 	if (!ret)
-		ret = node_dir_path(&v->nodes, p, c->from_parent, sizeof(c->from_parent));
+		ret = node_dir_path(&v->ns->nodes, p, c->from_parent, sizeof(c->from_parent));
 	if (ret)
 		return ret;
-	ds = vds_find(v, c->from, &st);
+	ds = ns_find(v->ns, c->from, &st);
 	if (ds < 0)
 		return ds;
-	tds = vds_find(v, c->to, &tst);
+	tds = ns_find(v->ns, c->to, &tst);
 	if (tds >= 0 && (c->flags & RENAME_NOREPLACE))
 		return -EEXIST;
 	if (c->flags & RENAME_EXCHANGE) {
@@ -362,39 +367,40 @@ static int rename_any(struct vds *v, struct node *p, const char *name, struct no
 /* The migrations follow the names: a file replaced by the rename is gone, so its
  * migration rolls back (before the moved file takes over its path); an exchange
  * swaps two paths; a plain rename moves everything under from to to. */
-static void rename_migrations(struct vds *v, struct rename_ctx *c)
+static void rename_migrations(struct vfs *v, struct rename_ctx *c)
 {
 	if (c->flags & RENAME_EXCHANGE) {
-		mig_path_exchanged(v, c->from, c->to);
+		mig_path_exchanged(v->migs, c->from, c->to);
 		return;
 	}
 	if (c->replaced_file)
-		mig_path_unlinked(v, c->to);
-	mig_path_moved(v, c->from, c->to);
+		mig_path_unlinked(v->migs, c->to);
+	mig_path_moved(v->migs, c->from, c->to);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	struct vds *v = req_vds(req);
+	struct vfs *v = req_vfs(req);
 	struct node *p = req_node(req, parent), *np = req_node(req, newparent);
 	struct rename_ctx *c = calloc(1, sizeof(*c));
 	int ret = c ? 0 : -ENOMEM;
 
 	if (c) {
 		c->flags = flags;
-		pthread_rwlock_rdlock(&v->ns_lock);
+		ns_lock_shared(v->ns);
 		ret = rename_any(v, p, name, np, newname, c);
 		if (!ret) {
 			rename_migrations(v, c);
-			vds_dir_changed(v, c->changed, c->from_parent);
-			vds_dir_changed(v, c->changed, c->to_parent);
+			ns_dir_changed(v->ns, c->changed, c->from_parent);
+			ns_dir_changed(v->ns, c->changed, c->to_parent);
 		}
-		pthread_rwlock_unlock(&v->ns_lock);
+		ns_unlock(v->ns);
+		mig_sync_journals(v->migs);	/* the journals follow, outside the lock */
 		free(c);
 	}
 	if (!ret)
-		ret = node_move_dir(&v->nodes, p, name, np, newname);
+		ret = node_move_dir(&v->ns->nodes, p, name, np, newname);
 	fuse_reply_err(req, -ret);
 }
 

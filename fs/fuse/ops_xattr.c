@@ -5,11 +5,15 @@
  * union directory carries one set of attributes whichever copy is consulted.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/xattr.h>
 
 #include "beneath.h"
-#include "vdsfs.h"
+#include "paths.h"
+#include "vfs.h"
 #include "vfile.h"
 
 struct xtarget {
@@ -17,21 +21,21 @@ struct xtarget {
 	bool dir;
 };
 
-static int xtarget_of(struct vds *v, struct node *n, struct xtarget *t)
+static int xtarget_of(struct vfs *v, struct node *n, struct xtarget *t)
 {
 	t->dir = n->is_dir;
 	if (!n->is_dir) {
 		fd_path(n->fd, t->path);
 		return 0;
 	}
-	return node_dir_path(&v->nodes, n, t->path, sizeof(t->path));
+	return node_dir_path(&v->ns->nodes, n, t->path, sizeof(t->path));
 }
 
 /* Paths of directory copies are resolved relative to each datastore via
  * /proc/self/fd/<dsfd>/<path>, keeping every call inside the datastore. */
-static int ds_copy_path(struct vds *v, int ds, const char *rel, char *out, size_t len)
+static int ds_copy_path(struct vfs *v, int ds, const char *rel, char *out, size_t len)
 {
-	int n = snprintf(out, len, "/proc/self/fd/%d/%s", v->ds[ds].fd, rel);
+	int n = snprintf(out, len, "/proc/self/fd/%d/%s", v->store->ds[ds].fd, rel);
 
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
@@ -47,7 +51,7 @@ static void reply_size_or_data(fuse_req_t req, ssize_t n, size_t size, const cha
 }
 
 /* First existing copy, as a path the *xattr calls take. */
-static int xread_path(struct vds *v, struct node *n, char *out, size_t len)
+static int xread_path(struct vfs *v, struct node *n, char *out, size_t len)
 {
 	struct xtarget t;
 	struct stat st;
@@ -59,15 +63,15 @@ static int xread_path(struct vds *v, struct node *n, char *out, size_t len)
 		snprintf(out, len, "%s", t.path);
 		return 0;
 	}
-	ds = vds_find(v, t.path, &st);
+	ds = ns_find(v->ns, t.path, &st);
 	return ds < 0 ? ds : ds_copy_path(v, ds, t.path, out, len);
 }
 
 /* getxattr (name set) or listxattr (name NULL): size 0 asks for the length. */
 static void xread(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct vds *v = req_vds(req);
-	struct vfile *vf = vfile_hold(req_node(req, ino));
+	struct vfs *v = req_vfs(req);
+	struct vfile *vf = vfile_hold(req_vfs(req)->ns, req_node(req, ino));
 	char path[PATH_MAX + 64];
 	char *buf = size ? malloc(size) : NULL;
 	int ret = (size && !buf) ? -ENOMEM : xread_path(v, req_node(req, ino), path, sizeof(path));
@@ -78,7 +82,7 @@ static void xread(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		reply_size_or_data(req, name ? getxattr(path, name, buf, size)
 					     : listxattr(path, buf, size), size, buf);
 	free(buf);
-	vfile_unhold(v, vf);	/* req is gone once replied to */
+	vfile_unhold(v->ns, vf);	/* req is gone once replied to */
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -92,7 +96,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 }
 
 /* Apply fn to the file, or to every copy of the directory. */
-static int xwrite_each(struct vds *v, struct node *n, int (*fn)(const char *, void *),
+static int xwrite_each(struct vfs *v, struct node *n, int (*fn)(const char *, void *),
 		       void *arg)
 {
 	char path[PATH_MAX + 64];
@@ -102,8 +106,8 @@ static int xwrite_each(struct vds *v, struct node *n, int (*fn)(const char *, vo
 
 	if (ret || !t.dir)
 		return ret ? ret : fn(t.path, arg);
-	for (int i = 0; !ret && i < v->nds; i++) {
-		if (bn_fstatat(v->ds[i].fd, t.path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	for (int i = 0; !ret && i < v->store->nds; i++) {
+		if (bn_fstatat(v->store->ds[i].fd, t.path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		found++;
 		ret = ds_copy_path(v, i, t.path, path, sizeof(path));
@@ -136,19 +140,19 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			size_t size, int flags)
 {
 	struct xset x = { name, value, size, flags };
-	struct vfile *vf = vfile_hold(req_node(req, ino));
-	int ret = xwrite_each(req_vds(req), req_node(req, ino), do_setxattr, &x);
+	struct vfile *vf = vfile_hold(req_vfs(req)->ns, req_node(req, ino));
+	int ret = xwrite_each(req_vfs(req), req_node(req, ino), do_setxattr, &x);
 
-	vfile_unhold(req_vds(req), vf);
+	vfile_unhold(req_vfs(req)->ns, vf);
 	fuse_reply_err(req, -ret);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct vfile *vf = vfile_hold(req_node(req, ino));
-	int ret = xwrite_each(req_vds(req), req_node(req, ino), do_removexattr, (void *)name);
+	struct vfile *vf = vfile_hold(req_vfs(req)->ns, req_node(req, ino));
+	int ret = xwrite_each(req_vfs(req), req_node(req, ino), do_removexattr, (void *)name);
 
-	vfile_unhold(req_vds(req), vf);
+	vfile_unhold(req_vfs(req)->ns, vf);
 	fuse_reply_err(req, -ret);
 }
 

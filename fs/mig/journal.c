@@ -1,4 +1,5 @@
 /* journal.c - write, remove and parse migration journals (see journal.h). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -8,8 +9,7 @@
 #include <unistd.h>
 
 #include "journal.h"
-#include "mig.h"
-#include "vdsfs.h"
+#include "mig_int.h"
 
 static int write_all(int fd, const char *s, size_t len)
 {
@@ -26,31 +26,35 @@ static int write_all(int fd, const char *s, size_t len)
 	return 0;
 }
 
-static char *journal_text(struct mig *m, const char *phase)
+static char *journal_text(struct mig *m, enum mig_phase phase, unsigned *gen)
 {
+	const struct store *st = m->g->store;
 	json_object *o = json_object_new_object();
 	char *dup;
 
+	migs_lock(m->g);
 	json_object_object_add(o, "version", json_object_new_int(1));
 	json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
 	json_object_object_add(o, "path", json_object_new_string(m->path));
-	json_object_object_add(o, "src", json_object_new_string(m->v->ds[m->src].name));
-	json_object_object_add(o, "dst", json_object_new_string(m->v->ds[m->dst].name));
-	json_object_object_add(o, "phase", json_object_new_string(phase));
+	*gen = m->path_gen;
+	migs_unlock(m->g);
+	json_object_object_add(o, "src", json_object_new_string(st->ds[m->src].name));
+	json_object_object_add(o, "dst", json_object_new_string(st->ds[m->dst].name));
+	json_object_object_add(o, "phase", json_object_new_string(mig_phase_name(phase)));
 	json_object_object_add(o, "src_ino", json_object_new_int64((int64_t)m->src_ino));
 	dup = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return dup;
 }
 
-/* Write the next record durably beside the journal ("<name>.json.next"), without
- * making it current yet. */
-int journal_stage(struct vds *v, struct mig *m, const char *phase)
+int journal_stage(struct mig *m, enum mig_phase phase, unsigned *gen)
 {
-	int sfd = v->ds[m->src].state_fd, fd, ret;
+	int sfd = m->g->store->ds[m->src].state_fd, fd, ret;
 	char tmp[64];
-	char *text = journal_text(m, phase);
+	char *text;
 
+	assert(lk_held(LK_JOURNAL));
+	text = journal_text(m, phase, gen);
 	if (!text)
 		return -ENOMEM;
 	snprintf(tmp, sizeof(tmp), "%s.json.next", m->name);
@@ -69,14 +73,12 @@ int journal_stage(struct vds *v, struct mig *m, const char *phase)
 	return ret;
 }
 
-/* Make the staged record current: one rename and one directory fsync. *current (if
- * not NULL) says whether the rename happened: if only the fsync failed, the new
- * record is the one a reader sees now, durable or not. */
-int journal_commit(struct vds *v, struct mig *m, bool *current)
+int journal_commit(struct mig *m, bool *current)
 {
-	int sfd = v->ds[m->src].state_fd;
+	int sfd = m->g->store->ds[m->src].state_fd;
 	char tmp[64], name[64];
 
+	assert(lk_held(LK_JOURNAL));
 	snprintf(tmp, sizeof(tmp), "%s.json.next", m->name);
 	snprintf(name, sizeof(name), "%s.json", m->name);
 	if (renameat(sfd, tmp, sfd, name) < 0)
@@ -86,17 +88,23 @@ int journal_commit(struct vds *v, struct mig *m, bool *current)
 	return fsync(sfd) < 0 ? -errno : 0;
 }
 
-/* Caller holds v->mig_lock or is the only one touching m->path. */
-int journal_write(struct vds *v, struct mig *m, const char *phase)
+int journal_write(struct mig *m, enum mig_phase phase)
 {
-	int ret = journal_stage(v, m, phase);
+	unsigned gen;
+	int ret = journal_stage(m, phase, &gen);
 
-	return ret ? ret : journal_commit(v, m, NULL);
+	if (!ret)
+		ret = journal_commit(m, NULL);
+	if (!ret) {
+		m->journal_phase = (int)phase;
+		m->journal_gen = gen;
+	}
+	return ret;
 }
 
-int journal_remove(struct vds *v, struct mig *m)
+int journal_remove(struct mig *m)
 {
-	int sfd = v->ds[m->src].state_fd;
+	int sfd = m->g->store->ds[m->src].state_fd;
 	char name[64];
 
 	snprintf(name, sizeof(name), "%s.json.next", m->name);
@@ -124,6 +132,7 @@ static int get_str(json_object *o, const char *key, char *out, size_t len)
 int journal_parse(const char *text, struct journal_rec *r)
 {
 	json_object *o = json_tokener_parse(text), *id;
+	char phase[16];
 	int ret = -EBADMSG;
 
 	memset(r, 0, sizeof(*r));
@@ -138,7 +147,15 @@ int journal_parse(const char *text, struct journal_rec *r)
 		if (!ret)
 			ret = get_str(o, "dst", r->dst, sizeof(r->dst));
 		if (!ret)
-			ret = get_str(o, "phase", r->phase, sizeof(r->phase));
+			ret = get_str(o, "phase", phase, sizeof(phase));
+		if (!ret) {
+			int p = mig_phase_parse(phase);
+
+			if (p < 0)
+				ret = -EBADMSG;
+			else
+				r->phase = (enum mig_phase)p;
+		}
 		/* Optional (older records lack it): the source inode, so that recovery
 		 * removes a source only if it is still the file that was migrated. */
 		if (!ret && json_object_object_get_ex(o, "src_ino", &id) &&

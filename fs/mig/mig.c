@@ -8,95 +8,79 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "copier.h"
 #include "journal.h"
-#include "mig.h"
+#include "log.h"
 #include "mig_int.h"
 #include "overlay.h"
+#include "paths.h"
 #include "scheduler.h"
 #include "testpoint.h"
-#include "vdsfs.h"
-#include "vfile.h"
 
 #define MERGE_CHUNK	(1u << MIG_REGION_SHIFT)
 
-uint64_t mig_now_ns(clockid_t c)
-{
-	struct timespec ts;
-
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-const char *mig_phase_name(enum mig_phase p)
-{
-	static const char *const names[] = { "queued", "copying", "converging", "switching",
-		"cancelling", "done", "failed", "cancelled" };
-
-	return names[p];
-}
-
 void mig_set_phase(struct mig *m, enum mig_phase p)
 {
-	pthread_mutex_lock(&m->v->mig_lock);
+	migs_lock(m->g);
 	m->phase = p;
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 }
 
 void mig_copy_path(struct mig *m, char *out, size_t len)
 {
-	pthread_mutex_lock(&m->v->mig_lock);
+	migs_lock(m->g);
 	snprintf(out, len, "%s", m->path);
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 }
 
-int mig_journal(struct mig *m, const char *phase)
+int mig_journal(struct mig *m, enum mig_phase phase)
 {
-	pthread_mutex_lock(&m->v->mig_lock);
-	m->journal_phase = phase;
-	int ret = journal_write(m->v, m, phase);
-	pthread_mutex_unlock(&m->v->mig_lock);
+	int ret;
+
+	lk_lock(&m->jlock, LK_JOURNAL);
+	ret = journal_write(m, phase);
+	lk_unlock(&m->jlock, LK_JOURNAL);
 	return ret;
 }
 
-int mig_fail(struct mig *m, int err, const char *fmt, const char *detail)
+int mig_fail(struct mig *m, int err, const char *fmt, ...)
 {
-	char d[160];
+	char line[sizeof(m->msg)];
+	va_list ap;
 
-	snprintf(d, sizeof(d), "%s", detail ? detail : strerror(-err));
-	pthread_mutex_lock(&m->v->mig_lock);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	migs_lock(m->g);
 	if (!m->err) {
 		m->err = err;
-		snprintf(m->msg, sizeof(m->msg), fmt, d);
+		memcpy(m->msg, line, sizeof(line));
 	}
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 	return err;
 }
 
 /* --- overlay on ------------------------------------------------------------- */
 
 /* The migration's own reads of the base (the overlay's fingerprint, the copy) must
- * not make the file look read: its atime is the file's, carried to the destination.
- * Only the owner or root may ask; a daemon that may not keeps the plain open. */
-static int open_noatime(const char *path)
-{
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOATIME);
-
-	return fd < 0 && errno == EPERM ? open(path, O_RDWR | O_CLOEXEC) : fd;
-}
-
+ * not make the file look read: its atime is the file's, carried to the destination
+ * (open_noatime). The route goes on in one pause: in-flight requests finish on the
+ * base first. */
 static int mig_prepare(struct mig *m)
 {
-	struct datastore *S = &m->v->ds[m->src];
+	struct datastore *S = &m->g->store->ds[m->src];
 	char fdp[32], diff[48], uuid[64];
 	struct overlay_create_opts co = { 0 };
 	struct overlay *ov;
@@ -105,36 +89,37 @@ static int mig_prepare(struct mig *m)
 	int ret;
 
 	fd_path(m->node->fd, fdp);
-	m->base_fd = open_noatime(fdp);
+	m->base_fd = open_noatime(fdp, O_RDWR | O_CLOEXEC);
 	if (m->base_fd < 0 || fstat(m->base_fd, &st) < 0 || fstatvfs(m->base_fd, &sv) < 0)
-		return mig_fail(m, -errno, "cannot open the source: %s", NULL);
+		return mig_fail(m, -errno, "cannot open the source: %s", strerror(errno));
 	atomic_store(&m->atime_ns, (long long)st.st_atim.tv_sec * 1000000000ll + st.st_atim.tv_nsec);
 	m->base_mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
 	m->base_ctime_ns = (long long)st.st_ctim.tv_sec * 1000000000ll + st.st_ctim.tv_nsec;
 	m->atime_rule = sv.f_flag & (ST_NOATIME | ST_RELATIME);
 	snprintf(uuid, sizeof(uuid), "%s:%lu", m->name, (unsigned long)st.st_ino);
 	snprintf(diff, sizeof(diff), "%s.diff", m->name);
-	ret = mig_journal(m, "preparing");
+	mig_set_phase(m, MIG_PREPARING);
+	ret = mig_journal(m, MIG_PREPARING);
 	if (ret)
-		return mig_fail(m, ret, "cannot write the journal: %s", NULL);
+		return mig_fail(m, ret, "cannot write the journal: %s", strerror(-ret));
 	m->diff_fd = openat(S->state_fd, diff, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (m->diff_fd < 0)
-		return mig_fail(m, -errno, "cannot create the differencing file: %s", NULL);
+		return mig_fail(m, -errno, "cannot create the differencing file: %s", strerror(errno));
 	co.base_uuid = uuid;
 	co.size = -1;
 	ret = overlay_create(m->base_fd, m->diff_fd, &co, &ov);
 	if (ret)
-		return mig_fail(m, ret, "cannot create the differencing file: %s", NULL);
-	ret = mig_journal(m, "copying");
+		return mig_fail(m, ret, "cannot create the differencing file: %s", strerror(-ret));
+	ret = mig_journal(m, MIG_COPYING);
 	if (ret) {
 		overlay_close(ov);
-		return mig_fail(m, ret, "cannot write the journal: %s", NULL);
+		return mig_fail(m, ret, "cannot write the journal: %s", strerror(-ret));
 	}
-	/* Atomic with respect to I/O: in-flight requests finish on the base first. */
-	pthread_rwlock_wrlock(&m->vf->gate);
+	vfile_pause(m->vf);
 	m->ov = ov;
-	m->vf->mig = m;
-	pthread_rwlock_unlock(&m->vf->gate);
+	vfile_set_route(m->vf, &mig_route, m);
+	vfile_resume(m->vf);
+	mig_set_phase(m, MIG_COPYING);
 	testpoint(m, "overlay-on");
 	return 0;
 }
@@ -145,11 +130,11 @@ static void on_copy_progress(void *arg, const struct copier_progress *p)
 {
 	struct mig *m = arg;
 
-	pthread_mutex_lock(&m->v->mig_lock);
+	migs_lock(m->g);
 	m->done = p->done;
 	m->total = p->total;
 	m->rate = p->rate;
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 	if (p->done > 0 && p->done < p->total)
 		testpoint(m, "mid-copy");
 	/* Fail now rather than at ENOSPC later; the copier stops at the cancel. */
@@ -159,17 +144,17 @@ static void on_copy_progress(void *arg, const struct copier_progress *p)
 
 static int mig_copy(struct mig *m)
 {
-	struct datastore *D = &m->v->ds[m->dst];
+	struct datastore *D = &m->g->store->ds[m->dst];
 	struct copier_opts o = { 0 };
 	struct copier_result res;
 	char tmp[48];
-	uint64_t t0 = mig_now_ns(CLOCK_MONOTONIC);
+	uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
 	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s.copy", m->name);
 	o.rate_limit = m->bwlimit;
-	o.limiters[0] = sched_ds_limiter(m->v->sched, m->src);
-	o.limiters[1] = sched_ds_limiter(m->v->sched, m->dst);
+	o.limiters[0] = sched_ds_limiter(m->g->sched, m->src);
+	o.limiters[1] = sched_ds_limiter(m->g->sched, m->dst);
 	o.progress = on_copy_progress;
 	o.progress_arg = m;
 	o.cancel = &m->cancel;
@@ -178,14 +163,14 @@ static int mig_copy(struct mig *m)
 	if (ret == -ECANCELED)
 		return ret;	/* a cancel, or a failure already said (no room left) */
 	if (ret)
-		return mig_fail(m, ret, "copy failed: %s", res.msg[0] ? res.msg : NULL);
+		return mig_fail(m, ret, "copy failed: %s", res.msg[0] ? res.msg : strerror(-ret));
 	m->copy_fd = openat(D->state_fd, tmp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (m->copy_fd < 0)
-		return mig_fail(m, -errno, "cannot open the copy: %s", NULL);
-	pthread_mutex_lock(&m->v->mig_lock);
-	m->copy_ns = mig_now_ns(CLOCK_MONOTONIC) - t0;
+		return mig_fail(m, -errno, "cannot open the copy: %s", strerror(errno));
+	migs_lock(m->g);
+	m->copy_ns = vds_now_ns(CLOCK_MONOTONIC) - t0;
 	m->done = m->total = res.data_bytes;
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 	testpoint(m, "copied");
 	return 0;
 }
@@ -199,7 +184,8 @@ static int merge_chunk(struct mig *m, int target, const struct overlay_extent *e
 	ssize_t n;
 	int ret = 0;
 
-	pthread_mutex_lock(&m->region[ri]);
+	lk_rdlock(&m->span, LK_REGION);
+	lk_lock(&m->region[ri], LK_REGION);
 	if (e->state == OVERLAY_ZERO) {
 		ret = mig_zero_range(target, off, len);
 	} else {
@@ -209,7 +195,8 @@ static int merge_chunk(struct mig *m, int target, const struct overlay_extent *e
 		else if (n > 0 && pwrite(target, buf, n, off) != n)
 			ret = errno ? -errno : -EIO;
 	}
-	pthread_mutex_unlock(&m->region[ri]);
+	lk_unlock(&m->region[ri], LK_REGION);
+	lk_rwunlock(&m->span, LK_REGION);
 	return ret;
 }
 
@@ -221,9 +208,9 @@ static uint64_t still_to_merge(struct mig *m)
 {
 	uint64_t diff = mig_space_diff(m), merged;
 
-	pthread_mutex_lock(&m->v->mig_lock);
+	migs_lock(m->g);
 	merged = m->merged_bytes;
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 	return diff > merged ? diff - merged : 0;
 }
 
@@ -250,9 +237,9 @@ static int merge_pass(struct mig *m, int target, bool cancellable)
 				ret = mig_space_left(m, still_to_merge(m));
 			if (!ret)
 				ret = merge_chunk(m, target, &e, off, end - off, buf);
-			pthread_mutex_lock(&m->v->mig_lock);
+			migs_lock(m->g);
 			m->merged_bytes += end - off;
-			pthread_mutex_unlock(&m->v->mig_lock);
+			migs_unlock(m->g);
 			off = end;
 			testpoint(m, cancellable ? "mid-converge" : "mid-cancel");
 		}
@@ -270,25 +257,25 @@ static int mirror_on(struct mig *m, int target)
 	struct overlay_stats st;
 	int ret = 0;
 
-	pthread_rwlock_wrlock(&m->vf->gate);
+	vfile_pause(m->vf);
 	overlay_stats(m->ov, &st);
 	if (ftruncate(target, st.size) < 0)
 		ret = -errno;
 	else
 		m->mirror_fd = target;
-	pthread_rwlock_unlock(&m->vf->gate);
+	vfile_resume(m->vf);
 	return ret;
 }
 
 static int mig_converge(struct mig *m)
 {
-	uint64_t t0 = mig_now_ns(CLOCK_MONOTONIC);
+	uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
 	int ret;
 
 	mig_set_phase(m, MIG_CONVERGING);
-	ret = mig_journal(m, "converging");
+	ret = mig_journal(m, MIG_CONVERGING);
 	if (ret)
-		return mig_fail(m, ret, "cannot write the journal: %s", NULL);
+		return mig_fail(m, ret, "cannot write the journal: %s", strerror(-ret));
 	ret = mig_space_left(m, still_to_merge(m));
 	if (!ret)
 		ret = mirror_on(m, m->copy_fd);
@@ -297,14 +284,14 @@ static int mig_converge(struct mig *m)
 	if (!ret && fdatasync(m->copy_fd) < 0)
 		ret = -errno;
 	if (!ret && (ret = atomic_load(&m->mirror_err)))
-		return mig_fail(m, ret, "writing to the destination failed: %s", NULL);
+		return mig_fail(m, ret, "writing to the destination failed: %s", strerror(-ret));
 	if (!ret) {
-		pthread_mutex_lock(&m->v->mig_lock);
-		m->converge_ns = mig_now_ns(CLOCK_MONOTONIC) - t0;
-		pthread_mutex_unlock(&m->v->mig_lock);
+		migs_lock(m->g);
+		m->converge_ns = vds_now_ns(CLOCK_MONOTONIC) - t0;
+		migs_unlock(m->g);
 		testpoint(m, "converged");
 	}
-	return ret == -ECANCELED ? ret : ret ? mig_fail(m, ret, "merge failed: %s", NULL) : 0;
+	return ret == -ECANCELED ? ret : ret ? mig_fail(m, ret, "merge failed: %s", strerror(-ret)) : 0;
 }
 
 /* --- roll back: mirror into the base, one pass, drop the overlay -------------------- */
@@ -314,25 +301,25 @@ static int mig_rollback(struct mig *m)
 	int ret;
 
 	/* The journal never promises the copy while the mirror leaves it (mig_switch.c). */
-	assert(!m->journal_phase || strcmp(m->journal_phase, "switching"));
+	assert(m->journal_phase != MIG_SWITCHING);
 
 	mig_set_phase(m, MIG_CANCELLING);
 	/* Informational only: recovery rolls back "copying" and "converging" alike, so
 	 * a full source that cannot take the record must not stop the rollback. */
-	mig_journal(m, "cancelling");
+	mig_journal(m, MIG_CANCELLING);
 	ret = mirror_on(m, m->base_fd);
 	if (!ret)
 		ret = merge_pass(m, m->base_fd, false);
 	if (!ret)
 		ret = atomic_load(&m->mirror_err);
-	pthread_rwlock_wrlock(&m->vf->gate);
+	vfile_pause(m->vf);
 	if (!ret && fdatasync(m->base_fd) < 0)
 		ret = -errno;
 	if (!ret) {
-		m->vf->mig = NULL;
+		vfile_set_route(m->vf, NULL, NULL);
 		m->mirror_fd = -1;
 	}
-	pthread_rwlock_unlock(&m->vf->gate);
+	vfile_resume(m->vf);
 	return ret;
 }
 
@@ -356,7 +343,7 @@ static void release_io(struct mig *m, bool keep_files)
 
 static int drop_failed(struct mig *m, int err, const char *step)
 {
-	fuse_log(FUSE_LOG_ERR, "vdsfs: %s: cleaning up, %s: %s; the journal stays for the next "
+	vds_log(LOG_ERR, "vdsfs: %s: cleaning up, %s: %s; the journal stays for the next "
 		 "mount\n", m->name, step, strerror(-err));
 	return err;
 }
@@ -366,7 +353,7 @@ static int drop_failed(struct mig *m, int err, const char *step)
  * leaves a record recovery can act on. */
 int mig_drop_files(struct mig *m, bool keep_journal)
 {
-	struct datastore *S = &m->v->ds[m->src], *D = &m->v->ds[m->dst];
+	struct datastore *S = &m->g->store->ds[m->src], *D = &m->g->store->ds[m->dst];
 	char name[48];
 	int ret;
 
@@ -382,37 +369,40 @@ int mig_drop_files(struct mig *m, bool keep_journal)
 		return drop_failed(m, -errno, "syncing the destination's state folder");
 	if (keep_journal)
 		return 0;
-	ret = journal_remove(m->v, m);	/* fsyncs the source's state folder */
+	lk_lock(&m->jlock, LK_JOURNAL);
+	ret = journal_remove(m);	/* fsyncs the source's state folder */
+	if (!ret)
+		m->journal_phase = MIG_NO_PHASE;
+	lk_unlock(&m->jlock, LK_JOURNAL);
 	return ret ? drop_failed(m, ret, "removing the journal") : 0;
 }
 
 static void finish(struct mig *m, enum mig_phase phase, int status)
 {
-	struct vds *v = m->v;
+	struct migs *g = m->g;
 
-	pthread_mutex_lock(&v->mig_lock);
+	migs_lock(g);
 	m->phase = phase;
-	m->ended_ns = mig_now_ns(CLOCK_REALTIME);
-	mig_finished_locked(v, m);
-	pthread_mutex_unlock(&v->mig_lock);
+	m->ended_ns = vds_now_ns(CLOCK_REALTIME);
+	mig_finished_locked(g, m);
+	migs_unlock(g);
 	if (m->sjob)
 		sched_job_done(m->sjob, status, status ? m->msg : NULL);
 	if (m->stuck)
 		return;	/* keeps its vfile and node: I/O still goes through m */
-	node_unpin(&v->nodes, m->node);
-	vfile_put(v, m->vf);
+	node_unpin(&g->ns->nodes, m->node);
+	vfile_put(g->ns, m->vf);
 	m->vf = NULL;
 }
 
-/* Daemon shutdown, no I/O any more: a stuck migration finally lets go. */
 void mig_release_stuck(struct mig *m)
 {
 	if (!m->stuck)
 		return;
-	m->vf->mig = NULL;
+	vfile_drop_route(m->vf);
 	release_io(m, true);
-	node_unpin(&m->v->nodes, m->node);
-	vfile_put(m->v, m->vf);
+	node_unpin(&m->g->ns->nodes, m->node);
+	vfile_put(m->g->ns, m->vf);
 	m->vf = NULL;
 	m->stuck = false;
 }
@@ -431,17 +421,17 @@ static void mig_run(struct mig *m)
 	if (!ret)
 		ret = mig_switch(m, &settled);
 	if (!ret) {
-		uint64_t t0 = mig_now_ns(CLOCK_MONOTONIC);
+		uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
 		int left;
 
 		release_io(m, true);
 		left = mig_drop_files(m, !settled);
-		pthread_mutex_lock(&m->v->mig_lock);
-		m->cleanup_ns += mig_now_ns(CLOCK_MONOTONIC) - t0;
+		migs_lock(m->g);
+		m->cleanup_ns += vds_now_ns(CLOCK_MONOTONIC) - t0;
 		if ((left || !settled) && !m->msg[0])
 			snprintf(m->msg, sizeof(m->msg), "switched; %s, so the journal stays and the next "
 				 "mount finishes", left ? "cleaning up failed" : "the switch is not durable yet");
-		pthread_mutex_unlock(&m->v->mig_lock);
+		migs_unlock(m->g);
 		finish(m, MIG_DONE, 0);
 		return;
 	}
@@ -453,9 +443,9 @@ static void mig_run(struct mig *m)
 	}
 	if (atomic_load(&m->stopping)) {
 		/* Daemon shutdown: the journal tells the next mount to roll back. */
-		pthread_rwlock_wrlock(&m->vf->gate);
-		m->vf->mig = NULL;
-		pthread_rwlock_unlock(&m->vf->gate);
+		vfile_pause(m->vf);
+		vfile_set_route(m->vf, NULL, NULL);
+		vfile_resume(m->vf);
 		release_io(m, true);
 		finish(m, MIG_FAILED, -ESHUTDOWN);
 		return;
@@ -466,10 +456,10 @@ static void mig_run(struct mig *m)
 		if (rb) {
 			/* The overlay stays the file's route: dropping it now would lose
 			 * what only the differencing file holds. The next mount retries. */
-			mig_fail(m, rb, "rollback failed, the file keeps its overlay until the next mount: %s", NULL);
-			pthread_mutex_lock(&m->v->mig_lock);
+			mig_fail(m, rb, "rollback failed, the file keeps its overlay until the next mount: %s", strerror(-rb));
+			migs_lock(m->g);
 			m->stuck = true;
-			pthread_mutex_unlock(&m->v->mig_lock);
+			migs_unlock(m->g);
 			finish(m, MIG_FAILED, rb);
 			return;
 		}
@@ -489,25 +479,20 @@ static void *mig_thread(void *arg)
 	struct mig *m = arg;
 
 	mig_run(m);
-	pthread_mutex_lock(&m->v->mig_lock);
+	migs_lock(m->g);
 	m->thread_exited = true;
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 	return NULL;
 }
 
 void mig_thread_start(struct mig *m)
 {
-	pthread_mutex_lock(&m->v->mig_lock);
+	migs_lock(m->g);
 	m->thread_started = pthread_create(&m->thread, NULL, mig_thread, m) == 0;
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 	if (m->thread_started)
 		return;
-	mig_fail(m, -EAGAIN, "cannot start a thread: %s", NULL);
+	mig_fail(m, -EAGAIN, "cannot start a thread: %s", strerror(EAGAIN));
 	finish(m, MIG_FAILED, -EAGAIN);
 }
 
-/* With v->mig_lock held: a rename changed m->path. */
-int journal_rewrite_locked(struct vds *v, struct mig *m)
-{
-	return m->journal_phase ? journal_write(v, m, m->journal_phase) : 0;
-}

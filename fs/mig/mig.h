@@ -1,60 +1,38 @@
-/* mig.h - live migration of one file to another datastore.
+/* mig.h - live migration of files between datastores: what the other layers ask.
  *
- * The flow per file (docs in MIGRATION.md):
- *   queued     waiting in the scheduler for its two datastores to be free
- *   copying    overlay on: writes go to a differencing file on the SOURCE datastore,
- *              the frozen base is copied into the destination's .vdsfs/
- *   converging mirror on: every write goes to the differencing file and, under the
- *              block's region lock, to the copy as well; one pass merges what the
- *              differencing file held before. Nothing new can become dirty, so this
- *              converges however fast the writer is.
- *   switching  I/O to this file paused: copy made durable, journal says "switching",
- *              copy renamed into place and source unlinked (one flip under the
- *              namespace lock), node and handles pointed at the destination, resume.
+ * The flow per file (MIGRATION.md has the whole design):
+ *   queued      waiting in the scheduler for its two datastores to be free
+ *   preparing   the differencing file is made (journal only; status says copying)
+ *   copying     overlay on: the file's route (ns/vfile.h) sends writes to a
+ *               differencing file on the SOURCE datastore; the frozen base is copied
+ *               into the destination's .vdsfs/
+ *   converging  mirror on: every write goes to the differencing file and, under its
+ *               region's lock, to the copy; one pass merges what the differencing
+ *               file held before. Nothing new can become dirty, so this converges
+ *               however fast the writer is.
+ *   switching   the file's I/O pauses; the copy becomes the file (mig_switch.c)
  *   done | failed | cancelled
  * Cancel at any phase mirrors into the base instead and drops the overlay.
  *
- * Why the differencing file lives on the source datastore: until the flip every
- * acknowledged write then lives on the source datastore (base + differencing file),
- * so a destination that fills up, fails or vanishes can never take data with it; the
- * journal sits next to them for the same reason.
- *
- * Locking: v->mig_lock guards the registry and every field marked (L). I/O state
- * fields (M) are written under the file's vfile gate held exclusive and read under
- * it shared. The region locks order writers against the converge pass.
+ * The registry (struct migs) holds every migration of the mount; its state is
+ * plain data to the layers above (struct mig_info): the control socket renders it.
+ * Migration reaches the namespace only through ns.h and vfile.h, and the datastores
+ * through store.h; nothing here knows FUSE or the control protocol's encoding.
  */
 #ifndef VDS_MIG_H
 #define VDS_MIG_H
 
-#include <json-c/json.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 
-struct vds;
-struct vfile;
-struct node;
-struct overlay;
-struct sched_job;
+#include "proto.h"		/* enum mig_phase */
 
-enum mig_phase {
-	MIG_QUEUED,
-	MIG_COPYING,
-	MIG_CONVERGING,
-	MIG_SWITCHING,
-	MIG_CANCELLING,
-	MIG_DONE,
-	MIG_FAILED,
-	MIG_CANCELLED,
-};
+struct migs;
+struct ns;
+struct store;
 
-#define MIG_REGION_SHIFT	20	/* 1 MiB regions for write/merge ordering */
-#define MIG_REGIONS		64
-
-/* What a migrate request asks besides its files (control_req.c, mig_space.c). */
+/* What a migrate request asks besides its files. */
 struct mig_opts {
 	uint64_t bwlimit;		/* bytes/s for each copy, 0 = none */
 	uint64_t space_margin;		/* free bytes the destination must keep besides */
@@ -63,136 +41,107 @@ struct mig_opts {
 };
 #define MIG_SPACE_MARGIN	(64ull << 20)	/* default space_margin */
 
-struct mig {
-	uint64_t id;
-	struct vds *v;
-	struct vfile *vf;		/* ref held while active */
-	struct node *node;
-	int src, dst;			/* datastore indexes */
-	dev_t src_dev;			/* the migrating inode on the source, as bound */
-	ino_t src_ino;
-	uint64_t bwlimit;		/* bytes/s for this copy, 0 = none */
-	bool space_check;		/* mig_opts: check room while it runs */
-	uint64_t space_need;		/* (L) allocated + growth, estimated at submit */
-	char path[4096];		/* (L) current relative path */
-	char name[32];			/* "mig-<id>": .diff/.json on src, .copy on dst */
-	const char *journal_phase;	/* (L) what the journal says now, NULL = none */
-	unsigned path_gen;		/* (L) bumped by every rename of path */
-	const char *held_at;		/* (L) test hold point it waits at, or NULL */
-
-	/* (M) I/O routing */
-	struct overlay *ov;
-	int base_fd, diff_fd, copy_fd;
-	int mirror_fd;			/* -1, or the file writes are mirrored to */
-	pthread_mutex_t region[MIG_REGIONS];
-	atomic_llong mtime_ns;		/* last write through the overlay, 0 = none */
-	/* The overlay reads the base through an O_NOATIME fd, so the file's atime is
-	 * kept here while it migrates, by the rule of the source's mount (strictatime,
-	 * relatime or noatime), and given to the destination at the switch. */
-	atomic_llong atime_ns;
-	long long base_mtime_ns;	/* the base's mtime and ctime at overlay-on */
-	long long base_ctime_ns;
-	unsigned long atime_rule;	/* ST_NOATIME, ST_RELATIME or 0 (statvfs f_flag) */
-
-	/* (L) progress and outcome */
-	enum mig_phase phase;
-	uint64_t done, total;
-	double rate;
-	uint64_t queued_ns, started_ns, ended_ns;	/* CLOCK_REALTIME */
-	uint64_t started_seq, ended_seq;		/* scheduler event order */
-	uint64_t copy_ns, converge_ns, pause_ns;
-	uint64_t flush_ns;		/* switching, before the pause: copy and folders synced */
-	uint64_t cleanup_ns;		/* after the pause: source, differencing file removed */
-	uint64_t merged_bytes;
-	int err;
-	char msg[256];
-	bool recovered;			/* outcome of a crash recovery at mount */
-	bool stuck;			/* (L) rollback, or a switch past its commit,
-					 * failed: the overlay stays until exit */
-	bool stale;			/* (L) switched, but the source is still there */
-	_Atomic int mirror_err;		/* first failed mirror write */
-
-	atomic_bool cancel;		/* user cancel or unlink: roll back */
-	atomic_bool stopping;		/* daemon shutdown: leave it to recovery */
-	uint64_t job;			/* scheduler job id */
-	struct sched_job *sjob;		/* set when the scheduler starts it */
-	pthread_t thread;
-	bool thread_started;
-
-	/* (L) the scheduler's events, kept here rather than as pointers to this
-	 * record in a log that outlives it; seq 0 = not (yet) seen */
-	char *queued_path;		/* path when queued, as the events show it */
-	uint64_t queued_seq, queued_ts, started_ts, ended_ts;	/* CLOCK_MONOTONIC */
-	int end_event;			/* enum sched_event_type of the last event */
-
-	/* (L) registry and lifetime: a record is freed only once it is dropped from
-	 * the listing, the scheduler has released its job (no event will name it
-	 * again) and its thread has exited */
-	struct mig *next, *prev;	/* every record, oldest first */
-	struct mig *done_next;		/* finished and listed, in finishing order */
-	bool dropped;			/* no longer listed: status and cancel skip it */
-	bool released;			/* by the scheduler, or never queued (recovered) */
-	bool thread_exited;
-};
-
-/* Finished migrations listed by status and events: the most recent this many (by
+/* Finished migrations that status and events list: the most recent this many (by
  * the time they finished). Active and stuck ones are always listed. */
 #define MIG_KEEP_FINISHED	1000
+
+/* --- daemon lifetime: new, recover (before the mount), start (after daemonizing:
+ * it starts threads), shutdown (after the unmount), free --------------------------- */
+
+int migs_new(struct store *s, struct ns *ns, struct migs **out);
+/* Finish or undo, before the mount, what a crash interrupted (recover.c). 0 unless
+ * a datastore's state folder cannot be read. */
+int migs_recover(struct migs *g);
+int migs_start(struct migs *g);
+/* Stop every migration where it is (their journals tell the next mount), wait for
+ * their threads. */
+void migs_shutdown(struct migs *g);
+void migs_free(struct migs *g);
+
+/* --- requests; err gets one line on failure ---------------------------------------- */
+
+/* One move a migrate request names: a file, or a folder meaning every regular file
+ * below it, to the datastore called `to`. */
+struct mig_move {
+	const char *path;
+	const char *to;
+};
+/* Expand, deduplicate, check and queue the moves of one request, all or none: *ids
+ * (malloc'd, *nids of them) are the migrations queued, in the order of their files
+ * (folders expanded in sorted order). */
+int mig_request(struct migs *g, const struct mig_move *mv, size_t n, const struct mig_opts *o,
+		uint64_t **ids, size_t *nids, char *err, size_t len);
+
+/* Queue the migration of paths[i] to datastore dsts[i] for every i < n, all or none:
+ * every file is checked and pinned before the first is queued. 0 with ids[i] set, or
+ * -errno with one line in err and nothing queued. */
+int mig_submit(struct migs *g, const char *const *paths, const int *dsts, size_t n,
+	       const struct mig_opts *o, uint64_t *ids, char *err, size_t len);
+int mig_cancel(struct migs *g, uint64_t id, char *err, size_t len);
+
+/* One migration as status shows it: a copy, made under the registry's lock. */
+struct mig_info {
+	uint64_t id;
+	char *path;			/* current path, malloc'd */
+	const char *from, *to;		/* datastore names (the store's, stable) */
+	enum mig_phase phase;
+	uint64_t bytes_copied, bytes_total, diff_bytes, merged_bytes;
+	double rate, eta_s;
+	uint64_t copy_ns, converge_ns, flush_ns, pause_ns, cleanup_ns;
+	uint64_t queued_ns, started_ns, ended_ns;	/* CLOCK_REALTIME */
+	uint64_t started_seq, ended_seq;		/* scheduler order, 0 = not yet */
+	bool recovered;
+	bool is_error;			/* msg is an error (else a note) */
+	char msg[256];			/* "" if none */
+	const char *held_at;		/* test builds: the hold point it waits at */
+};
+/* The listed migrations, oldest first (id 0: all; else that one, if listed): an
+ * array to free with mig_info_free. *dropped: finished records dropped so far. */
+int mig_list(struct migs *g, uint64_t id, struct mig_info **out, size_t *n, uint64_t *dropped);
+void mig_info_free(struct mig_info *list, size_t n);
+
+/* The scheduler's events of the listed migrations, in sequence order. */
+struct mig_event {
+	uint64_t seq, ts_ns;		/* CLOCK_MONOTONIC */
+	const char *event;		/* queued, started, finished, failed, cancelled */
+	uint64_t id;
+	const char *path;		/* as queued; valid until mig_events_free */
+	const char *from, *to;
+};
+int mig_events(struct migs *g, struct mig_event **out, size_t *n, uint64_t *dropped);
+void mig_events_free(struct mig_event *ev, size_t n);
+
+/* The id of the active migration of path, or 0. */
+uint64_t mig_of_path(struct migs *g, const char *path);
+/* Where path is: 0 with *w filled, or -errno (-EINVAL: not a plain path inside the
+ * mount, or through a symlink). */
+struct mig_where {
+	const char *datastore;		/* the store's name of it */
+	bool is_dir;
+	uint64_t migration;		/* its active migration, 0 if none */
+};
+int mig_where(struct migs *g, const char *path, struct mig_where *w);
+/* Has id ever been given to a migration (one status no longer lists, say)? */
+bool mig_id_used(struct migs *g, uint64_t id);
 #define MIG_STR_(x)		#x
 #define MIG_STR(x)		MIG_STR_(x)
+/* What a request for a migration that is no longer listed is told. */
 #define MIG_DROPPED_HINT	" (only the " MIG_STR(MIG_KEEP_FINISHED) " most recently finished are kept)"
+/* How many active migrations use datastore ds (as source or destination). */
+int mig_active_on(struct migs *g, int ds);
 
-/* daemon lifetime */
-int mig_init(struct vds *v);
-void mig_shutdown(struct vds *v);
-int mig_recover(struct vds *v);
+/* --- the namespace's hooks ---------------------------------------------------------
+ * Called by name operations with the namespace lock held shared (they only update
+ * records in memory); then, after releasing it, mig_sync_journals() writes what they
+ * changed to the journals (a journal write is an fsync: never under ns's lock). */
+void mig_path_moved(struct migs *g, const char *from, const char *to);
+void mig_path_exchanged(struct migs *g, const char *a, const char *b);
+void mig_path_unlinked(struct migs *g, const char *path);
+void mig_sync_journals(struct migs *g);
 
-/* control requests; err gets one line on failure */
-/* Queue the migration of paths[i] to datastore dsts[i] for every i < n, all or none:
- * every file is checked (mig_check) and pinned before the first is queued. 0 and
- * ids[i] set, or -errno with one line in err and nothing queued. */
-int mig_submit(struct vds *v, const char *const *paths, const int *dsts, size_t n,
-	       const struct mig_opts *o, uint64_t *ids, char *err, size_t len);
-/* Could path move to datastore dst now? 0, or -errno with one line in err (a lack
- * of room names every term of the estimate, mig_space.c). */
-int mig_check(struct vds *v, const char *path, int dst, const struct mig_opts *o, char *err,
-	      size_t len);
-int mig_cancel(struct vds *v, uint64_t id, char *err, size_t len);
-/* Records as JSON, oldest first (id 0: every listed one); *dropped gets how many
- * finished records were dropped from the listing so far. */
-json_object *mig_status(struct vds *v, uint64_t id, uint64_t *dropped);
-/* The scheduler events of the listed records, in sequence order. */
-json_object *mig_events(struct vds *v, uint64_t *dropped);
-uint64_t mig_of_path(struct vds *v, const char *path);
-int mig_active_on(struct vds *v, int ds);
-
-/* namespace hooks (hold v->ns_lock shared when calling) */
-void mig_path_moved(struct vds *v, const char *from, const char *to);
-void mig_path_unlinked(struct vds *v, const char *path);
-void mig_path_exchanged(struct vds *v, const char *a, const char *b);
-
-/* I/O path, called with the vfile gate held shared and vf->mig == m */
-ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off);
-ssize_t mig_write(struct mig *m, const void *buf, size_t len, off_t off);
-int mig_fsync(struct mig *m, int datasync);
-int mig_fallocate(struct mig *m, int mode, off_t off, off_t len);
-off_t mig_lseek(struct mig *m, off_t off, int whence);
-int mig_truncate(struct mig *m, off_t size);
-void mig_fix_stat(struct mig *m, struct stat *st);
-
-const char *mig_phase_name(enum mig_phase p);
-void mig_release_stuck(struct mig *m);
-/* Remove the differencing file, the copy and its checkpoint, then the journal
- * (unless keep_journal, or a step before failed: recovery then retries). 0 or the
- * first error, logged with the step that failed. */
-int mig_drop_files(struct mig *m, bool keep_journal);
-/* Lookups skip a stale source (mig_switch.c, step 10): st as found on datastore ds. */
-bool mig_hides(struct vds *v, int ds, const struct stat *st);
-int mig_zero_range(int fd, off_t off, off_t len);
-struct mig *mig_new(struct vds *v, const char *path, int src, int dst, uint64_t bwlimit);
-/* Registry, with v->mig_lock held: add a new record; note that m reached its final
- * phase (it may drop the oldest finished record from the listing). */
-void mig_register_locked(struct vds *v, struct mig *m);
-void mig_finished_locked(struct vds *v, struct mig *m);
+#ifdef VDS_TEST_HOOKS
+/* Test builds only (testpoint.h): let one migration held at a hold point go on. */
+void mig_test_release(struct migs *g);
+#endif
 
 #endif

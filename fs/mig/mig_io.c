@@ -11,6 +11,7 @@
  * the data, so the write succeeds and the migration records the error and rolls
  * back instead of switching.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -18,39 +19,66 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "iobuf.h"
-#include "mig.h"
+#include "clock.h"
+#include "mig_int.h"
 #include "overlay.h"
+#include "paths.h"
 
+/* The regions [off, off+len) touches, as a bit set (a write is at most 1 MiB, so a
+ * few regions: never a wrap of all MIG_REGIONS). */
 static uint64_t region_mask(off_t off, size_t len)
 {
 	uint64_t first = (uint64_t)off >> MIG_REGION_SHIFT;
 	uint64_t last = ((uint64_t)off + (len ? len - 1 : 0)) >> MIG_REGION_SHIFT;
 	uint64_t mask = 0;
 
-	if (last - first >= MIG_REGIONS)
-		return ~0ull;
+	assert(last - first < MIG_REGIONS);
 	for (uint64_t r = first; r <= last; r++)
 		mask |= 1ull << (r % MIG_REGIONS);
 	return mask;
 }
 
-/* Ascending stripe order, so two multi-region writers cannot deadlock. */
+/* While mirroring, a write holds m->span shared and its regions' locks, taken in
+ * ascending index so two multi-region writers cannot deadlock; 0 (nothing held)
+ * before mirroring, when no merge runs. */
 static uint64_t regions_lock(struct mig *m, off_t off, size_t len)
 {
-	uint64_t mask = m->mirror_fd >= 0 ? region_mask(off, len) : 0;
+	uint64_t mask;
 
+	if (m->mirror_fd < 0)
+		return 0;
+	lk_rdlock(&m->span, LK_REGION);
+	mask = region_mask(off, len);
 	for (int i = 0; i < MIG_REGIONS; i++)
 		if (mask & (1ull << i))
-			pthread_mutex_lock(&m->region[i]);
+			lk_lock(&m->region[i], LK_REGION);
 	return mask;
 }
 
 static void regions_unlock(struct mig *m, uint64_t mask)
 {
+	if (!mask)
+		return;
 	for (int i = MIG_REGIONS - 1; i >= 0; i--)
 		if (mask & (1ull << i))
-			pthread_mutex_unlock(&m->region[i]);
+			lk_unlock(&m->region[i], LK_REGION);
+	lk_rwunlock(&m->span, LK_REGION);
+}
+
+/* A change of size or a discard while mirroring excludes every write and merge
+ * chunk at once: m->span exclusive, rather than all 64 region locks. */
+static bool span_lock(struct mig *m)
+{
+	if (m->mirror_fd < 0)
+		return false;
+	lk_wrlock(&m->span, LK_REGION);
+	return true;
+}
+
+static void span_unlock(struct mig *m, bool held)
+{
+	if (held)
+		lk_rwunlock(&m->span, LK_REGION);
 }
 
 static void mirror_failed(struct mig *m, int err)
@@ -61,17 +89,9 @@ static void mirror_failed(struct mig *m, int err)
 	atomic_compare_exchange_strong(&m->mirror_err, &zero, err);
 }
 
-static long long ts_ns(const struct timespec *ts)
-{
-	return (long long)ts->tv_sec * 1000000000ll + ts->tv_nsec;
-}
-
 static void touch(struct mig *m)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	atomic_store(&m->mtime_ns, ts_ns(&ts));
+	atomic_store(&m->mtime_ns, (long long)vds_now_ns(CLOCK_REALTIME));
 }
 
 /* A read moves the atime as the source's mount would (fs/inode.c's relatime rule:
@@ -80,19 +100,20 @@ static void accessed(struct mig *m)
 {
 	long long at = atomic_load(&m->atime_ns), mt = atomic_load(&m->mtime_ns);
 	long long mtime = mt ? mt : m->base_mtime_ns, ctime = mt ? mt : m->base_ctime_ns;
-	struct timespec ts;
+	long long now;
 
 	if (m->atime_rule & ST_NOATIME)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (long long)vds_now_ns(CLOCK_REALTIME);
 	if ((m->atime_rule & ST_RELATIME) && at > mtime && at > ctime &&
-	    ts_ns(&ts) - at < 24 * 3600 * 1000000000ll)
+	    now - at < 24 * 3600 * 1000000000ll)
 		return;
-	atomic_store(&m->atime_ns, ts_ns(&ts));
+	atomic_store(&m->atime_ns, now);
 }
 
-ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off)
+static ssize_t route_read(void *arg, void *buf, size_t len, off_t off)
 {
+	struct mig *m = arg;
 	ssize_t n = overlay_read(m->ov, buf, len, off);
 
 	if (n >= 0 && len)
@@ -103,13 +124,14 @@ ssize_t mig_read(struct mig *m, void *buf, size_t len, off_t off)
 /* All of buf at off, or an error. */
 static int write_exact(int fd, const void *buf, size_t len, off_t off)
 {
-	ssize_t n = iobuf_pwrite_all(fd, buf, len, off);
+	ssize_t n = pwrite_all(fd, buf, len, off);
 
 	return n < 0 ? (int)n : (size_t)n == len ? 0 : -EIO;
 }
 
-ssize_t mig_write(struct mig *m, const void *buf, size_t len, off_t off)
+static ssize_t route_write(void *arg, const void *buf, size_t len, off_t off)
 {
+	struct mig *m = arg;
 	uint64_t mask = regions_lock(m, off, len);
 	ssize_t n = overlay_write(m->ov, buf, len, off);
 	int ret;
@@ -125,8 +147,9 @@ ssize_t mig_write(struct mig *m, const void *buf, size_t len, off_t off)
 /* A flush makes the write durable where recovery may look for it: the overlay, and
  * while mirroring also the mirror target, since from the "switching" record on the
  * copy alone is the file (which is why the switch itself needs no data flush). */
-int mig_fsync(struct mig *m, int datasync)
+static int route_flush(void *arg, int datasync)
 {
+	struct mig *m = arg;
 	int ret = overlay_flush(m->ov);
 
 	(void)datasync;
@@ -171,16 +194,18 @@ static int resize_locked(struct mig *m, uint64_t size)
 	return ret;
 }
 
-int mig_fallocate(struct mig *m, int mode, off_t off, off_t len)
+static int route_fallocate(void *arg, int mode, off_t off, off_t len)
 {
+	struct mig *m = arg;
 	bool zeroing = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
 	bool keep = mode & FALLOC_FL_KEEP_SIZE;
-	uint64_t mask, end = (uint64_t)off + len;
+	uint64_t end = (uint64_t)off + len;
+	bool span;
 	int ret = 0;
 
 	if (mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE))
 		return -EOPNOTSUPP;
-	mask = (!keep || zeroing) ? regions_lock(m, 0, SIZE_MAX) : 0;
+	span = (!keep || zeroing) && span_lock(m);
 	if (!keep && end > ov_size(m))
 		ret = resize_locked(m, end);
 	if (!ret && zeroing) {
@@ -192,7 +217,7 @@ int mig_fallocate(struct mig *m, int mode, off_t off, off_t len)
 		if (!ret && (uint64_t)off < size && m->mirror_fd >= 0 && (ret = mig_zero_range(m->mirror_fd, off, l)))
 			mirror_failed(m, ret), ret = 0;
 	}
-	regions_unlock(m, mask);
+	span_unlock(m, span);
 	if (!ret)
 		touch(m);
 	return ret;
@@ -217,8 +242,9 @@ static off_t base_seek(int fd, uint64_t pos, uint64_t end, uint64_t limit, int w
 /* SEEK_DATA/SEEK_HOLE over what the file reads as: blocks the differencing file
  * holds are data, discarded ones holes, and the base answers for the rest. Racing
  * writes may move the answer, as on any file. */
-off_t mig_lseek(struct mig *m, off_t off, int whence)
+static off_t route_lseek(void *arg, off_t off, int whence)
 {
+	struct mig *m = arg;
 	struct overlay_stats st;
 	uint64_t pos = off;
 
@@ -247,19 +273,21 @@ off_t mig_lseek(struct mig *m, off_t off, int whence)
 	return whence == SEEK_DATA ? -ENXIO : (off_t)st.size;
 }
 
-int mig_truncate(struct mig *m, off_t size)
+static int route_truncate(void *arg, off_t size)
 {
-	uint64_t mask = regions_lock(m, 0, SIZE_MAX);
+	struct mig *m = arg;
+	bool span = span_lock(m);
 	int ret = resize_locked(m, size);
 
-	regions_unlock(m, mask);
+	span_unlock(m, span);
 	if (!ret)
 		touch(m);
 	return ret;
 }
 
-void mig_fix_stat(struct mig *m, struct stat *st)
+static void route_fix_stat(void *arg, struct stat *st)
 {
+	struct mig *m = arg;
 	long long mt = atomic_load(&m->mtime_ns), at = atomic_load(&m->atime_ns);
 
 	st->st_size = ov_size(m);
@@ -270,3 +298,14 @@ void mig_fix_stat(struct mig *m, struct stat *st)
 		st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = mt % 1000000000ll;
 	}
 }
+
+/* The route a migrating file's I/O takes while the migration owns it. */
+const struct vroute mig_route = {
+	.read = route_read,
+	.write = route_write,
+	.flush = route_flush,
+	.fallocate = route_fallocate,
+	.lseek = route_lseek,
+	.truncate = route_truncate,
+	.fix_stat = route_fix_stat,
+};

@@ -30,9 +30,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "mig.h"
 #include "mig_int.h"
-#include "vdsfs.h"
 
 #define MIG_SPACE_COPY_RATE	(64ull << 20)
 #define MIG_SPACE_MIN_SECS	10.0
@@ -52,25 +50,25 @@ static const char *human(uint64_t b, char buf[24])
 	return buf;
 }
 
-void mig_space_add(struct vds *v, struct mig_space *sp, const struct stat *st)
+void mig_space_add(struct migs *g, struct mig_space *sp, const struct stat *st)
 {
 	sp->allocated += (uint64_t)st->st_blocks * 512;
-	sp->rate += node_write_rate(&v->nodes, st->st_dev, st->st_ino);
+	sp->rate += node_write_rate(&g->ns->nodes, st->st_dev, st->st_ino);
 	sp->files++;
 }
 
-/* With v->mig_lock held: what the active migrations to dst have left to write. */
-static void pending_locked(struct vds *v, int dst, struct mig_space *sp)
+/* With g->lock held: what the active migrations to dst have left to write. */
+static void pending_locked(struct migs *g, int dst, struct mig_space *sp)
 {
-	for (struct mig *m = v->migs; m; m = m->next) {
-		if (m->phase >= MIG_DONE || m->dst != dst)
+	for (struct mig *m = g->head; m; m = m->next) {
+		if (mig_phase_final(m->phase) || m->dst != dst)
 			continue;
 		sp->pending += m->space_need > m->done ? m->space_need - m->done : 0;
 		sp->npending++;
 	}
 }
 
-int mig_space_verdict(struct vds *v, int dst, struct mig_space *sp, const struct mig_opts *o,
+int mig_space_verdict(struct migs *g, int dst, struct mig_space *sp, const struct mig_opts *o,
 		      const char *what, char *err, size_t len)
 {
 	char b[7][24], pend[160] = "";
@@ -81,11 +79,11 @@ int mig_space_verdict(struct vds *v, int dst, struct mig_space *sp, const struct
 		sp->secs = MIG_SPACE_MIN_SECS;
 	sp->growth = (uint64_t)((double)sp->rate * sp->secs);
 	sp->margin = o->space_margin;
-	if (!o->space_check || ds_space(&v->ds[dst], &avail, &total) || !total)
+	if (!o->space_check || ds_space(&g->store->ds[dst], &avail, &total) || !total)
 		return 0;
-	pthread_mutex_lock(&v->mig_lock);
-	pending_locked(v, dst, sp);
-	pthread_mutex_unlock(&v->mig_lock);
+	migs_lock(g);
+	pending_locked(g, dst, sp);
+	migs_unlock(g);
 	sp->need = sp->allocated + sp->diff + sp->growth + sp->pending + sp->margin;
 	if (avail >= sp->need)
 		return 0;
@@ -93,7 +91,7 @@ int mig_space_verdict(struct vds *v, int dst, struct mig_space *sp, const struct
 		snprintf(pend, sizeof(pend), " + %s still to write for %u migration%s already headed there",
 			 human(sp->pending, b[6]), sp->npending, sp->npending > 1 ? "s" : "");
 	snprintf(err, len, "no room on datastore %s for %s: %s free, %s needed = %s allocated + %s "
-		 "differencing + %s growth (%s/s for ~%.0f s)%s + %s margin", v->ds[dst].name, what,
+		 "differencing + %s growth (%s/s for ~%.0f s)%s + %s margin", g->store->ds[dst].name, what,
 		 human(avail, b[0]), human(sp->need, b[1]), human(sp->allocated, b[2]),
 		 human(sp->diff, b[3]), human(sp->growth, b[4]), human(sp->rate, b[5]), sp->secs, pend,
 		 human(sp->margin, b[6]));
@@ -105,11 +103,11 @@ int mig_space_left(struct mig *m, uint64_t still)
 	char why[200], a[24], s[24];
 	uint64_t avail, total;
 
-	if (!m->space_check || ds_space(&m->v->ds[m->dst], &avail, &total) || !total ||
+	if (!m->space_check || ds_space(&m->g->store->ds[m->dst], &avail, &total) || !total ||
 	    avail >= still)
 		return 0;
 	snprintf(why, sizeof(why), "no room left on datastore %s: %s free, %s still to write",
-		 m->v->ds[m->dst].name, human(avail, a), human(still, s));
+		 m->g->store->ds[m->dst].name, human(avail, a), human(still, s));
 	return mig_fail(m, -ENOSPC, "%s", why);
 }
 

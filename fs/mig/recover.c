@@ -3,34 +3,34 @@
  * Runs before the filesystem is mounted, single-threaded, over every journal found
  * in every datastore's .vdsfs/ (journal.h has the decision table). Each recovered
  * migration gets a registry record so that `vdsctl status` says what happened.
- * A migration whose files cannot be trusted (corrupt differencing file, missing
- * base) is left exactly as found, with a clear log line and a failed record: its
- * file keeps serving from the base alone would be wrong, so the journal stays for
- * a human (vds-diff check explains the differencing file).
+ * A migration whose files cannot be trusted (corrupt differencing file) is left
+ * exactly as found, with a clear log line and a failed record: its file serving from
+ * the base alone would be wrong, so the journal stays for a human (vds-diff check
+ * explains the differencing file).
+ *
+ * The journal names the file's path, but a rename may have moved the file after
+ * its record was last written (the record follows a rename only once the rename is
+ * done: registry.c, mig_sync_journals). Where the path no longer holds the migrated
+ * inode, the source datastore is searched for that inode: found, the file was
+ * renamed and recovery acts on it where it is now; not found, the file was removed
+ * (or replaced) during the migration and there is nothing left to recover.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "beneath.h"
 #include "copier.h"
 #include "journal.h"
-#include "mig.h"
+#include "log.h"
+#include "mig_int.h"
 #include "overlay.h"
-#include "vdsfs.h"
-
-static int ds_index(struct vds *v, const char *name)
-{
-	for (int i = 0; i < v->nds; i++)
-		if (!strcmp(v->ds[i].name, name))
-			return i;
-	return -1;
-}
+#include "paths.h"
 
 static int read_small(int dfd, const char *name, char *buf, size_t len)
 {
@@ -48,13 +48,13 @@ static int read_small(int dfd, const char *name, char *buf, size_t len)
 }
 
 /* fsync of the folder that holds path on datastore ds (gone: nothing to sync). */
-static int sync_folder(struct vds *v, int ds, const char *path)
+static int sync_folder(struct mig *m, int ds, const char *path)
 {
 	char parent[4096];
 	int fd, ret;
 
 	vds_parent_path(path, parent, sizeof(parent));
-	fd = bn_open(v->ds[ds].fd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	fd = bn_open(m->g->store->ds[ds].fd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	ret = fsync(fd) < 0 ? -errno : 0;
@@ -62,23 +62,90 @@ static int sync_folder(struct vds *v, int ds, const char *path)
 	return ret;
 }
 
-/* Phase "switching": the copy was complete and durable; make it the file. Idempotent:
- * it finishes a switch at whatever step it stopped (mig_switch.c), and leaves alone
- * what is not the migration's: a name the copy would replace, or a source path that
- * no longer holds the migrated inode. */
-static int roll_forward(struct vds *v, struct mig *m)
+/* Depth-first search of dir (rel its path, "" for the top) for the regular file
+ * with inode ino: 1 and its path in out, 0 if none. */
+static int find_inode_in(int dir, const char *rel, ino_t ino, char *out, size_t len, int depth)
 {
-	struct datastore *S = &v->ds[m->src], *D = &v->ds[m->dst];
+	int fd = dup(dir);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	int found = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while (!found && (de = readdir(d))) {
+		char sub[4096];
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    (!depth && !strcmp(de->d_name, VDS_STATE_DIR)))
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >=
+		    (int)sizeof(sub) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode) && st.st_ino == ino) {
+			snprintf(out, len, "%s", sub);
+			found = 1;
+		} else if (S_ISDIR(st.st_mode)) {
+			int child = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (child >= 0) {
+				found = find_inode_in(child, sub, ino, out, len, depth + 1);
+				close(child);
+			}
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* Does m->path on the source still name the migrated inode? If the record says
+ * which inode that is and the path holds another (or nothing), look for the inode
+ * elsewhere on the source: 1 with m->path updated if found there, 0 if the file is
+ * gone. Without a recorded inode (an old record) the path is trusted: 1. */
+static int locate_source(struct mig *m)
+{
+	const struct datastore *S = &m->g->store->ds[m->src];
+	char found[4096];
+	struct stat st;
+
+	if (!m->src_ino ||
+	    (bn_fstatat(S->fd, m->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == m->src_ino))
+		return 1;
+	if (!find_inode_in(S->fd, "", m->src_ino, found, sizeof(found), 0))
+		return 0;
+	vds_log(LOG_NOTICE, "vdsfs: %s: %s was renamed to %s before the crash\n", m->name, m->path,
+		found);
+	snprintf(m->path, sizeof(m->path), "%s", found);
+	return 1;
+}
+
+/* Phase "switching": the copy was complete and durable; make it the file.
+ * Idempotent: it finishes a switch at whatever step it stopped (mig_switch.c), and
+ * leaves alone what is not the migration's: a name the copy would replace, or a
+ * source path that no longer holds the migrated inode. *gone is set when the file
+ * was removed before its flip: nothing to finish, the copy is dropped. */
+static int roll_forward(struct mig *m, bool *gone)
+{
+	const struct datastore *S = &m->g->store->ds[m->src], *D = &m->g->store->ds[m->dst];
 	char tmp[48], parent[4096];
 	struct stat st;
 	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s.copy", m->name);
 	if (fstatat(D->state_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* Not flipped yet: only if the file still exists is there one to flip. */
+		if (!locate_source(m)) {
+			*gone = true;
+			return 0;
+		}
 		if (bn_fstatat(D->fd, m->path, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			return -EEXIST;	/* someone else's file took the name */
 		vds_parent_path(m->path, parent, sizeof(parent));
-		ret = vds_mkpath(v, m->dst, parent);
+		ret = ns_mkpath(m->g->ns, m->dst, parent);
 		if (ret)
 			return ret;
 		if (bn_renameat2(D->state_fd, tmp, D->fd, m->path, 0) < 0)
@@ -90,14 +157,15 @@ static int roll_forward(struct vds *v, struct mig *m)
 	    (!m->src_ino || st.st_ino == m->src_ino) && bn_unlinkat(S->fd, m->path, 0) < 0 &&
 	    errno != ENOENT)
 		return -errno;
-	ret = sync_folder(v, m->dst, m->path);
-	return ret ? ret : sync_folder(v, m->src, m->path);
+	ret = sync_folder(m, m->dst, m->path);
+	return ret ? ret : sync_folder(m, m->src, m->path);
 }
 
-/* Earlier phases: the source is authoritative; merge the differencing file into it. */
-static int roll_back(struct vds *v, struct mig *m, bool preparing, char *why, size_t len)
+/* Earlier phases: the source is authoritative; merge the differencing file into it.
+ * *gone: the file was removed during the migration, nothing to merge into. */
+static int roll_back(struct mig *m, bool preparing, bool *gone, char *why, size_t len)
 {
-	struct datastore *S = &v->ds[m->src];
+	const struct datastore *S = &m->g->store->ds[m->src];
 	struct overlay_open_opts oo = { .why = why, .why_len = len };
 	char diff[48];
 	struct overlay *ov;
@@ -111,8 +179,13 @@ static int roll_back(struct vds *v, struct mig *m, bool preparing, char *why, si
 		close(dfd);
 		return 0;
 	}
+	if (!locate_source(m)) {
+		close(dfd);
+		*gone = true;
+		return 0;
+	}
 	base = bn_open(S->fd, m->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOATIME, 0);
-	if (base < 0 && errno == EPERM)	/* O_NOATIME is for the owner: see mig_prepare */
+	if (base < 0 && errno == EPERM)	/* O_NOATIME is for the owner (open_noatime) */
 		base = bn_open(S->fd, m->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
 	if (base < 0) {
 		ret = -errno;
@@ -135,76 +208,88 @@ static int roll_back(struct vds *v, struct mig *m, bool preparing, char *why, si
 	return ret;
 }
 
-static struct mig *record(struct vds *v, const struct journal_rec *r, int src, int dst)
+static struct mig *record(struct migs *g, const struct journal_rec *r, int src, int dst)
 {
-	struct mig *m = mig_new(v, r->path, src, dst, 0);
+	struct mig *m = mig_new(g, r->path, src, dst, 0);
 
 	if (!m)
 		return NULL;
 	m->id = r->id;
 	m->recovered = true;
 	m->ended_ns = m->queued_ns;
+	m->src_ino = (ino_t)r->src_ino;
 	snprintf(m->name, sizeof(m->name), "mig-%llu", (unsigned long long)r->id);
 	m->released = true;	/* never queued: no scheduler event names it */
-	pthread_mutex_lock(&v->mig_lock);
-	mig_register_locked(v, m);
-	pthread_mutex_unlock(&v->mig_lock);
-	if (r->id >= v->next_mig_id)
-		v->next_mig_id = r->id + 1;
+	migs_lock(g);
+	mig_register_locked(g, m);
+	if (r->id >= g->next_id)
+		g->next_id = r->id + 1;
+	migs_unlock(g);
 	return m;
 }
 
-static void recover_one(struct vds *v, int ds, const char *file)
+static void recover_one(struct migs *g, int ds, const char *file)
 {
+	const struct store *s = g->store;
 	struct journal_rec r;
 	char text[8192], why[256] = "";
+	bool gone = false;
 	int src, dst, ret;
 	struct mig *m;
 
-	if (read_small(v->ds[ds].state_fd, file, text, sizeof(text)) || journal_parse(text, &r)) {
-		fuse_log(FUSE_LOG_ERR, "vdsfs: %s/.vdsfs/%s: unreadable migration journal, left as is\n",
-			 v->ds[ds].path, file);
+	if (read_small(s->ds[ds].state_fd, file, text, sizeof(text)) || journal_parse(text, &r)) {
+		vds_log(LOG_ERR, "vdsfs: %s/.vdsfs/%s: unreadable migration journal, left as is\n",
+			s->ds[ds].path, file);
 		return;
 	}
-	src = ds_index(v, r.src);
-	dst = ds_index(v, r.dst);
+	src = store_by_name(s, r.src);
+	dst = store_by_name(s, r.dst);
 	if (src != ds || dst < 0) {
-		fuse_log(FUSE_LOG_ERR, "vdsfs: %s/.vdsfs/%s: names datastore %s, which is not mounted; left as is\n",
-			 v->ds[ds].path, file, src != ds ? r.src : r.dst);
+		vds_log(LOG_ERR, "vdsfs: %s/.vdsfs/%s: names datastore %s, which is not mounted; "
+			"left as is\n", s->ds[ds].path, file, src != ds ? r.src : r.dst);
 		return;
 	}
-	m = record(v, &r, src, dst);
+	m = record(g, &r, src, dst);
 	if (!m)
 		return;
-	m->src_ino = r.src_ino;
-	if (!strcmp(r.phase, "switching")) {
-		ret = roll_forward(v, m);
-		m->phase = ret ? MIG_FAILED : MIG_DONE;
-		snprintf(m->msg, sizeof(m->msg), ret ? "recovery could not finish the switch: %s"
-						    : "finished the switch after a crash%s",
-			 ret ? strerror(-ret) : "");
+	if (r.phase == MIG_SWITCHING) {
+		ret = roll_forward(m, &gone);
+		m->phase = ret ? MIG_FAILED : gone ? MIG_CANCELLED : MIG_DONE;
+		if (gone)
+			snprintf(m->msg, sizeof(m->msg), "the file was removed before its switch: "
+				 "nothing to finish after the crash");
+		else
+			snprintf(m->msg, sizeof(m->msg), ret ? "recovery could not finish the switch: %s"
+							    : "finished the switch after a crash%s",
+				 ret ? strerror(-ret) : "");
 	} else {
-		ret = roll_back(v, m, !strcmp(r.phase, "preparing"), why, sizeof(why));
+		ret = roll_back(m, r.phase == MIG_PREPARING, &gone, why, sizeof(why));
 		m->phase = ret ? MIG_FAILED : MIG_CANCELLED;
-		snprintf(m->msg, sizeof(m->msg), ret ? "recovery refused this file: %s"
-						    : "rolled back after a crash (was %s)",
-			 ret ? why : r.phase);
+		if (gone)
+			snprintf(m->msg, sizeof(m->msg), "the file was removed during the migration: "
+				 "nothing to roll back after the crash");
+		else
+			snprintf(m->msg, sizeof(m->msg), ret ? "recovery refused this file: %s"
+							    : "rolled back after a crash (was %s)",
+				 ret ? why : mig_phase_name(r.phase));
 	}
 	m->err = ret;
-	pthread_mutex_lock(&v->mig_lock);
-	mig_finished_locked(v, m);
-	pthread_mutex_unlock(&v->mig_lock);
-	fuse_log(ret ? FUSE_LOG_ERR : FUSE_LOG_NOTICE, "vdsfs: migration %llu of %s: %s\n",
-		 (unsigned long long)r.id, r.path, m->msg);
+	migs_lock(g);
+	mig_finished_locked(g, m);
+	migs_unlock(g);
+	vds_log(ret ? LOG_ERR : LOG_NOTICE, "vdsfs: migration %llu of %s: %s\n",
+		(unsigned long long)r.id, r.path, m->msg);
 	if (!ret && mig_drop_files(m, false))
 		snprintf(m->msg + strlen(m->msg), sizeof(m->msg) - strlen(m->msg),
 			 "; its leftovers could not all be removed (see the log)");
 }
 
-int mig_recover(struct vds *v)
+int migs_recover(struct migs *g)
 {
-	for (int i = 0; i < v->nds; i++) {
-		int fd = dup(v->ds[i].state_fd);
+	const struct store *s = g->store;
+
+	for (int i = 0; i < s->nds; i++) {
+		int fd = dup(s->ds[i].state_fd);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 		struct dirent *de;
 
@@ -219,9 +304,9 @@ int mig_recover(struct vds *v)
 			if (strncmp(de->d_name, "mig-", 4))
 				continue;
 			if (l > 5 && !strcmp(de->d_name + l - 5, ".json"))
-				recover_one(v, i, de->d_name);
+				recover_one(g, i, de->d_name);
 			else if (l > 10 && !strcmp(de->d_name + l - 10, ".json.next"))
-				unlinkat(v->ds[i].state_fd, de->d_name, 0);	/* never committed */
+				unlinkat(s->ds[i].state_fd, de->d_name, 0);	/* never committed */
 		}
 		closedir(d);
 	}

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mig.h"
+#include "log.h"
+#include "mig_int.h"
 #include "testpoint.h"
-#include "vdsfs.h"
 
 static pthread_mutex_t tp_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t tp_cond = PTHREAD_COND_INITIALIZER;
@@ -25,23 +25,23 @@ static bool env_is(const char *var, const char *point)
 void testpoint(struct mig *m, const char *point)
 {
 	if (env_is("VDSFS_TEST_CRASH", point)) {
-		fuse_log(FUSE_LOG_ERR, "vdsfs: test crash at %s\n", point);
+		vds_log(LOG_ERR, "vdsfs: test crash at %s\n", point);
 		kill(getpid(), SIGKILL);
 	}
 	if (!env_is("VDSFS_TEST_HOLD", point))
 		return;
-	pthread_mutex_lock(&m->v->mig_lock);
+	migs_lock(m->g);
 	m->held_at = point;
-	pthread_mutex_unlock(&m->v->mig_lock);
-	pthread_mutex_lock(&tp_lock);
+	migs_unlock(m->g);
+	lk_lock(&tp_lock, LK_LEAF);
 	while (!permits && !atomic_load(&m->stopping))
-		pthread_cond_wait(&tp_cond, &tp_lock);
+		lk_wait(&tp_cond, &tp_lock);
 	if (permits)
 		permits--;
-	pthread_mutex_unlock(&tp_lock);
-	pthread_mutex_lock(&m->v->mig_lock);
+	lk_unlock(&tp_lock, LK_LEAF);
+	migs_lock(m->g);
 	m->held_at = NULL;
-	pthread_mutex_unlock(&m->v->mig_lock);
+	migs_unlock(m->g);
 }
 
 int testfail(const char *step)
@@ -58,29 +58,29 @@ int testfail(const char *step)
 
 	if (snprintf(list, sizeof(list), ",%s,", e) >= (int)sizeof(list) || !strstr(list, want))
 		return 0;
-	pthread_mutex_lock(&lock);
+	lk_lock(&lock, LK_LEAF);
 	if (!strstr(failed, want) && strlen(failed) + strlen(want) < sizeof(failed)) {
 		strcat(failed, want + (failed[0] ? 1 : 0));
 		ret = -EIO;
 	}
-	pthread_mutex_unlock(&lock);
+	lk_unlock(&lock, LK_LEAF);
 	if (ret)
-		fuse_log(FUSE_LOG_ERR, "vdsfs: test failure injected at %s\n", step);
+		vds_log(LOG_ERR, "vdsfs: test failure injected at %s\n", step);
 	return ret;
 }
 
 /* Shutdown: a held migration must see m->stopping, without being granted a permit. */
 void testpoint_wake(void)
 {
-	pthread_mutex_lock(&tp_lock);
+	lk_lock(&tp_lock, LK_LEAF);
 	pthread_cond_broadcast(&tp_cond);
-	pthread_mutex_unlock(&tp_lock);
+	lk_unlock(&tp_lock, LK_LEAF);
 }
 
 void testpoint_release(void)
 {
-	pthread_mutex_lock(&tp_lock);
+	lk_lock(&tp_lock, LK_LEAF);
 	permits++;
 	pthread_cond_broadcast(&tp_cond);
-	pthread_mutex_unlock(&tp_lock);
+	lk_unlock(&tp_lock, LK_LEAF);
 }

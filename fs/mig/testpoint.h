@@ -15,19 +15,30 @@
  * Points: overlay-on, mid-copy, copied, mid-converge, converged, switching (phase
  * "switching", just before the pause: I/O and names go on, but unlink and rename no
  * longer cancel the migration), before-flip (the journal says "switching"; in the
- * pause, under the namespace lock: nothing resolves names until released),
+ * pause, after the commit and before the namespace lock is taken),
  * after-flip, unlink-retry (before each retry of a source that could not be
- * removed), cleanup, mid-cancel. Unset (the default) they cost one branch.
+ * removed), cleanup, mid-cancel. Unset they cost one branch.
+ *
+ * Compiled only into test builds (meson option test_hooks, on unless the build is
+ * a release build): a production daemon has no environment variable that kills it
+ * and no control command that steps a migration. Elsewhere these are no-ops.
  */
 #ifndef VDS_TESTPOINT_H
 #define VDS_TESTPOINT_H
 
 struct mig;
 
+#ifdef VDS_TEST_HOOKS
 void testpoint(struct mig *m, const char *point);
 /* -EIO when VDSFS_TEST_FAIL names step and it has not failed yet, else 0. */
 int testfail(const char *step);
 void testpoint_release(void);
 void testpoint_wake(void);
+#else
+static inline void testpoint(struct mig *m, const char *point) { (void)m; (void)point; }
+static inline int testfail(const char *step) { (void)step; return 0; }
+static inline void testpoint_release(void) {}
+static inline void testpoint_wake(void) {}
+#endif
 
 #endif

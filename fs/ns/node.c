@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "node.h"
 
 static void maybe_free_locked(struct node_table *t, struct node *n);
@@ -63,14 +64,14 @@ void node_table_destroy(struct node_table *t)
 	pthread_mutex_destroy(&t->lock);
 }
 
-struct node *node_of(struct node_table *t, fuse_ino_t ino)
+struct node *node_of(struct node_table *t, uint64_t id)
 {
-	return ino == FUSE_ROOT_ID ? &t->root : (struct node *)(uintptr_t)ino;
+	return id == NODE_ROOT_ID ? &t->root : (struct node *)(uintptr_t)id;
 }
 
-fuse_ino_t node_id(struct node_table *t, struct node *n)
+uint64_t node_id(struct node_table *t, struct node *n)
 {
-	return n == &t->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+	return n == &t->root ? NODE_ROOT_ID : (uint64_t)(uintptr_t)n;
 }
 
 static int dir_path_locked(struct node *dir, char *buf, size_t len)
@@ -98,9 +99,9 @@ static int dir_path_locked(struct node *dir, char *buf, size_t len)
 /* Relative path of a directory node: "." for the root, "a/b" below it. */
 int node_dir_path(struct node_table *t, struct node *dir, char *buf, size_t len)
 {
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	int ret = dir_path_locked(dir, buf, len);
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 	return ret;
 }
 
@@ -160,13 +161,13 @@ struct node *node_ref_dir(struct node_table *t, struct node *parent, const char 
 {
 	struct node *n;
 
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	n = find_dir(t, parent, name);
 	if (!n)
 		n = new_dir_locked(t, parent, name, st_ino);
 	if (n)
 		n->nlookup++;
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 	return n;
 }
 
@@ -187,10 +188,10 @@ struct node *node_pin_file(struct node_table *t, int ds, int opath_fd, const str
 
 void node_unpin(struct node_table *t, struct node *n)
 {
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	n->pins--;
 	maybe_free_locked(t, n);
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 }
 
 static struct node *ref_file(struct node_table *t, int ds, int opath_fd,
@@ -199,7 +200,7 @@ static struct node *ref_file(struct node_table *t, int ds, int opath_fd,
 	unsigned b = hash_file(st->st_dev, st->st_ino);
 	struct node *n;
 
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	for (n = t->files[b]; n; n = n->hnext)
 		if (n->bdev == st->st_dev && n->bino == st->st_ino)
 			break;
@@ -221,7 +222,7 @@ static struct node *ref_file(struct node_table *t, int ds, int opath_fd,
 		n->pins++;
 	else if (n)
 		n->nlookup++;
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 	return n;
 }
 
@@ -262,21 +263,21 @@ static void maybe_free_locked(struct node_table *t, struct node *n)
 
 void node_forget(struct node_table *t, struct node *n, uint64_t nlookup)
 {
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
 	maybe_free_locked(t, n);
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 }
 
 /* A removed or replaced directory: later lookups of that name must build a new node;
  * the old one lives on (unhashed) until the kernel forgets it. */
 void node_unhash_dir(struct node_table *t, struct node *parent, const char *name)
 {
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	struct node *n = find_dir(t, parent, name);
 	if (n)
 		unhash_locked(t, n);
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 }
 
 int node_move_dir(struct node_table *t, struct node *parent, const char *name,
@@ -287,7 +288,7 @@ int node_move_dir(struct node_table *t, struct node *parent, const char *name,
 
 	if (!dup)
 		return -ENOMEM;
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	old = find_dir(t, newparent, newname);
 	if (old)
 		unhash_locked(t, old);
@@ -306,7 +307,7 @@ int node_move_dir(struct node_table *t, struct node *parent, const char *name,
 		n->hashed = true;
 		maybe_free_locked(t, parent);
 	}
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 	free(dup);
 	return 0;
 }
@@ -317,13 +318,13 @@ uint64_t node_write_rate(struct node_table *t, dev_t dev, ino_t ino)
 {
 	uint64_t rate = 0;
 
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	for (struct node *n = t->files[hash_file(dev, ino)]; n; n = n->hnext)
 		if (n->bdev == dev && n->bino == ino) {
 			rate = wrate_get(&n->wrate);
 			break;
 		}
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 	return rate;
 }
 
@@ -332,7 +333,7 @@ int node_rebind_file(struct node_table *t, struct node *n, int ds, int opath_fd,
 {
 	int old;
 
-	pthread_mutex_lock(&t->lock);
+	lk_lock(&t->lock, LK_NODES);
 	bool was_hashed = n->hashed;
 	unhash_locked(t, n);
 	old = n->fd;
@@ -347,7 +348,7 @@ int node_rebind_file(struct node_table *t, struct node *n, int ds, int opath_fd,
 		t->files[b] = n;
 		n->hashed = true;
 	}
-	pthread_mutex_unlock(&t->lock);
+	lk_unlock(&t->lock, LK_NODES);
 	return old;
 }
 

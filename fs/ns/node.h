@@ -13,15 +13,16 @@
  * the same after a forget and a fresh lookup. A file moved to another datastore keeps
  * its number through node->st_ino (the migration code carries it over).
  *
- * Locking: table->lock (a mutex) guards the hash chains, nlookup, children, and the
- * parent/name of directory nodes. The fd/ds/bdev/bino of a file node are written
- * once at creation; the migration switch, which changes them, holds table->lock and
- * the file's vfile gate exclusively.
+ * Locking: table->lock (LK_NODES, fs/lock/lock.h) guards the hash chains, nlookup,
+ * pins, children, the parent/name of directory nodes, and each file node's vf
+ * pointer together with that vfile's reference count (vfile.c). The fd/ds/bdev/bino
+ * of a file node are written once at creation; a switch to another datastore
+ * (node_rebind_file) changes them with table->lock held and the file's gate held
+ * exclusive, so I/O and metadata calls, which hold the gate shared, see them stable.
  */
 #ifndef VDS_NODE_H
 #define VDS_NODE_H
 
-#include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,7 +50,7 @@ struct node {
 	struct wrate wrate;	/* recent writes (wrate.h): lock-free, kept across a switch */
 	/* both */
 	uint64_t st_ino;	/* what stat() shows */
-	struct vfile *vf;	/* open-file state, guarded by vfile_lock (vfile.c) */
+	struct vfile *vf;	/* open-file state, NULL if none; table->lock */
 };
 
 #define NODE_BUCKETS	(1u << 16)
@@ -68,8 +69,10 @@ static inline uint64_t node_st_ino(int ds, ino_t ino)
 
 void node_table_init(struct node_table *t);
 void node_table_destroy(struct node_table *t);
-struct node *node_of(struct node_table *t, fuse_ino_t ino);
-fuse_ino_t node_id(struct node_table *t, struct node *n);
+/* The id the kernel knows a node by is its address; the root's is NODE_ROOT_ID. */
+#define NODE_ROOT_ID	1
+struct node *node_of(struct node_table *t, uint64_t id);
+uint64_t node_id(struct node_table *t, struct node *n);
 
 int node_dir_path(struct node_table *t, struct node *dir, char *buf, size_t len);
 int node_child_path(struct node_table *t, struct node *dir, const char *name, char *buf,

@@ -1,11 +1,4 @@
-/* lookup.c - resolving names across datastores, and placing new ones.
- *
- * A name resolves to the first datastore (in the order given on the command line)
- * where it exists. For a regular file that is its only home; for a directory the
- * first copy supplies the attributes and the others only add entries to readdir.
- * New objects go where the create policy says; their parent directory is created
- * there on demand, copying mode, owner and times from an existing copy, so the union
- * looks the same whichever datastore a name lands on.
+/* union.c - names across datastores (ns.h): resolving, entries, new directories.
  *
  * Paths are relative to a datastore's directory fd and resolve beneath it
  * (beneath.h): a symlink on one datastore where another has a directory is no way
@@ -13,23 +6,104 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "beneath.h"
-#include "mig.h"
-#include "placement.h"
+#include "log.h"
+#include "ns.h"
+#include "paths.h"
 #include "vfile.h"
-#include "vdsfs.h"
+
+int ns_init(struct ns *ns, struct store *s)
+{
+	memset(ns, 0, sizeof(*ns));
+	ns->store = s;
+	pthread_rwlock_init(&ns->lock, NULL);
+	pthread_mutex_init(&ns->hide_lock, NULL);
+	node_table_init(&ns->nodes);
+	return 0;
+}
+
+void ns_destroy(struct ns *ns)
+{
+	vfile_teardown_all(ns);
+	node_table_destroy(&ns->nodes);
+	free(ns->hidden);
+	pthread_mutex_destroy(&ns->hide_lock);
+	pthread_rwlock_destroy(&ns->lock);
+}
+
+bool ns_name_hidden(struct ns *ns, struct node *parent, const char *name)
+{
+	return parent == &ns->nodes.root && !strcmp(name, VDS_STATE_DIR);
+}
+
+static bool hidden(struct ns *ns, int ds, const struct stat *st)
+{
+	bool hide = false;
+
+	if (!atomic_load(&ns->nhidden))
+		return false;
+	lk_lock(&ns->hide_lock, LK_LEAF);
+	for (size_t i = 0; i < atomic_load(&ns->nhidden) && !hide; i++)
+		hide = ns->hidden[i].ds == ds && ns->hidden[i].dev == st->st_dev &&
+		       ns->hidden[i].ino == st->st_ino;
+	lk_unlock(&ns->hide_lock, LK_LEAF);
+	return hide;
+}
+
+int ns_hide(struct ns *ns, int ds, dev_t dev, ino_t ino)
+{
+	size_t n;
+	int ret = 0;
+
+	lk_lock(&ns->hide_lock, LK_LEAF);
+	n = atomic_load(&ns->nhidden);
+	if (n == ns->hidden_cap) {
+		size_t cap = ns->hidden_cap ? ns->hidden_cap * 2 : 8;
+		struct ns_hidden *h = realloc(ns->hidden, cap * sizeof(*h));
+
+		if (h) {
+			ns->hidden = h;
+			ns->hidden_cap = cap;
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	if (!ret) {
+		ns->hidden[n] = (struct ns_hidden){ ds, dev, ino };
+		atomic_store(&ns->nhidden, n + 1);
+	}
+	lk_unlock(&ns->hide_lock, LK_LEAF);
+	return ret;
+}
+
+void ns_unhide(struct ns *ns, int ds, dev_t dev, ino_t ino)
+{
+	lk_lock(&ns->hide_lock, LK_LEAF);
+	size_t n = atomic_load(&ns->nhidden);
+	for (size_t i = 0; i < n; i++)
+		if (ns->hidden[i].ds == ds && ns->hidden[i].dev == dev && ns->hidden[i].ino == ino) {
+			ns->hidden[i] = ns->hidden[n - 1];
+			atomic_store(&ns->nhidden, n - 1);
+			break;
+		}
+	lk_unlock(&ns->hide_lock, LK_LEAF);
+}
 
 /* A symlink on the way (ELOOP, see beneath.h) means the path is not on that
  * datastore, like a file on the way (ENOTDIR). */
-int vds_find(struct vds *v, const char *path, struct stat *st)
+int ns_find(struct ns *ns, const char *path, struct stat *st)
 {
-	for (int i = 0; i < v->nds; i++)
-		if (bn_fstatat(v->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0) {
-			if (!mig_hides(v, i, st))	/* a migrated file's stale source */
+	const struct store *s = ns->store;
+
+	for (int i = 0; i < s->nds; i++)
+		if (bn_fstatat(s->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (!hidden(ns, i, st))
 				return i;
 		} else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
 			return -errno;
@@ -37,200 +111,14 @@ int vds_find(struct vds *v, const char *path, struct stat *st)
 	return -ENOENT;
 }
 
-int vds_stat_node(struct vds *v, struct node *n, struct stat *st)
+int ns_find_beneath(struct ns *ns, const char *path, struct stat *st)
 {
-	char path[PATH_MAX];
-	int ret;
+	const struct store *s = ns->store;
 
-	if (!n->is_dir) {
-		struct vfile *vf = vfile_hold(n);
-
-		ret = fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-		if (!ret && vf && vf->mig)
-			mig_fix_stat(vf->mig, st);
-		vfile_unhold(v, vf);
-		if (ret)
-			return ret;
-	} else {
-		ret = node_dir_path(&v->nodes, n, path, sizeof(path));
-		if (ret)
-			return ret;
-		ret = vds_find(v, path, st);
-		if (ret < 0)
-			return ret;
-	}
-	st->st_ino = n->st_ino;
-	return 0;
-}
-
-void vds_fill_entry(struct vds *v, struct node *n, const struct stat *st,
-		    struct fuse_entry_param *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->ino = node_id(&v->nodes, n);
-	e->attr = *st;
-	e->attr.st_ino = n->st_ino;
-	e->attr_timeout = v->opts.timeout;
-	e->entry_timeout = v->opts.timeout;
-}
-
-static struct node *ref_backing(struct vds *v, struct node *parent, const char *name,
-				const char *path, int ds, const struct stat *st)
-{
-	struct stat st2;
-	int fd;
-
-	if (S_ISDIR(st->st_mode))
-		return node_ref_dir(&v->nodes, parent, name, node_st_ino(ds, st->st_ino));
-	fd = bn_open(v->ds[ds].fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
-	if (fd < 0)
-		return NULL;
-	/* The name may have been replaced between stat and open: trust the fd. */
-	if (fstatat(fd, "", &st2, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
-	    S_ISDIR(st2.st_mode)) {
-		close(fd);
-		errno = ESTALE;
-		return NULL;
-	}
-	return node_ref_file(&v->nodes, ds, fd, &st2);
-}
-
-/* Resolve parent/name and take a kernel reference on its node (nlookup + 1). */
-int vds_entry(struct vds *v, struct node *parent, const char *name, struct fuse_entry_param *e)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	struct node *n;
-	int ds, ret;
-
-	if (name_hidden(v, parent, name))
-		return -ENOENT;
-	ret = node_child_path(&v->nodes, parent, name, path, sizeof(path));
-	if (ret)
-		return ret;
-	pthread_rwlock_rdlock(&v->ns_lock);
-	ds = vds_find(v, path, &st);
-	n = ds < 0 ? NULL : ref_backing(v, parent, name, path, ds, &st);
-	ret = ds < 0 ? ds : n ? 0 : errno ? -errno : -ENOMEM;
-	pthread_rwlock_unlock(&v->ns_lock);
-	if (ret)
-		return ret;
-	/* What the file reads as now: a migrating file's size and times are its
-	 * overlay's, and lookup and readdirplus replies overwrite what the kernel
-	 * caches just as getattr replies do. */
-	if (!n->is_dir && (ret = vds_stat_node(v, n, &st))) {
-		node_forget(&v->nodes, n, 1);
-		return ret;
-	}
-	vds_fill_entry(v, n, &st, e);
-	return 0;
-}
-
-int vds_pick_ds(struct vds *v)
-{
-	uint64_t avail[VDS_MAX_DS];
-	bool usable[VDS_MAX_DS];
-
-	for (int i = 0; i < v->nds; i++) {
-		usable[i] = true;
-		if (v->opts.create == VDS_CREATE_MFS)
-			usable[i] = ds_space(&v->ds[i], &avail[i], NULL) == 0;
-	}
-	return placement_pick(v->opts.create, v->create_named, avail, usable, v->nds);
-}
-
-/* Create one missing directory on datastore ds, shaped like its copy elsewhere. */
-static int clone_dir(struct vds *v, int ds, const char *path)
-{
-	struct stat st;
-	int src = vds_find(v, path, &st);
-	struct timespec ts[2];
-
-	if (src < 0)
-		return src;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	if (bn_mkdirat(v->ds[ds].fd, path, st.st_mode & 07777) < 0)
-		return errno == EEXIST ? 0 : -errno;
-	if (v->root && bn_fchownat(v->ds[ds].fd, path, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	bn_fchmodat(v->ds[ds].fd, path, st.st_mode & 07777);	/* undo umask/setgid quirks */
-	ts[0] = st.st_atim;
-	ts[1] = st.st_mtim;
-	bn_utimensat(v->ds[ds].fd, path, ts, AT_SYMLINK_NOFOLLOW);
-	return 0;
-}
-
-/* mkdir -p of a directory path ("." is the root) on datastore ds. */
-int vds_mkpath(struct vds *v, int ds, const char *dirpath)
-{
-	char buf[PATH_MAX];
-	struct stat st;
-	int ret;
-
-	if (!strcmp(dirpath, "."))
-		return 0;
-	if (bn_fstatat(v->ds[ds].fd, dirpath, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-	if (strlen(dirpath) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	strcpy(buf, dirpath);
-	for (char *p = buf;; p++) {
-		if (*p != '/' && *p)
-			continue;
-		char c = *p;
-		*p = 0;
-		ret = clone_dir(v, ds, buf);
-		if (ret)
-			return ret;
-		if (!c)
-			return 0;
-		*p = c;
-	}
-}
-
-/* New objects belong to the caller. In a setgid directory the group was already
- * inherited from it by the backing filesystem, exactly as a local mkdir would. */
-void vds_set_owner(struct vds *v, fuse_req_t req, int ds, const char *path,
-		   const struct stat *parent_st)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	gid_t gid = (parent_st && (parent_st->st_mode & S_ISGID)) ? (gid_t)-1 : ctx->gid;
-
-	if (!v->root)
-		return;
-	if (bn_fchownat(v->ds[ds].fd, path, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-		fuse_log(FUSE_LOG_WARNING, "vdsfs: chown %s on %s: %s\n", path, v->ds[ds].name,
-			 strerror(errno));
-}
-
-/* A relative path inside the mount that cannot leave a datastore: no empty, "." or
- * ".." component, not absolute, no newline, not the state folder. */
-bool vds_path_sane(const char *p)
-{
-	if (!p || !*p || *p == '/' || strlen(p) >= PATH_MAX || strchr(p, '\n'))
-		return false;
-	for (const char *s = p;;) {
-		size_t l = strcspn(s, "/");
-
-		if (l == 0 || (l == 1 && s[0] == '.') || (l == 2 && !strncmp(s, "..", 2)))
-			return false;
-		if (s == p && l == strlen(VDS_STATE_DIR) && !strncmp(s, VDS_STATE_DIR, l))
-			return false;
-		if (!s[l])
-			return true;
-		s += l + 1;
-	}
-}
-
-/* Like vds_find, for paths that come from outside the kernel (control requests):
- * stricter, since no component may be a symlink, the last one included. */
-int vds_find_beneath(struct vds *v, const char *path, struct stat *st)
-{
 	if (!vds_path_sane(path))
 		return -EINVAL;
-	for (int i = 0; i < v->nds; i++) {
-		int fd = bn_open(v->ds[i].fd, path, O_PATH | O_CLOEXEC, 0);
+	for (int i = 0; i < s->nds; i++) {
+		int fd = bn_open(s->ds[i].fd, path, O_PATH | O_CLOEXEC, 0);
 		int ret;
 
 		if (fd < 0) {
@@ -240,35 +128,171 @@ int vds_find_beneath(struct vds *v, const char *path, struct stat *st)
 		}
 		ret = fstat(fd, st) < 0 ? -errno : i;
 		close(fd);
-		if (ret >= 0 && mig_hides(v, i, st))
+		if (ret >= 0 && hidden(ns, i, st))
 			continue;
 		return ret;
 	}
 	return -ENOENT;
 }
 
-/* A name was added to or removed from the copy of union directory dirpath on the
- * datastores in mask. The union shows the attributes of the first copy (vds_find),
- * which the backing filesystem only updated if it is one of them; otherwise its
- * mtime and ctime are set here, so the directory the user sees changes as a local
- * one would. */
-void vds_dir_changed(struct vds *v, uint64_t mask, const char *dirpath)
+int ns_stat_node(struct ns *ns, struct node *n, struct stat *st)
 {
-	static const struct timespec now[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
-	struct stat st;
-	int shown = vds_find(v, dirpath, &st);
+	char path[PATH_MAX];
+	int ret;
 
-	if (shown < 0 || !S_ISDIR(st.st_mode) || (mask & (1ull << shown)))
-		return;
-	if (bn_utimensat(v->ds[shown].fd, dirpath, now, AT_SYMLINK_NOFOLLOW) < 0)
-		fuse_log(FUSE_LOG_WARNING, "vdsfs: updating the times of %s on %s: %s\n", dirpath,
-			 v->ds[shown].name, strerror(errno));
+	if (!n->is_dir) {
+		struct vfile *vf = vfile_hold(ns, n);
+
+		ret = fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+		if (!ret && vf)
+			vfile_fix_stat(vf, st);
+		vfile_unhold(ns, vf);
+		if (ret)
+			return ret;
+	} else {
+		ret = node_dir_path(&ns->nodes, n, path, sizeof(path));
+		if (ret)
+			return ret;
+		ret = ns_find(ns, path, st);
+		if (ret < 0)
+			return ret;
+	}
+	st->st_ino = n->st_ino;
+	return 0;
 }
 
-/* "a/b/c" -> "a/b", "c" -> ".": the directory a relative path lives in. */
-void vds_parent_path(const char *path, char *out, size_t len)
+static struct node *ref_backing(struct ns *ns, struct node *parent, const char *name,
+				const char *path, int ds, const struct stat *st)
 {
-	const char *s = strrchr(path, '/');
+	struct stat st2;
+	int fd;
 
-	snprintf(out, len, "%.*s", s ? (int)(s - path) : 1, s ? path : ".");
+	if (S_ISDIR(st->st_mode))
+		return node_ref_dir(&ns->nodes, parent, name, node_st_ino(ds, st->st_ino));
+	fd = bn_open(ns->store->ds[ds].fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	/* The name may have been replaced between stat and open: trust the fd. */
+	if (fstatat(fd, "", &st2, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+	    S_ISDIR(st2.st_mode)) {
+		close(fd);
+		errno = ESTALE;
+		return NULL;
+	}
+	return node_ref_file(&ns->nodes, ds, fd, &st2);
+}
+
+int ns_entry(struct ns *ns, struct node *parent, const char *name, struct node **out,
+	     struct stat *st)
+{
+	char path[PATH_MAX];
+	struct node *n;
+	int ds, ret;
+
+	if (ns_name_hidden(ns, parent, name))
+		return -ENOENT;
+	ret = node_child_path(&ns->nodes, parent, name, path, sizeof(path));
+	if (ret)
+		return ret;
+	ns_lock_shared(ns);
+	ds = ns_find(ns, path, st);
+	errno = 0;
+	n = ds < 0 ? NULL : ref_backing(ns, parent, name, path, ds, st);
+	ret = ds < 0 ? ds : n ? 0 : errno ? -errno : -ENOMEM;
+	ns_unlock(ns);
+	if (ret)
+		return ret;
+	/* What the file reads as now: a routed file's size and times are its route's,
+	 * and lookup and readdirplus replies overwrite what the kernel caches just as
+	 * getattr replies do. */
+	if (!n->is_dir && (ret = ns_stat_node(ns, n, st))) {
+		node_forget(&ns->nodes, n, 1);
+		return ret;
+	}
+	st->st_ino = n->st_ino;
+	*out = n;
+	return 0;
+}
+
+/* Create one missing directory on datastore ds, shaped like its copy elsewhere. */
+static int clone_dir(struct ns *ns, int ds, const char *path)
+{
+	const struct store *s = ns->store;
+	struct stat st;
+	int src = ns_find(ns, path, &st);
+	struct timespec ts[2];
+
+	if (src < 0)
+		return src;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (bn_mkdirat(s->ds[ds].fd, path, st.st_mode & 07777) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	if (s->root && bn_fchownat(s->ds[ds].fd, path, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	/* Undo what umask and a setgid parent made of the mode, and give it the
+	 * copy's times. Both are cosmetic where the union shows another copy: a
+	 * failure is logged, not worth failing the create that needed the folder. */
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	if (bn_fchmodat(s->ds[ds].fd, path, st.st_mode & 07777) < 0 ||
+	    bn_utimensat(s->ds[ds].fd, path, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		vds_log(LOG_WARNING, "vdsfs: shaping the new folder %s on %s like its copy: %s\n",
+			path, s->ds[ds].name, strerror(errno));
+	return 0;
+}
+
+int ns_mkpath(struct ns *ns, int ds, const char *dirpath)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	if (!strcmp(dirpath, "."))
+		return 0;
+	if (bn_fstatat(ns->store->ds[ds].fd, dirpath, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	if (strlen(dirpath) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	strcpy(buf, dirpath);
+	for (char *p = buf;; p++) {
+		if (*p != '/' && *p)
+			continue;
+		char c = *p;
+		*p = 0;
+		ret = clone_dir(ns, ds, buf);
+		if (ret)
+			return ret;
+		if (!c)
+			return 0;
+		*p = c;
+	}
+}
+
+void ns_set_owner(struct ns *ns, int ds, const char *path, uid_t uid, gid_t gid,
+		  const struct stat *parent_st)
+{
+	const struct store *s = ns->store;
+
+	if (!s->root)
+		return;
+	if (parent_st && (parent_st->st_mode & S_ISGID))
+		gid = (gid_t)-1;
+	if (bn_fchownat(s->ds[ds].fd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		vds_log(LOG_WARNING, "vdsfs: chown %s on %s: %s\n", path, s->ds[ds].name,
+			strerror(errno));
+}
+
+void ns_dir_changed(struct ns *ns, uint64_t mask, const char *dirpath)
+{
+	static const struct timespec now[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
+	const struct store *s = ns->store;
+	struct stat st;
+	int shown = ns_find(ns, dirpath, &st);
+
+	if (shown < 0 || !S_ISDIR(st.st_mode) || (mask & VDS_DS_BIT(shown)))
+		return;
+	if (bn_utimensat(s->ds[shown].fd, dirpath, now, AT_SYMLINK_NOFOLLOW) < 0)
+		vds_log(LOG_WARNING, "vdsfs: updating the times of %s on %s: %s\n", dirpath,
+			s->ds[shown].name, strerror(errno));
 }

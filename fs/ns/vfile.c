@@ -1,226 +1,390 @@
-/* vfile.c - create and tear down the per-node open-file object (see vfile.h).
- *
- * vfile_lock guards node->vf, every vf->handles list and vf->refs. Opens and
- * releases are rare next to reads and writes, so one mutex for all of them costs
- * nothing measurable and keeps the lifetime rule simple: a vfile lives while it has
- * a handle or a migration holds it; while it lives, its node lives (node.c never
- * frees a node whose vf is set).
- */
+/* vfile.c - open files and their route (see vfile.h for the model and the locks). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "mig.h"
-#include "vdsfs.h"
+#include "lock.h"
+#include "ns.h"
+#include "paths.h"
 #include "vfile.h"
 
-static pthread_mutex_t vfile_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* Flags the backing open must not see: O_CREAT and O_EXCL were acted on by the
- * lookup or create before, O_TRUNC is applied by vfile_open itself (the route
+ * lookup or create before, O_TRUNC is carried out by vfile_open itself (the route
  * decides how), and O_APPEND would make Linux pwrite ignore its offset while the
  * kernel already sends the append offset. */
 #define VFILE_STRIP	(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND)
 
-static struct vfile *vfile_get_locked(struct node *n)
+static struct vfile *vfile_new(struct node *n)
 {
-	struct vfile *vf = n->vf;
-
-	if (vf)
-		return vf;
-	vf = calloc(1, sizeof(*vf));
-	if (!vf)
-		return NULL;
+	struct vfile *vf = calloc(1, sizeof(*vf));
 	pthread_rwlockattr_t a;
 
-	/* Writer-preferring: once a switch waits for the gate, new I/O queues behind
-	 * it, so a busy file cannot starve the switch and the pause stays short. */
+	if (!vf)
+		return NULL;
+	/* Writer-preferring: once a pause waits for the gate, new I/O queues behind
+	 * it, so a busy file cannot starve a switch and the pause stays short. */
 	pthread_rwlockattr_init(&a);
 	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&vf->gate, &a);
 	pthread_rwlockattr_destroy(&a);
+	pthread_mutex_init(&vf->hlock, NULL);
 	vf->node = n;
-	n->vf = vf;
 	return vf;
 }
 
-struct vfile *vfile_get(struct node *n)
+static void vfile_free(struct vfile *vf)
 {
-	pthread_mutex_lock(&vfile_lock);
-	struct vfile *vf = vfile_get_locked(n);
-	if (vf)
-		vf->refs++;
-	pthread_mutex_unlock(&vfile_lock);
-	return vf;
-}
-
-struct vfile *vfile_get_existing(struct node *n)
-{
-	pthread_mutex_lock(&vfile_lock);
-	struct vfile *vf = n->vf;
-	if (vf)
-		vf->refs++;
-	pthread_mutex_unlock(&vfile_lock);
-	return vf;
-}
-
-static bool vfile_unref_locked(struct vfile *vf)
-{
-	if (--vf->refs)
-		return false;
-	vf->node->vf = NULL;
-	return true;
-}
-
-static void vfile_free(struct vds *v, struct vfile *vf)
-{
-	struct node *n = vf->node;
-
+	pthread_mutex_destroy(&vf->hlock);
 	pthread_rwlock_destroy(&vf->gate);
 	free(vf);
-	node_forget(&v->nodes, n, 0);	/* frees n if the kernel forgot it meanwhile */
 }
 
-void vfile_put(struct vds *v, struct vfile *vf)
+static struct vfile *ref(struct ns *ns, struct node *n, bool create)
 {
-	pthread_mutex_lock(&vfile_lock);
-	bool dead = vfile_unref_locked(vf);
-	pthread_mutex_unlock(&vfile_lock);
+	struct vfile *vf;
+
+	lk_lock(&ns->nodes.lock, LK_NODES);
+	if (!n->vf && create)
+		n->vf = vfile_new(n);
+	vf = n->vf;
+	if (vf)
+		vf->refs++;
+	lk_unlock(&ns->nodes.lock, LK_NODES);
+	return vf;
+}
+
+struct vfile *vfile_get(struct ns *ns, struct node *n)
+{
+	return ref(ns, n, true);
+}
+
+void vfile_put(struct ns *ns, struct vfile *vf)
+{
+	struct node *n = vf->node;
+	bool dead;
+
+	lk_lock(&ns->nodes.lock, LK_NODES);
+	dead = --vf->refs == 0;
 	if (dead)
-		vfile_free(v, vf);
+		n->vf = NULL;
+	lk_unlock(&ns->nodes.lock, LK_NODES);
+	if (!dead)
+		return;
+	assert(!vf->handles && !vf->route);
+	vfile_free(vf);
+	node_forget(&ns->nodes, n, 0);	/* frees n if the kernel forgot it meanwhile */
 }
 
-void vfile_handles_lock(void)
+/* With the gate held shared: h joins vf's handles. */
+static void add_handle(struct vfile *vf, struct vhandle *h)
 {
-	pthread_mutex_lock(&vfile_lock);
-}
-
-void vfile_handles_unlock(void)
-{
-	pthread_mutex_unlock(&vfile_lock);
-}
-
-/* Caller holds vfile_handles_lock(). */
-void vfile_for_each_handle(struct vfile *vf, void (*fn)(struct vhandle *h, void *arg),
-			   void *arg)
-{
-	for (struct vhandle *h = vf->handles; h; h = h->next)
-		fn(h, arg);
-}
-
-static int attach_locked(struct node *n, int fd, int flags, struct vhandle **out)
-{
-	struct vhandle *h = calloc(1, sizeof(*h));
-	struct vfile *vf = h ? vfile_get_locked(n) : NULL;
-
-	if (!vf) {
-		free(h);
-		return -ENOMEM;
-	}
-	h->fd = fd;
-	h->flags = flags;
-	h->direct = flags & O_DIRECT;
-	vf->refs++;
-	h->vf = vf;
+	lk_lock(&vf->hlock, LK_HANDLES);
 	h->next = vf->handles;
 	vf->handles = h;
-	*out = h;
-	return 0;
+	vf->nhandles++;
+	lk_unlock(&vf->hlock, LK_HANDLES);
 }
 
-int vfile_attach(struct vds *v, struct node *n, int fd, int flags, struct vhandle **out)
+static void remove_handle(struct vfile *vf, struct vhandle *h)
 {
-	(void)v;
-	pthread_mutex_lock(&vfile_lock);
-	int ret = attach_locked(n, fd, flags, out);
-	pthread_mutex_unlock(&vfile_lock);
-	return ret;
+	lk_lock(&vf->hlock, LK_HANDLES);
+	for (struct vhandle **pp = &vf->handles; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			vf->nhandles--;
+			break;
+		}
+	lk_unlock(&vf->hlock, LK_HANDLES);
 }
 
-/* Open a handle on node n. The backing fd is opened under vfile_lock: a migration
- * switch holds it while it moves node->fd and every handle to the destination, so a
- * new handle is either in the list the switch moves or opened after it, on the
- * destination.
- *
- * O_TRUNC is ours to carry out: the kernel leaves the truncation of an open to the
- * filesystem (FUSE's atomic O_TRUNC). The gate is held shared across the open so the
- * route cannot change under it: an idle file is truncated by the backing open itself
- * (which also sets mtime and ctime as the backing filesystem keeps them, even when
- * the size was already 0); a migrating one through its overlay and mirror, as
- * ftruncate would be. The handle remembers the flags without O_TRUNC, since a switch
- * reopens each handle on the destination with them. */
-int vfile_open(struct vds *v, struct node *n, int flags, struct vhandle **out)
+static struct vhandle *new_handle(struct vfile *vf, int fd, int flags)
+{
+	struct vhandle *h = calloc(1, sizeof(*h));
+
+	if (h) {
+		h->vf = vf;
+		h->fd = fd;
+		h->flags = flags;
+		h->direct = flags & O_DIRECT;
+	}
+	return h;
+}
+
+/* The gate is held shared across the open, so the route cannot change under it. */
+int vfile_open(struct ns *ns, struct node *n, int flags, struct vhandle **out)
 {
 	bool trunc = flags & O_TRUNC;
-	struct vfile *vf = vfile_get(n);
+	struct vfile *vf = vfile_get(ns, n);	/* the handle's reference */
+	struct vhandle *h = NULL;
 	char path[32];
-	int fd, ret, bflags;
+	int fd, ret = 0;
 
 	if (!vf)
 		return -ENOMEM;
 	flags = (flags & ~VFILE_STRIP) | O_CLOEXEC;
-	pthread_rwlock_rdlock(&vf->gate);
-	bflags = flags | (trunc && !vf->mig ? O_TRUNC : 0);
-	pthread_mutex_lock(&vfile_lock);
+	lk_rdlock(&vf->gate, LK_GATE);
 	fd_path(n->fd, path);
-	fd = open(path, bflags);
-	ret = fd < 0 ? -errno : attach_locked(n, fd, flags, out);
-	pthread_mutex_unlock(&vfile_lock);
-	if (ret && fd >= 0)
-		close(fd);
-	if (!ret && trunc && vf->mig && (ret = mig_truncate(vf->mig, 0))) {
-		pthread_rwlock_unlock(&vf->gate);
-		vfile_release(v, *out);
-		vfile_put(v, vf);
+	fd = open(path, flags | (trunc && !vf->route ? O_TRUNC : 0));
+	if (fd < 0)
+		ret = -errno;
+	else if (!(h = new_handle(vf, fd, flags)))
+		ret = -ENOMEM;
+	if (!ret && trunc && vf->route)
+		ret = vf->route->truncate(vf->route_arg, 0);
+	if (!ret)
+		add_handle(vf, h);
+	lk_rwunlock(&vf->gate, LK_GATE);
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		free(h);
+		vfile_put(ns, vf);
 		return ret;
 	}
-	pthread_rwlock_unlock(&vf->gate);
-	vfile_put(v, vf);	/* the handle holds its own reference */
+	*out = h;
+	return 0;
+}
+
+int vfile_attach(struct ns *ns, struct node *n, int fd, int flags, struct vhandle **out)
+{
+	struct vfile *vf = vfile_get(ns, n);
+	struct vhandle *h = vf ? new_handle(vf, fd, (flags & ~VFILE_STRIP) | O_CLOEXEC) : NULL;
+
+	if (!h) {
+		if (vf)
+			vfile_put(ns, vf);
+		return -ENOMEM;
+	}
+	lk_rdlock(&vf->gate, LK_GATE);
+	add_handle(vf, h);
+	lk_rwunlock(&vf->gate, LK_GATE);
+	*out = h;
+	return 0;
+}
+
+void vfile_release(struct ns *ns, struct vhandle *h)
+{
+	struct vfile *vf = h->vf;
+
+	lk_rdlock(&vf->gate, LK_GATE);
+	remove_handle(vf, h);
+	lk_rwunlock(&vf->gate, LK_GATE);
+	close(h->fd);
+	free(h);
+	vfile_put(ns, vf);
+}
+
+/* --- I/O ------------------------------------------------------------------------- */
+
+static inline void io_begin(struct vfile *vf)
+{
+	lk_rdlock(&vf->gate, LK_GATE);
+}
+
+static inline void io_end(struct vfile *vf)
+{
+	lk_rwunlock(&vf->gate, LK_GATE);
+}
+
+ssize_t vfile_read(struct vhandle *h, void *buf, size_t len, off_t off)
+{
+	struct vfile *vf = h->vf;
+	ssize_t n;
+
+	io_begin(vf);
+	if (vf->route)
+		n = vf->route->read(vf->route_arg, buf, len, off);
+	else if ((n = pread(h->fd, buf, len, off)) < 0)
+		n = -errno;
+	io_end(vf);
+	return n;
+}
+
+ssize_t vfile_write(struct vhandle *h, const void *buf, size_t len, off_t off)
+{
+	struct vfile *vf = h->vf;
+	ssize_t n;
+	int ret;
+
+	io_begin(vf);
+	if (!vf->route) {
+		n = pwrite_all(h->fd, buf, len, off);
+	} else {
+		n = vf->route->write(vf->route_arg, buf, len, off);
+		if (n > 0 && (h->flags & O_DSYNC) && (ret = vf->route->flush(vf->route_arg, 1)))
+			n = ret;
+	}
+	io_end(vf);
+	return n;
+}
+
+int vfile_fsync(struct vhandle *h, int datasync)
+{
+	struct vfile *vf = h->vf;
+	int ret;
+
+	io_begin(vf);
+	if (vf->route)
+		ret = vf->route->flush(vf->route_arg, datasync);
+	else
+		ret = (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? -errno : 0;
+	io_end(vf);
 	return ret;
 }
 
-void vfile_release(struct vds *v, struct vhandle *h)
+int vfile_fallocate(struct vhandle *h, int mode, off_t off, off_t len)
 {
 	struct vfile *vf = h->vf;
-	bool dead;
+	int ret;
 
-	pthread_mutex_lock(&vfile_lock);
-	for (struct vhandle **pp = &vf->handles; *pp; pp = &(*pp)->next)
-		if (*pp == h) {
-			*pp = h->next;
-			break;
-		}
-	dead = vfile_unref_locked(vf);
-	pthread_mutex_unlock(&vfile_lock);
-	close(h->fd);
-	free(h);
-	if (dead)
-		vfile_free(v, vf);
+	io_begin(vf);
+	if (vf->route)
+		ret = vf->route->fallocate(vf->route_arg, mode, off, len);
+	else
+		ret = fallocate(h->fd, mode, off, len) < 0 ? -errno : 0;
+	io_end(vf);
+	return ret;
 }
 
-/* Hold a file node's backing stable for a metadata operation: a migration switch
- * rebinds node->fd under the gate held exclusive, so with the gate held shared the
- * fd cannot change or be closed underneath. Nodes without a vfile are not migrating. */
-struct vfile *vfile_hold(struct node *n)
+off_t vfile_lseek(struct vhandle *h, off_t off, int whence)
 {
-	struct vfile *vf = vfile_get_existing(n);
+	struct vfile *vf = h->vf;
+	off_t res;
+
+	io_begin(vf);
+	if (vf->route)
+		res = vf->route->lseek(vf->route_arg, off, whence);
+	else if ((res = lseek(h->fd, off, whence)) < 0)
+		res = -errno;
+	io_end(vf);
+	return res;
+}
+
+/* --- metadata calls by node ------------------------------------------------------ */
+
+struct vfile *vfile_hold(struct ns *ns, struct node *n)
+{
+	struct vfile *vf = ref(ns, n, false);
 
 	if (vf)
-		pthread_rwlock_rdlock(&vf->gate);
+		io_begin(vf);
 	return vf;
 }
 
-void vfile_unhold(struct vds *v, struct vfile *vf)
+void vfile_unhold(struct ns *ns, struct vfile *vf)
 {
 	if (!vf)
 		return;
-	pthread_rwlock_unlock(&vf->gate);
-	vfile_put(v, vf);
+	io_end(vf);
+	vfile_put(ns, vf);
 }
 
-/* Daemon teardown: files still open when the mount went away (the kernel sends no
- * release after an unmount) are closed here. */
+int vfile_truncate(struct vfile *vf, struct vhandle *h, struct node *n, off_t size)
+{
+	char path[32];
+
+	if (vf && vf->route)
+		return vf->route->truncate(vf->route_arg, size);
+	if (h)
+		return ftruncate(h->fd, size) < 0 ? -errno : 0;
+	fd_path(n->fd, path);
+	return truncate(path, size) < 0 ? -errno : 0;
+}
+
+bool vfile_routed(const struct vfile *vf)
+{
+	return vf && vf->route;
+}
+
+void vfile_fix_stat(struct vfile *vf, struct stat *st)
+{
+	if (vf->route)
+		vf->route->fix_stat(vf->route_arg, st);
+}
+
+/* --- the route's owner ------------------------------------------------------------- */
+
+void vfile_pause(struct vfile *vf)
+{
+	lk_wrlock(&vf->gate, LK_GATE);
+	vf->paused = true;
+}
+
+void vfile_resume(struct vfile *vf)
+{
+	assert(vf->paused);
+	vf->paused = false;
+	lk_rwunlock(&vf->gate, LK_GATE);
+}
+
+void vfile_set_route(struct vfile *vf, const struct vroute *r, void *arg)
+{
+	assert(vf->paused && lk_held(LK_GATE));
+	vf->route = r;
+	vf->route_arg = arg;
+}
+
+void vfile_drop_route(struct vfile *vf)
+{
+	vf->route = NULL;
+	vf->route_arg = NULL;
+}
+
+int vfile_rebind_prepare(struct vfile *vf, int new_fd, struct vfile_rebind *rb)
+{
+	char p[32];
+	size_t i = 0;
+
+	assert(vf->paused && lk_held(LK_GATE));	/* no handle comes or goes */
+	rb->n = 0;
+	rb->err = 0;
+	rb->failed_at = 0;
+	rb->fds = malloc((vf->nhandles ? vf->nhandles : 1) * sizeof(*rb->fds));
+	if (!rb->fds)
+		return rb->err = -ENOMEM;
+	fd_path(new_fd, p);
+	for (struct vhandle *h = vf->handles; h; h = h->next, i++) {
+		int fd = open(p, h->flags);
+
+		if (fd < 0) {
+			rb->err = -errno;
+			rb->failed_at = i;
+			return rb->err;
+		}
+		rb->fds[rb->n++] = fd;
+	}
+	assert(rb->n == vf->nhandles);
+	return 0;
+}
+
+void vfile_rebind_commit(struct ns *ns, struct vfile *vf, struct vfile_rebind *rb, int ds,
+			 int opath_fd, const struct stat *st, int *old_opath)
+{
+	size_t i = 0;
+
+	assert(vf->paused && lk_held(LK_GATE) && !rb->err && rb->n == vf->nhandles);
+	*old_opath = node_rebind_file(&ns->nodes, vf->node, ds, opath_fd, st);
+	for (struct vhandle *h = vf->handles; h; h = h->next, i++) {
+		int old = h->fd;
+
+		h->fd = rb->fds[i];
+		rb->fds[i] = old;	/* h->flags and h->direct stay */
+	}
+}
+
+void vfile_rebind_done(struct vfile_rebind *rb)
+{
+	for (size_t i = 0; i < rb->n; i++)
+		close(rb->fds[i]);
+	free(rb->fds);
+	rb->fds = NULL;
+	rb->n = 0;
+}
+
+/* --- teardown --------------------------------------------------------------------- */
+
 static void teardown_one(struct node *n, void *arg)
 {
 	struct vfile *vf = n->vf;
@@ -233,12 +397,11 @@ static void teardown_one(struct node *n, void *arg)
 		close(h->fd);
 		free(h);
 	}
-	pthread_rwlock_destroy(&vf->gate);
-	free(vf);
+	vfile_free(vf);
 	n->vf = NULL;
 }
 
-void vfile_teardown_all(struct vds *v)
+void vfile_teardown_all(struct ns *ns)
 {
-	node_for_each_file(&v->nodes, teardown_one, NULL);
+	node_for_each_file(&ns->nodes, teardown_one, NULL);
 }

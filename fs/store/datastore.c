@@ -18,16 +18,7 @@
 #include <unistd.h>
 
 #include "datastore.h"
-
-static int fail(char *err, size_t len, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return ret;
-}
+#include "errmsg.h"
 
 /* True if inner is outer or lies below it. Both must be canonical. */
 bool path_within(const char *outer, const char *inner)
@@ -44,18 +35,18 @@ int ds_check_layout(char *const paths[], const char *const names[], int n,
 {
 	for (int i = 0; i < n; i++) {
 		if (path_within(mnt, paths[i]))
-			return fail(err, len, -EINVAL, "datastore %s (%s) is inside the mountpoint %s",
+			return vds_err(err, len, -EINVAL, "datastore %s (%s) is inside the mountpoint %s",
 				    names[i], paths[i], mnt);
 		if (path_within(paths[i], mnt))
-			return fail(err, len, -EINVAL, "mountpoint %s is inside datastore %s (%s)",
+			return vds_err(err, len, -EINVAL, "mountpoint %s is inside datastore %s (%s)",
 				    mnt, names[i], paths[i]);
 		for (int j = 0; j < n; j++) {
 			if (i == j || !path_within(paths[i], paths[j]))
 				continue;
 			if (!strcmp(paths[i], paths[j]))
-				return fail(err, len, -EINVAL, "datastores %s and %s are the same directory %s",
+				return vds_err(err, len, -EINVAL, "datastores %s and %s are the same directory %s",
 					    names[i], names[j], paths[i]);
-			return fail(err, len, -EINVAL, "datastore %s (%s) is inside datastore %s (%s)",
+			return vds_err(err, len, -EINVAL, "datastore %s (%s) is inside datastore %s (%s)",
 				    names[j], paths[j], names[i], paths[i]);
 		}
 	}
@@ -68,10 +59,10 @@ int ds_canonicalize(const char *name, const char *path, char **out, char *err, s
 	char *canon = realpath(path, NULL);
 
 	if (!canon)
-		return fail(err, len, -errno, "datastore %s: %s: %s", name, path, strerror(errno));
+		return vds_err(err, len, -errno, "datastore %s: %s: %s", name, path, strerror(errno));
 	if (stat(canon, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		free(canon);
-		return fail(err, len, -ENOTDIR, "datastore %s: %s is not a directory", name, path);
+		return vds_err(err, len, -ENOTDIR, "datastore %s: %s is not a directory", name, path);
 	}
 	*out = canon;
 	return 0;
@@ -84,13 +75,13 @@ static int ds_lock(struct datastore *ds, char *err, size_t len)
 
 	ds->lock_fd = openat(ds->state_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (ds->lock_fd < 0)
-		return fail(err, len, -errno, "datastore %s: cannot open %s/%s/lock: %s", ds->name,
+		return vds_err(err, len, -errno, "datastore %s: cannot open %s/%s/lock: %s", ds->name,
 			    ds->path, VDS_STATE_DIR, strerror(errno));
 	if (flock(ds->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		n = pread(ds->lock_fd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = 0;
 		pid[strcspn(pid, "\n")] = 0;
-		return fail(err, len, -EBUSY, "datastore %s (%s) is already served by another vdsfs (pid %s)",
+		return vds_err(err, len, -EBUSY, "datastore %s (%s) is already served by another vdsfs (pid %s)",
 			    ds->name, ds->path, n > 0 ? pid : "?");
 	}
 	return 0;
@@ -116,15 +107,15 @@ int ds_open(struct datastore *ds, const char *name, const char *canon, char *err
 	ds->path = strdup(canon);
 	ds->fd = open(canon, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ds->fd < 0 || fstat(ds->fd, &st) < 0)
-		return fail(err, len, -errno, "datastore %s: cannot open %s: %s", name, canon,
+		return vds_err(err, len, -errno, "datastore %s: cannot open %s: %s", name, canon,
 			    strerror(errno));
 	ds->dev = st.st_dev;
 	if (mkdirat(ds->fd, VDS_STATE_DIR, 0700) < 0 && errno != EEXIST)
-		return fail(err, len, -errno, "datastore %s: cannot create %s/%s: %s", name, canon,
+		return vds_err(err, len, -errno, "datastore %s: cannot create %s/%s: %s", name, canon,
 			    VDS_STATE_DIR, strerror(errno));
 	ds->state_fd = openat(ds->fd, VDS_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (ds->state_fd < 0)
-		return fail(err, len, -errno, "datastore %s: %s/%s is not a directory", name, canon,
+		return vds_err(err, len, -errno, "datastore %s: %s/%s is not a directory", name, canon,
 			    VDS_STATE_DIR);
 	int ret = ds_lock(ds, err, len);
 	if (!ret)
@@ -155,4 +146,13 @@ int ds_space(const struct datastore *ds, uint64_t *avail, uint64_t *total)
 	if (total)
 		*total = (uint64_t)sv.f_blocks * sv.f_frsize;
 	return 0;
+}
+
+int ds_still_there(const struct datastore *ds)
+{
+	struct stat a, b;
+
+	if (stat(ds->path, &a) < 0 || fstat(ds->fd, &b) < 0)
+		return -errno;
+	return (a.st_dev == b.st_dev && a.st_ino == b.st_ino) ? 0 : -ENODEV;
 }

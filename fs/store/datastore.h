@@ -34,5 +34,9 @@ int ds_open(struct datastore *ds, const char *name, const char *canon_path, char
 void ds_close(struct datastore *ds);
 void ds_write_pid(struct datastore *ds);
 int ds_space(const struct datastore *ds, uint64_t *avail, uint64_t *total);
+/* 0 if the directory mounted at ds->path is still the one ds->fd opened, else
+ * -ENODEV (or -errno). A datastore unmounted under the daemon, even lazily, still
+ * answers through its fds, but what lands there is lost once they close. */
+int ds_still_there(const struct datastore *ds);
 
 #endif

@@ -5,7 +5,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "opts.h"
+/* Where new files and directories go: the create= mount option. */
+enum vds_create_policy {
+	VDS_CREATE_MFS,		/* most free space (default) */
+	VDS_CREATE_FF,		/* first datastore listed */
+	VDS_CREATE_NAMED,	/* the datastore named in create=NAME */
+};
 
 /* avail[i]: free bytes of datastore i, or UINT64_MAX if unknown. usable[i] false
  * removes a datastore from consideration (statfs failed, ...). Returns an index, or

@@ -1,31 +1,33 @@
 /* libFuzzer target: control requests as they arrive on the socket, one line each,
- * handled by the real dispatcher against a daemon state with no datastores and a
- * live scheduler. Every input must produce one JSON reply and nothing else. */
+ * handled by the real dispatcher against a daemon with no datastores and a live
+ * scheduler. Every input must produce one JSON reply and nothing else. */
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "control.h"
 #include "mig.h"
-#include "vdsfs.h"
+#include "ns.h"
+#include "store.h"
 
-char *control_handle(struct vds *v, const char *line);
+static struct control *ctl;
 
-static struct vds *v;
-
-static struct vds *fuzz_vds(void)
+static struct control *fuzz_control(void)
 {
-	struct vds *d = calloc(1, sizeof(*d));
+	struct store *s = calloc(1, sizeof(*s));
+	struct ns *ns = calloc(1, sizeof(*ns));
+	struct control *c = calloc(1, sizeof(*c));
+	struct migs *g;
 
-	d->create_named = -1;
-	d->ctl_fd = -1;
-	d->next_mig_id = 1;
-	pthread_rwlock_init(&d->ns_lock, NULL);
-	pthread_mutex_init(&d->mig_lock, NULL);
-	node_table_init(&d->nodes);
-	if (mig_init(d))
+	if (!s || !ns || !c)
 		abort();
-	return d;
+	s->create_named = -1;
+	ns_init(ns, s);
+	if (migs_new(s, ns, &g) || migs_start(g))
+		abort();
+	control_init(c, s, g);
+	return c;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -33,11 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *line = malloc(size + 1), *out;
 	json_object *o;
 
-	if (!v)
-		v = fuzz_vds();
+	if (!ctl)
+		ctl = fuzz_control();
 	memcpy(line, data, size);
 	line[size] = 0;
-	out = control_handle(v, line);
+	out = control_handle(ctl, line);
 	o = out ? json_tokener_parse(out) : NULL;
 	if (!o || !json_object_is_type(o, json_type_object))
 		abort();	/* every request gets a JSON object back */
