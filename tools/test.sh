@@ -45,11 +45,11 @@ if setup "$out/asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=fal
   fi
 else fail_setup=$((fail_setup + 1)); fi
 
-step "ThreadSanitizer: concurrent I/O, migrations and faults (tools/tsan.supp says why it is set so)"
+step "ThreadSanitizer, deadlock detection on: concurrent I/O, migrations and faults (tools/tsan.supp)"
 if setup "$out/tsan" -Db_sanitize=thread -Db_lundef=false; then
   tsan=$out/tsan-logs; rm -rf "$tsan"; mkdir -p "$tsan"
-  TSAN_OPTIONS="log_path=$tsan/tsan halt_on_error=0 detect_deadlocks=0 suppressions=$top/tools/tsan.supp" \
-    meson test -C "$out/tsan" --print-errorlogs --suite integration it-migrate it-posix it-faults
+  TSAN_OPTIONS="log_path=$tsan/tsan halt_on_error=0 detect_deadlocks=1 second_deadlock_stack=1 suppressions=$top/tools/tsan.supp" \
+    meson test -C "$out/tsan" --print-errorlogs --suite integration it-migrate it-posix it-faults it-oracle
   if [ -n "$(ls -A "$tsan")" ]; then
     cat "$tsan"/* >&2; fail_setup=$((fail_setup + 1))
   fi
