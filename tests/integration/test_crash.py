@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Crash at every step of a migration (the daemon SIGKILLs itself at a named point,
 VDSFS_TEST_CRASH, fs/mig/testpoint.h), mount again on the same datastores, and check:
-every write flushed before the crash reads back, the migration was finished or
-rolled back as MIGRATION.md says, status reports it as recovered, the file lives on
-exactly one datastore, and nothing is left in .vdsfs/.
+every write flushed before the crash reads back, the migration was resumed,
+finished or rolled back as MIGRATION.md says, status reports it as recovered, the
+file lives on exactly one datastore, and nothing is left in .vdsfs/.
 
 Two writers prove the flushed data survives:
 - qemu-io writes patterns and flushes, before and during the migration;
@@ -19,20 +19,21 @@ import unittest
 from vdsfs_fixture import Ctl, Mount, main, run, state_files, wait_dead
 from test_migrate import MB, make_file, qemu_io
 
-# point -> (hold point for the writes made during the migration, outcome)
-# Up to and including "converged" the journal says the source is authoritative:
-# recovery merges the differencing file back (cancelled). From the committed
-# "switching" record on, the copy is complete: recovery finishes the flip (done).
+# point -> (hold point for the writes made during the migration, outcome, resumed)
+# Copying or converging, the next mount resumes the migration (MIGRATION.md,
+# "Resume"): it goes on from the copy's last checkpoint, or merges and repairs the
+# copy, and switches (done). From the committed "switching" record on, recovery
+# finishes the flip (done). A rollback under way (cancelling) is finished (cancelled).
 POINTS = {
-    "overlay-on": (None, "cancelled"),
-    "mid-copy": ("overlay-on", "cancelled"),
-    "copied": ("overlay-on", "cancelled"),
-    "mid-converge": ("copied", "cancelled"),
-    "converged": ("copied", "cancelled"),
-    "before-flip": ("copied", "done"),
-    "after-flip": ("copied", "done"),
-    "cleanup": ("copied", "done"),
-    "mid-cancel": ("copied", "cancelled"),
+    "overlay-on": (None, "done", True),
+    "mid-copy": ("overlay-on", "done", True),
+    "copied": ("overlay-on", "done", True),
+    "mid-converge": ("copied", "done", True),
+    "converged": ("copied", "done", True),
+    "before-flip": ("copied", "done", False),
+    "after-flip": ("copied", "done", False),
+    "cleanup": ("copied", "done", False),
+    "mid-cancel": ("copied", "cancelled", False),
 }
 
 
@@ -90,7 +91,7 @@ def changed(path, before):
 
 class Crash(unittest.TestCase):
     def crash_at(self, point):
-        hold, outcome = POINTS[point]
+        hold, outcome, resumed = POINTS[point]
         m = Mount(self, n=2)
         make_file(m.backing(0, "vm/disk"), 32)
         env = {"VDSFS_TEST_CRASH": point}
@@ -119,8 +120,9 @@ class Crash(unittest.TestCase):
         fio.reap()
         run(["fusermount3", "-uz", m.mnt], check=False)
         m.start()
-        st = c.one(mid)
+        st = c.wait_phase(mid, "done", "failed", "cancelled")
         self.assertTrue(st["recovered"], st)
+        self.assertEqual(st["resumed"], resumed, st)
         self.assertEqual(st["phase"], outcome, st)
         for pat, rng in patterns:
             qemu_io(img, f"read -P {pat} {rng}")
