@@ -503,10 +503,54 @@ void mig_release_stuck(struct mig *m)
 	m->stuck = false;
 }
 
+bool mig_wait_retry(struct mig *m, unsigned *wait_s)
+{
+	struct migs *g = m->g;
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += *wait_s;
+	migs_lock(g);
+	while (!atomic_load(&m->stopping) &&
+	       pthread_cond_timedwait(&g->retry, &g->lock, &until) != ETIMEDOUT)
+		;
+	migs_unlock(g);
+	*wait_s = *wait_s * 2 > 60 ? 60 : *wait_s * 2;
+	return !atomic_load(&m->stopping);
+}
+
+/* After a rollback the migration is over (its slot is free, its record final), but
+ * a datastore that does not answer (a network datastore gone away) may keep its
+ * copy and journal from being removed: the copy would hold the destination's room,
+ * and its check, until the next mount. So while the daemon runs the removal is
+ * retried, with a growing wait, and status says so meanwhile. */
+static void drop_until_done(struct mig *m, int err)
+{
+	char base[sizeof(m->msg)], line[sizeof(m->msg) + 96];
+	unsigned wait_s = 1;
+
+	migs_lock(m->g);
+	memcpy(base, m->msg, sizeof(base));
+	migs_unlock(m->g);
+	do {
+		snprintf(line, sizeof(line), "%s%s(its state files could not all be removed yet: "
+			 "%s; retrying)", base, base[0] ? " " : "", strerror(-err));
+		line[sizeof(m->msg) - 1] = 0;	/* a long note is cut, not overrun */
+		migs_lock(m->g);
+		memcpy(m->msg, line, sizeof(m->msg));
+		migs_unlock(m->g);
+	} while (mig_wait_retry(m, &wait_s) && (err = mig_drop_files(m, false)));
+	if (!err) {
+		migs_lock(m->g);
+		memcpy(m->msg, base, sizeof(base));
+		migs_unlock(m->g);
+	}
+}
+
 static void mig_run(struct mig *m)
 {
 	bool overlay_on = false, settled = false;
-	int ret;
+	int ret, left;
 
 	/* A resumed migration's route is on since the mount (recover.c). */
 	ret = m->resumed ? 0 : mig_prepare(m);
@@ -519,7 +563,6 @@ static void mig_run(struct mig *m)
 		ret = mig_switch(m, &settled);
 	if (!ret) {
 		uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
-		int left;
 
 		release_io(m, true);
 		left = mig_drop_files(m, !settled);
@@ -561,12 +604,15 @@ static void mig_run(struct mig *m)
 			return;
 		}
 	}
-	release_io(m, false);
+	release_io(m, true);
+	left = mig_drop_files(m, false);
 	/* A cancel with an error recorded (no room left, say) is a failure. */
 	if (ret == -ECANCELED && !m->err)
 		finish(m, MIG_CANCELLED, -ECANCELED);
 	else
 		finish(m, MIG_FAILED, m->err ? m->err : ret);
+	if (left)
+		drop_until_done(m, left);
 }
 
 /* The last thing the thread does is say so: from then on the record may be freed

@@ -165,6 +165,9 @@ int mig_fail(struct mig *m, int err, const char *fmt, ...) __attribute__((format
  * first error, logged with the step that failed. */
 int mig_drop_files(struct mig *m, bool keep_journal);
 void mig_thread_start(struct mig *m);
+/* Wait *wait_s seconds (or until the daemon stops: false) and double it, up to 60:
+ * the pace of a retry. */
+bool mig_wait_retry(struct mig *m, unsigned *wait_s);
 /* Shutdown, no I/O any more: a stuck migration finally lets go of its file. */
 void mig_release_stuck(struct mig *m);
 

@@ -290,11 +290,13 @@ void migs_set_resume(struct migs *g, bool on)
 void migs_shutdown(struct migs *g)
 {
 	migs_lock(g);
-	for (struct mig *m = g->head; m; m = m->next)
-		if (!mig_phase_final(m->phase)) {
-			atomic_store(&m->stopping, true);
+	for (struct mig *m = g->head; m; m = m->next) {
+		if (!mig_phase_final(m->phase))
 			atomic_store(&m->cancel, true);
-		}
+		/* A finished one's thread may still be retrying a cleanup. */
+		if (!mig_phase_final(m->phase) || (m->thread_started && !m->thread_exited))
+			atomic_store(&m->stopping, true);
+	}
 	pthread_cond_broadcast(&g->retry);	/* a switch waiting to retry an unlink */
 	migs_unlock(g);
 	testpoint_wake();
