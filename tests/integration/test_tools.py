@@ -217,6 +217,25 @@ class GlobalFlags(unittest.TestCase):
         self.assertEqual(d.requests, [])
 
 
+class DatastoresNames(unittest.TestCase):
+    """datastores --names: the names alone, one a line, as shell completion reads
+    them; a bad argument is refused before anything is sent."""
+
+    def test_names(self):
+        reply = json.dumps({"ok": True, "datastores": [
+            {"name": "fast", "path": "/srv/a b", "fs": "ext4", "size": 1, "free": 1, "held": 0,
+             "migrations": 0}, {"name": "bulk", "path": "/srv/c", "fs": "xfs", "size": 2,
+                                "free": 1, "held": 1, "migrations": 1}]}) + "\n"
+        d = FakeDaemon(self, reply=reply)
+        p, reqs = d.ctl("datastores", "--names")
+        self.assertEqual((p.stdout, reqs), ("fast\nbulk\n", [{"cmd": "datastores"}]))
+        for args, words in ((["--names", "--json"], ("not both",)),
+                            (["--name"], ("unknown argument '--name'",)), (["x"], ("'x'",))):
+            del d.requests[:]
+            refused(self, [VDSCTL, "-s", d.path, "datastores"] + args, "datastores:", *words)
+            self.assertEqual(d.requests, [])
+
+
 class DatastoreSpecs(unittest.TestCase):
     """vds-copy takes datastores as vdsfs does, joined by ':' or one per argument."""
 

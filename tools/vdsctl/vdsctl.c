@@ -47,7 +47,8 @@ static void usage(FILE *f)
 		"  -V, --version           the version\n"
 		"\n"
 		"commands:\n"
-		"  datastores [--json]                 datastores, space, bytes held, migrations\n"
+		"  datastores [--json | --names]       datastores, space, bytes held, migrations;\n"
+		"                                      --names: only the names, one per line\n"
 		"  where [--json] PATH...              the datastore of each file, its migration\n"
 		"  migrate [--wait] [--parallel N] [--bwlimit RATE] [--space-margin SIZE]\n"
 		"          [--no-space-check] PATH... --to NAME\n"
@@ -223,14 +224,32 @@ static int finish_reply(json_object *rep, bool print)
 	return ok ? 0 : 1;
 }
 
-static int cmd_datastores(struct ctl *c, bool json)
+/* --names prints one name a line and nothing else: what shell completion reads. */
+static int cmd_datastores(struct ctl *c, int argc, char **argv)
 {
-	json_object *rep = simple(c, "datastores"), *arr;
+	json_object *rep, *arr;
 	char a[32], b[32], h[32];
+	bool json = false, names = false;
 
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--names"))
+			names = true;
+		else
+			return die(2, "datastores: unknown argument '%s'", argv[i]);
+	if (json && names)
+		return die(2, "datastores: --json or --names, not both%s", "");
+	rep = simple(c, "datastores");
 	if (!rep || !reply_ok(rep) || json)
 		return finish_reply(rep, json);
 	json_object_object_get_ex(rep, "datastores", &arr);
+	for (size_t i = 0; names && i < json_object_array_length(arr); i++)
+		puts(gets_(json_object_array_get_idx(arr, i), "name"));
+	if (names) {
+		json_object_put(rep);
+		return 0;
+	}
 	printf("%-12s %-8s %10s %10s %10s %5s  %s\n", "NAME", "FS", "SIZE", "FREE", "HELD", "MIGR", "PATH");
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *d = json_object_array_get_idx(arr, i);
@@ -577,7 +596,7 @@ static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
 	int ret;
 
 	if (!strcmp(cmd, "datastores"))
-		return cmd_datastores(c, json);
+		return cmd_datastores(c, argc, argv);
 	if (!strcmp(cmd, "where"))
 		return cmd_where(c, argc - json, argv + json, json);
 	if (!strcmp(cmd, "migrate"))
