@@ -4,10 +4,13 @@
 # Usage: tools/deps.sh [build|test|bench]   (each level includes the ones before it)
 set -eu
 level=${1:-test}
+# scdoc builds the man pages (doc/man); man-db and groff-base render them in tests,
+# bash-completion is the framework the installed vdsctl completion is tested in.
 pkgs="gcc meson ninja-build pkg-config libfuse3-dev fuse3 liburing-dev libjson-c-dev
-      libcriterion-dev python3"
+      libcriterion-dev python3 scdoc"
 case $level in
-  test|bench) pkgs="$pkgs fio qemu-utils clang libclang-rt-14-dev attr e2fsprogs util-linux systemd" ;;
+  test|bench) pkgs="$pkgs fio qemu-utils clang libclang-rt-14-dev attr e2fsprogs util-linux systemd
+                    man-db groff-base bash-completion" ;;
 esac
 # qemu-system-common ships qemu-storage-daemon (qemu-mirror-bench.sh), xfsprogs the
 # large sparse filesystems of scale-bench.sh
