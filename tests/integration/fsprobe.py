@@ -160,18 +160,19 @@ def probe_prealloc(d):
         os.close(fd)
 
 
-def probe_flock(d):
-    """flock between two open file descriptions of one file."""
-    path = os.path.join(d, "flock")
+def probe_lock(d, name, take, conflicts):
+    """take(fd) on two open file descriptions of one file: the second must be
+    refused with one of the errnos in conflicts."""
+    path = os.path.join(d, name)
     open(path, "w").close()
     a, b = os.open(path, os.O_RDWR), os.open(path, os.O_RDWR)
     try:
-        fcntl.flock(a, fcntl.LOCK_EX)
+        take(a)
         try:
-            fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return "no (a second exclusive lock was granted)"
+            take(b)
+            return "no (a conflicting lock was granted)"
         except OSError as e:
-            if e.errno != errno.EWOULDBLOCK:
+            if e.errno not in conflicts:
                 return no(e)
         return "yes"
     except OSError as e:
@@ -179,28 +180,18 @@ def probe_flock(d):
     finally:
         os.close(a)
         os.close(b)
+
+
+def probe_flock(d):
+    return probe_lock(d, "flock", lambda fd: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB),
+                      (errno.EWOULDBLOCK,))
 
 
 def probe_ofd_lock(d):
-    """OFD record locks (what qemu takes on its images) between two descriptions."""
-    path = os.path.join(d, "ofd")
-    open(path, "w").close()
-    a, b = os.open(path, os.O_RDWR), os.open(path, os.O_RDWR)
+    """OFD record locks: what qemu takes on its images."""
     lk = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 100, 0)
-    try:
-        fcntl.fcntl(a, fcntl.F_OFD_SETLK, lk)
-        try:
-            fcntl.fcntl(b, fcntl.F_OFD_SETLK, lk)
-            return "no (a conflicting lock was granted)"
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                return no(e)
-        return "yes"
-    except OSError as e:
-        return no(e)
-    finally:
-        os.close(a)
-        os.close(b)
+    return probe_lock(d, "ofd", lambda fd: fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lk),
+                      (errno.EAGAIN, errno.EACCES))
 
 
 def probe_rename(d, rounds=1000):

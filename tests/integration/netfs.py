@@ -232,25 +232,22 @@ class Sshfs:
                 pass
         return out
 
-    def kill_server(self):
-        """The server goes away: sshd and every session it serves are killed."""
+    def end_server(self, sig):
+        """sshd and every session it serves get sig (sessions first collected)."""
         pids = self.sessions()
-        self.sshd.kill()
+        self.sshd.send_signal(sig)
         self.sshd.wait()
         for p in pids:
             try:
-                os.kill(p, signal.SIGKILL)
+                os.kill(p, sig)
             except ProcessLookupError:
                 pass
+
+    def kill_server(self):
+        """The server goes away: sshd and every session it serves are killed."""
+        self.end_server(signal.SIGKILL)
 
     def stop(self):
         unmount(self.mnt)
         if self.sshd.poll() is None:
-            pids = self.sessions()
-            self.sshd.terminate()
-            self.sshd.wait()
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            self.end_server(signal.SIGTERM)

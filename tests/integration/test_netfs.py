@@ -16,17 +16,14 @@ started and torn down by each test itself (netfs.py).
 - what each filesystem offers a datastore (fsprobe.py), checked against the table
   in README.md.
 """
-import errno
 import os
-import re
-import subprocess
 import unittest
 
 import fsprobe
-from netfs import Gluster, Sshfs, tmpfs, unmount, wait_until
-from test_crash import FioWriter
+from netfs import Gluster, Sshfs, tmpfs, unmount
+from test_crash import crash_mid_migration
 from test_migrate import MB, fio_args, make_file, qemu_io
-from vdsfs_fixture import Ctl, Mount, main, run, state_files, wait_dead
+from vdsfs_fixture import Ctl, Mount, main, run, state_files
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 README = os.path.join(HERE, "..", "..", "README.md")
@@ -187,29 +184,9 @@ class Crash(unittest.TestCase):
         n = NetMount(self, hold="copied", crash=point, names=["local", net])
         make_file(n.m.backing(0, "vm/disk"), 32)
         n.start()
-        m, c, img = n.m, n.c, n.m.path("vm/disk")
-        qemu_io(img, "write -P 0xa1 0 2M", "flush")
-        fio = FioWriter(self, m, img)
-        base = m.backing(0, "vm/disk")
-        before = os.stat(base).st_mtime_ns
-        c.wait(lambda: os.stat(base).st_mtime_ns != before, "fio to write before the migration")
-        mid, = c.migrate(img, "--to", net)
-        c.wait_held(mid, "copied")
-        c.wait(lambda: c.one(mid)["diff_bytes"] > 0, "fio to write into the overlay")
-        qemu_io(img, "write -P 0xb2 10M 1M", "write -P 0xc3 31M 512k", "flush")
-        c.release()
-        wait_dead(m)
-        fio.reap()
-        run(["fusermount3", "-uz", m.mnt], check=False)
-        m.start()
-        st = c.one(mid)
-        self.assertTrue(st["recovered"], st)
-        self.assertEqual(st["phase"], outcome, st)
-        qemu_io(img, "read -P 0xa1 0 2M", "read -P 0xb2 10M 1M", "read -P 0xc3 31M 512k")
-        fio.verify()
-        self.assertEqual(os.stat(img).st_size, 32 * MB)
-        self.assertEqual(m.where("vm/disk"), [n.ds(net if outcome == "done" else "local")])
-        self.assertEqual(state_files(m), [])
+        crash_mid_migration(self, n.m, net, "copied", outcome)
+        self.assertEqual(n.m.where("vm/disk"), [n.ds(net if outcome == "done" else "local")])
+        self.assertEqual(state_files(n.m), [])
 
     def test_gluster_crash_mid_converge_rolls_back(self):
         self.crash("gluster", "mid-converge", "cancelled")
