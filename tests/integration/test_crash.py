@@ -89,6 +89,42 @@ def changed(path, before):
     return os.stat(path).st_mtime_ns != before
 
 
+def crash_mid_migration(case, m, to, hold, outcome, cancel=False, migrate_args=()):
+    """vm/disk on m's first datastore, the daemon started with a VDSFS_TEST_CRASH
+    point (and hold, if given): write with qemu-io and fio, migrate it to `to`, write
+    again while held, let it crash, mount again, and check that recovery ended the
+    migration as outcome and every flushed write reads back. Returns the status."""
+    c = Ctl(m)
+    img = m.path("vm/disk")
+    qemu_io(img, "write -P 0xa1 0 2M", "flush")
+    base = m.backing(0, "vm/disk")
+    before = os.stat(base).st_mtime_ns
+    fio = FioWriter(case, m, img)
+    c.wait(lambda: changed(base, before), "fio to write before the migration")
+    mid, = c.migrate(*migrate_args, img, "--to", to)
+    patterns = [("0xa1", "0 2M")]
+    if hold:
+        c.wait_held(mid, hold)
+        c.wait(lambda: c.one(mid)["diff_bytes"] > 0, "fio to write into the overlay")
+        qemu_io(img, "write -P 0xb2 10M 1M", "write -P 0xc3 31M 512k", "flush")
+        patterns += [("0xb2", "10M 1M"), ("0xc3", "31M 512k")]
+        if cancel:
+            c.run("cancel", str(mid))
+        c.release()
+    wait_dead(m)
+    fio.reap()
+    run(["fusermount3", "-uz", m.mnt], check=False)
+    m.start()
+    st = c.wait_phase(mid, "done", "failed", "cancelled")
+    case.assertTrue(st["recovered"], st)
+    case.assertEqual(st["phase"], outcome, st)
+    for pat, rng in patterns:
+        qemu_io(img, f"read -P {pat} {rng}")
+    fio.verify()
+    case.assertEqual(os.stat(img).st_size, 32 * MB)
+    return st
+
+
 class Crash(unittest.TestCase):
     def crash_at(self, point):
         hold, outcome, resumed = POINTS[point]
@@ -98,36 +134,9 @@ class Crash(unittest.TestCase):
         if hold:
             env["VDSFS_TEST_HOLD"] = hold
         m.start(env=env)
-        c = Ctl(m)
-        img = m.path("vm/disk")
-        qemu_io(img, "write -P 0xa1 0 2M", "flush")
-        base = m.backing(0, "vm/disk")
-        before = os.stat(base).st_mtime_ns
-        fio = FioWriter(self, m, img)
-        c.wait(lambda: changed(base, before), "fio to write before the migration")
-        args = ["--bwlimit", "8M"] if point == "mid-copy" else []
-        mid, = c.migrate(*args, img, "--to", "ds1")
-        patterns = [("0xa1", "0 2M")]
-        if hold:
-            c.wait_held(mid, hold)
-            c.wait(lambda: c.one(mid)["diff_bytes"] > 0, "fio to write into the overlay")
-            qemu_io(img, "write -P 0xb2 10M 1M", "write -P 0xc3 31M 512k", "flush")
-            patterns += [("0xb2", "10M 1M"), ("0xc3", "31M 512k")]
-            if point == "mid-cancel":
-                c.run("cancel", str(mid))
-            c.release()
-        wait_dead(m)
-        fio.reap()
-        run(["fusermount3", "-uz", m.mnt], check=False)
-        m.start()
-        st = c.wait_phase(mid, "done", "failed", "cancelled")
-        self.assertTrue(st["recovered"], st)
+        st = crash_mid_migration(self, m, "ds1", hold, outcome, cancel=point == "mid-cancel",
+                                 migrate_args=["--bwlimit", "8M"] if point == "mid-copy" else [])
         self.assertEqual(st["resumed"], resumed, st)
-        self.assertEqual(st["phase"], outcome, st)
-        for pat, rng in patterns:
-            qemu_io(img, f"read -P {pat} {rng}")
-        fio.verify()
-        self.assertEqual(os.stat(img).st_size, 32 * MB)
         self.assertEqual(m.where("vm/disk"), [1] if outcome == "done" else [0])
         self.assertEqual(state_files(m), [])
 
