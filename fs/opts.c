@@ -102,6 +102,12 @@ static int parse_o_word(struct vds_opts *o, const char *w, char *err, size_t len
 		o->timeout = d;
 		return 0;
 	}
+	if (!strncmp(w, "resume=", 7)) {
+		if (strcmp(w + 7, "on") && strcmp(w + 7, "off"))
+			return vds_err(err, len, -EINVAL, "resume=%s: expected on or off", w + 7);
+		o->no_resume = !strcmp(w + 7, "off");
+		return 0;
+	}
 	if (!strcmp(w, "debug")) {
 		o->debug = true;
 		return 0;
@@ -225,6 +231,9 @@ void opts_usage(const char *argv0)
 	       "                         (default: root and the daemon's user only)\n"
 	       "     threads=N           FUSE worker threads (default %d)\n"
 	       "     timeout=SECONDS     kernel entry/attribute cache time (default %g)\n"
+	       "     resume=on|off       after a crash or an unmount, go on with a migration\n"
+	       "                         that was copying or converging (on, the default),\n"
+	       "                         or roll it back (off)\n"
 	       "     allow_other, default_permissions, ro, fsname=..., and the other\n"
 	       "     FUSE mount options (see mount.fuse3(8))\n"
 	       "  -h, --help         this text\n"

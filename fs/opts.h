@@ -30,6 +30,7 @@ struct vds_opts {
 	char *control_group;	/* group also allowed on the control socket; NULL = none */
 	unsigned threads;	/* FUSE worker threads */
 	double timeout;		/* entry and attribute cache timeout, seconds */
+	bool no_resume;		/* resume=off: recovery rolls back instead */
 	char *fuse_opts;	/* comma list handed to libfuse, never NULL after parse */
 };
 
