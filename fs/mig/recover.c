@@ -319,9 +319,11 @@ static void recover_one(struct migs *g, int ds, const char *file)
 	int src, dst, ret = 0;
 	struct mig *m;
 
-	if (read_small(s->ds[ds].state_fd, file, text, sizeof(text)) || journal_parse(text, &r)) {
-		vds_log(LOG_ERR, "vdsfs: %s/.vdsfs/%s: unreadable migration journal, left as is\n",
-			s->ds[ds].path, file);
+	if (read_small(s->ds[ds].state_fd, file, text, sizeof(text)) ||
+	    (ret = journal_parse(text, &r))) {
+		vds_log(LOG_ERR, "vdsfs: %s/.vdsfs/%s: %s, left as is\n", s->ds[ds].path, file,
+			ret == -EPROTONOSUPPORT ? "migration journal of a version this vdsfs does "
+			"not know (written by a newer one?)" : "unreadable migration journal");
 		return;
 	}
 	src = store_by_name(s, r.src);
