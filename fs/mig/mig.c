@@ -531,7 +531,12 @@ static void finish(struct mig *m, enum mig_phase phase, int status)
 
 void mig_release_stuck(struct mig *m)
 {
-	if (!m->stuck)
+	/* One recovery resumed whose job never ran (the mount failed after recovery,
+	 * or it was still queued at the unmount) routes its file too, with no thread
+	 * to let go of it. */
+	bool never_ran = m->resumed && !m->thread_started && m->vf;
+
+	if (!m->stuck && !never_ran)
 		return;
 	vfile_drop_route(m->vf);
 	release_io(m, true);

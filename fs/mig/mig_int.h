@@ -177,7 +177,8 @@ int mig_merge_pass(struct mig *m, int target, bool cancellable);
 /* Wait *wait_s seconds (or until the daemon stops: false) and double it, up to 60:
  * the pace of a retry. */
 bool mig_wait_retry(struct mig *m, unsigned *wait_s);
-/* Shutdown, no I/O any more: a stuck migration finally lets go of its file. */
+/* Shutdown, no I/O any more: a migration still routing its file lets go of it (a
+ * stuck one, or one recovery resumed whose job never ran); its files stay. */
 void mig_release_stuck(struct mig *m);
 
 /* mig_io.c: the route a migrating file's I/O takes (vfile.h) */
