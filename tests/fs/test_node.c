@@ -346,3 +346,40 @@ Test(node, rebind_keeps_st_ino_and_moves_the_hash_entry)
 	cr_assert_eq(file_nodes(), 0);
 	cr_assert(!fd_is_open(qfd));
 }
+
+/* Unlinked while open: the node is the inode, not the name. I/O and stat by node
+ * go on (nlink 0), a lookup of the name misses it, a new file of that name is
+ * another node, and the last release after the forget frees it. */
+Test(node, unlink_while_open_keeps_the_node_until_forget_and_release)
+{
+	char p[PATH_MAX], buf[8];
+	struct node *n, *n2;
+	struct vhandle *h;
+	struct stat st;
+
+	mkfile(0, "f", p, sizeof(p));
+	cr_assert_eq(ns_entry(fx.ns, root, "f", &n, &st), 0);
+	cr_assert_eq(vfile_open(fx.ns, n, O_RDWR, &h), 0);
+	cr_assert_eq(unlink(p), 0);
+
+	cr_assert_eq(vfile_write(h, "after", 5, 0), 5);
+	cr_assert_eq(vfile_read(h, buf, 5, 0), 5);
+	cr_assert(!memcmp(buf, "after", 5));
+	cr_assert_eq(ns_stat_node(fx.ns, n, &st), 0, "stat by node after the unlink");
+	cr_assert_eq(st.st_nlink, 0);
+	cr_assert_eq(st.st_size, 5);
+	cr_assert_eq(ns_entry(fx.ns, root, "f", &n2, &st), -ENOENT);
+
+	mkfile(0, "f", p, sizeof(p));	/* the name again: another inode */
+	cr_assert_eq(ns_entry(fx.ns, root, "f", &n2, &st), 0);
+	cr_assert_neq(n2, n, "the new file got the unlinked one's node");
+	cr_assert_neq(n2->st_ino, n->st_ino);
+	cr_assert_eq(file_nodes(), 2);
+	node_forget(t, n2, 1);
+
+	node_forget(t, n, 1);
+	cr_assert_eq(file_nodes(), 1, "forgotten while still open: the node went");
+	cr_assert_eq(vfile_read(h, buf, 5, 0), 5);
+	vfile_release(fx.ns, h);
+	cr_assert_eq(file_nodes(), 0, "the last release did not free the unlinked node");
+}

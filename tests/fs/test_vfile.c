@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,4 +499,98 @@ Test(vfile, running_out_of_fds_midway_moves_nothing)
 	close(qfd);
 	for (int i = 0; i < NH; i++)
 		vfile_release(fx.ns, h[i]);
+}
+
+/* --- the gate ------------------------------------------------------------------- */
+
+struct gated {
+	struct vfile *vf;
+	atomic_int calls;
+	atomic_bool gate_free;	/* the gate could be taken exclusive inside a call */
+};
+
+static ssize_t g_read(void *arg, void *buf, size_t len, off_t off)
+{
+	struct gated *g = arg;
+
+	(void)off;
+	if (pthread_rwlock_trywrlock(&g->vf->gate) == 0) {
+		atomic_store(&g->gate_free, true);
+		pthread_rwlock_unlock(&g->vf->gate);
+	}
+	memset(buf, 'G', len);
+	atomic_fetch_add(&g->calls, 1);
+	return (ssize_t)len;
+}
+
+static const struct vroute gated_route = { .read = g_read };
+
+struct reader {
+	struct vhandle *h;
+	atomic_int tid;
+	atomic_bool done;
+	ssize_t ret;
+};
+
+static void *reader(void *arg)
+{
+	struct reader *r = arg;
+	char buf[4];
+
+	atomic_store(&r->tid, (int)gettid());
+	r->ret = vfile_read(r->h, buf, sizeof(buf), 0);
+	atomic_store(&r->done, true);
+	return NULL;
+}
+
+/* The kernel's view of thread tid: 'S' while it sleeps (on the gate, here). */
+static char thread_state(int tid)
+{
+	char p[64], line[256], *close_paren;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/self/task/%d/stat", tid);
+	f = fopen(p, "r");
+	if (!f || !fgets(line, sizeof(line), f)) {
+		if (f)
+			fclose(f);
+		return '?';
+	}
+	fclose(f);
+	close_paren = strrchr(line, ')');
+	return close_paren && close_paren[1] ? close_paren[2] : '?';
+}
+
+/* Route calls run with the gate held shared; a pause holds new I/O back until
+ * resume, and what the I/O then sees is the route set while paused. */
+Test(vfile, a_pause_holds_io_back_and_route_calls_run_under_the_gate)
+{
+	char p[PATH_MAX], buf[4];
+	struct node *n = file_node("f", p, sizeof(p));
+	struct vhandle *h = open_h(n, O_RDONLY);
+	struct gated g1 = { .vf = h->vf }, g2 = { .vf = h->vf };
+	struct reader r = { .h = h };
+	pthread_t t;
+
+	route(h->vf, &gated_route, &g1);
+	cr_assert_eq(vfile_read(h, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(atomic_load(&g1.calls), 1);
+	cr_assert(!atomic_load(&g1.gate_free), "a route call ran without the gate held");
+
+	vfile_pause(h->vf);
+	cr_assert(h->vf->paused);
+	cr_assert_eq(pthread_create(&t, NULL, reader, &r), 0);
+	/* The reader either blocks on the gate (it sleeps) or, with a broken gate,
+	 * finishes through the route of before the pause. */
+	while (!atomic_load(&r.done) && (!atomic_load(&r.tid) || thread_state(atomic_load(&r.tid)) != 'S'))
+		sched_yield();
+	cr_assert(!atomic_load(&r.done), "a read went through while the file was paused");
+	vfile_set_route(h->vf, &gated_route, &g2);
+	vfile_resume(h->vf);
+	pthread_join(t, NULL);
+	cr_assert_eq(r.ret, (ssize_t)sizeof(buf));
+	cr_assert_eq(atomic_load(&g1.calls), 1, "the held read used the old route");
+	cr_assert_eq(atomic_load(&g2.calls), 1);
+	route(h->vf, NULL, NULL);
+	vfile_release(fx.ns, h);
 }
