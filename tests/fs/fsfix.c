@@ -168,6 +168,22 @@ bool fd_is_open(int fd)
 	return fcntl(fd, F_GETFD) != -1;
 }
 
+char thread_state(int tid)
+{
+	char p[64], line[512], *close_paren;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/self/task/%d/stat", tid);
+	f = fopen(p, "r");
+	if (!f)
+		return '?';
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	fclose(f);
+	close_paren = strrchr(line, ')');	/* the name may hold anything, even ')' */
+	return close_paren && close_paren[1] && close_paren[2] ? close_paren[2] : '?';
+}
+
 uint64_t rng_next(uint64_t *s)
 {
 	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);

@@ -58,6 +58,11 @@ int count_fds(void);
 /* True while fd is an open descriptor. */
 bool fd_is_open(int fd);
 
+/* The kernel's view of thread tid of this process: 'S' while it sleeps (blocked on
+ * a lock, say), 'R' while it runs, '?' if it is gone. How a test sees that a thread
+ * waits, without a timeout. */
+char thread_state(int tid);
+
 /* A deterministic pseudo-random stream (splitmix64). */
 uint64_t rng_next(uint64_t *s);
 void rng_fill(uint64_t *s, void *buf, size_t len);

@@ -319,6 +319,132 @@ Test(mig_io, writers_racing_a_rollback_leave_the_base_equal_to_the_overlay, .tim
 	}
 }
 
+/* While copying, a write goes to the differencing file only: the base is frozen
+ * (the copier reads it) and the copy is the copier's. From converge on, it goes to
+ * the copy too, at the same place, and still never to the base. */
+Test(mig_io, a_write_goes_to_the_overlay_and_once_mirroring_to_the_copy_too)
+{
+	struct mfix x;
+	uint8_t buf[10000], back[10000];
+	size_t blen, clen;
+	uint8_t *base0, *copy0, *b, *c;
+
+	mig_up(&x, 4 * MiB, 21, 0);
+	base0 = read_fd(x.m->base_fd, &blen);
+	copy0 = read_fd(x.target, &clen);
+	memset(buf, 0x11, sizeof(buf));
+	cr_assert_eq(mig_route.write(x.m, buf, sizeof(buf), 777), (ssize_t)sizeof(buf));
+	cr_assert_eq(mig_route.read(x.m, back, sizeof(back), 777), (ssize_t)sizeof(back));
+	cr_assert(!memcmp(back, buf, sizeof(buf)));
+	b = read_fd(x.m->base_fd, &blen);
+	c = read_fd(x.target, &clen);
+	cr_assert(!memcmp(b, base0, blen), "a write while copying reached the base");
+	cr_assert(!memcmp(c, copy0, clen), "a write while copying reached the copy");
+	free(b);
+	free(c);
+
+	mirror_on(&x, x.target);
+	memset(buf, 0x22, sizeof(buf));
+	cr_assert_eq(mig_route.write(x.m, buf, sizeof(buf), 3 * MiB - 5000), (ssize_t)sizeof(buf));
+	c = read_fd(x.target, &clen);
+	cr_assert(!memcmp(c + 3 * MiB - 5000, buf, sizeof(buf)), "the mirror missed the write");
+	b = read_fd(x.m->base_fd, &blen);
+	cr_assert(!memcmp(b, base0, blen), "a mirrored write reached the base");
+	free(b);
+	free(c);
+	free(base0);
+	free(copy0);
+	mig_down(&x);
+}
+
+/* Writes that span two regions, and two that span the wrap of the region table
+ * (region 63 and region 64, which is lock 0 again: taken in index order, 0 then
+ * 63), race a pass that merges chunks on both sides of each boundary. The end
+ * state is fixed; a lock order that could deadlock hangs the test until its
+ * timeout. */
+Test(mig_io, writes_across_regions_and_the_wrap_race_the_pass, .timeout = 300)
+{
+	const uint64_t size = (MIG_REGIONS + 2) * MiB;
+	uint64_t runs[NRUNS];
+	uint8_t *buf = malloc(MiB);
+	uint64_t seed = 31;
+	struct mfix x;
+
+	cr_assert_not_null(buf);
+	for (int i = 0; i < NRUNS; i++)	/* each run straddles a boundary */
+		runs[i] = (i < NRUNS / 2 ? (uint64_t)(1 + i) : (uint64_t)MIG_REGIONS - 1 + i % 2) * MiB -
+			  MiB / 2;
+	mig_up(&x, size, 30, 0);
+	for (int i = 0; i < NRUNS; i++) {
+		rng_fill(&seed, buf, MiB);
+		cr_assert_eq(overlay_write(x.m->ov, buf, MiB, runs[i]), (ssize_t)MiB);
+	}
+	free(buf);
+	mirror_on(&x, x.target);
+	race(&x, x.target, size, 32, runs);
+	expect_target_is_overlay(&x, x.target);
+	mig_down(&x);
+}
+
+struct region_writer {
+	struct mig *m;
+	off_t off;
+	size_t len;
+	atomic_int tid;
+	atomic_bool done;
+	ssize_t ret;
+};
+
+static void *region_writer(void *arg)
+{
+	struct region_writer *w = arg;
+	uint8_t *buf = calloc(1, w->len);
+
+	atomic_store(&w->tid, (int)gettid());
+	w->ret = buf ? mig_route.write(w->m, buf, w->len, w->off) : -ENOMEM;
+	free(buf);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* While the merge holds region lock held (as it does over a chunk), a mirrored
+ * write of [off, off+len) that touches that region waits for it: seen asleep, and
+ * done only once the lock is let go. */
+static void expect_write_waits_for(struct mfix *x, off_t off, size_t len, int held)
+{
+	struct region_writer w = { .m = x->m, .off = off, .len = len };
+	pthread_t t;
+
+	lk_rdlock(&x->m->span, LK_REGION);
+	lk_lock(&x->m->region[held], LK_REGION);
+	cr_assert_eq(pthread_create(&t, NULL, region_writer, &w), 0);
+	while (!atomic_load(&w.done) && (!atomic_load(&w.tid) || thread_state(atomic_load(&w.tid)) != 'S'))
+		sched_yield();
+	cr_assert(!atomic_load(&w.done), "a write of [%lld, +%zu) went on while region %d was held",
+		  (long long)off, len, held);
+	lk_unlock(&x->m->region[held], LK_REGION);
+	lk_rwunlock(&x->m->span, LK_REGION);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.ret, (ssize_t)len);
+}
+
+/* Every region a write touches is locked, not just its first: the last one of a
+ * write across a boundary, and across the wrap of the region table (region 64 is
+ * lock 0 again). */
+Test(mig_io, a_write_waits_for_every_region_it_touches)
+{
+	struct mfix x;
+
+	mig_up(&x, (MIG_REGIONS + 2) * MiB, 40, 0);
+	mirror_on(&x, x.target);
+	expect_write_waits_for(&x, (off_t)(MiB - 4096), 8192, 0);	/* its first region */
+	expect_write_waits_for(&x, (off_t)(MiB - 4096), 8192, 1);	/* its second */
+	expect_write_waits_for(&x, (off_t)(3 * MiB - 100), 200 + MiB / 2, 3);
+	expect_write_waits_for(&x, (off_t)(MIG_REGIONS * MiB - 4096), 8192, MIG_REGIONS - 1);
+	expect_write_waits_for(&x, (off_t)(MIG_REGIONS * MiB - 4096), 8192, 0);
+	mig_down(&x);
+}
+
 /* A failed mirror write is the migration's problem, not the writer's: the
  * differencing file holds the data, the first error is kept for the switch. */
 Test(mig_io, a_failed_mirror_write_does_not_fail_the_writer)

@@ -543,24 +543,6 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-/* The kernel's view of thread tid: 'S' while it sleeps (on the gate, here). */
-static char thread_state(int tid)
-{
-	char p[64], line[256], *close_paren;
-	FILE *f;
-
-	snprintf(p, sizeof(p), "/proc/self/task/%d/stat", tid);
-	f = fopen(p, "r");
-	if (!f || !fgets(line, sizeof(line), f)) {
-		if (f)
-			fclose(f);
-		return '?';
-	}
-	fclose(f);
-	close_paren = strrchr(line, ')');
-	return close_paren && close_paren[1] ? close_paren[2] : '?';
-}
-
 /* Route calls run with the gate held shared; a pause holds new I/O back until
  * resume, and what the I/O then sees is the route set while paused. */
 Test(vfile, a_pause_holds_io_back_and_route_calls_run_under_the_gate)
