@@ -107,6 +107,11 @@ void overlay_stats(struct overlay *ov, struct overlay_stats *st)
 	pthread_mutex_unlock(&ov->alloc_lock);
 }
 
+uint32_t overlay_block_size(const struct overlay *ov)
+{
+	return ov->bs;
+}
+
 const char *overlay_state_name(enum overlay_state s)
 {
 	switch (s) {

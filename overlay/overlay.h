@@ -125,6 +125,9 @@ struct overlay_stats {
 	uint64_t free_blocks;	/* of which free for reuse (FORMAT.md "Space") */
 };
 void overlay_stats(struct overlay *ov, struct overlay_stats *st);
+/* The block size, fixed for the overlay's life; unlike overlay_stats, takes no lock
+ * (for a caller on the I/O path that needs block boundaries). */
+uint32_t overlay_block_size(const struct overlay *ov);
 
 /* Iterate changed (DATA or ZERO) extents in offset order.  Start with *cursor = 0;
  * returns 1 and fills *ext, or 0 at the end.  Extents are clamped to the size. */

@@ -33,7 +33,7 @@ static char *journal_text(struct mig *m, enum mig_phase phase, unsigned *gen)
 	char *dup;
 
 	migs_lock(m->g);
-	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "version", json_object_new_int(JOURNAL_VERSION));
 	json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
 	json_object_object_add(o, "path", json_object_new_string(m->path));
 	*gen = m->path_gen;
@@ -131,14 +131,18 @@ static int get_str(json_object *o, const char *key, char *out, size_t len)
 
 int journal_parse(const char *text, struct journal_rec *r)
 {
-	json_object *o = json_tokener_parse(text), *id;
+	json_object *o = json_tokener_parse(text), *id, *v;
 	char phase[16];
 	int ret = -EBADMSG;
 
 	memset(r, 0, sizeof(*r));
 	if (!o)
 		return -EBADMSG;
-	if (json_object_object_get_ex(o, "id", &id) && json_object_is_type(id, json_type_int) &&
+	if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int))
+		;	/* -EBADMSG */
+	else if (json_object_get_int64(v) != JOURNAL_VERSION)
+		ret = -EPROTONOSUPPORT;
+	else if (json_object_object_get_ex(o, "id", &id) && json_object_is_type(id, json_type_int) &&
 	    json_object_get_int64(id) > 0) {
 		r->id = (uint64_t)json_object_get_int64(id);
 		ret = get_str(o, "path", r->path, sizeof(r->path));

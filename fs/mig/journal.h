@@ -45,7 +45,11 @@ int journal_commit(struct mig *m, bool *current);
 int journal_write(struct mig *m, enum mig_phase phase);
 /* Remove the journal (and a staged record), durably. */
 int journal_remove(struct mig *m);
-/* Parse a record: 0, or -EBADMSG for anything that is not a complete one. */
+/* The record's format: "version" in every record since the first. */
+#define JOURNAL_VERSION	1
+/* Parse a record: 0; -EPROTONOSUPPORT for a record of another version (a newer
+ * vdsfs wrote it: what its phases mean is not ours to guess); -EBADMSG for anything
+ * else that is not a complete record. */
 int journal_parse(const char *text, struct journal_rec *r);
 
 #endif

@@ -193,6 +193,44 @@ static int mig_copy(struct mig *m)
 
 /* --- converge: mirror on, then one pass over what the overlay held ----------------- */
 
+#define ZERO_GRAIN	4096u	/* what merge_zeroed punches or writes at a time */
+
+static bool all_zero(const char *p, size_t n)
+{
+	return !n || (!p[0] && !memcmp(p, p + 1, n - 1));
+}
+
+/* A chunk the iterator saw zeroed. Its state is as old as the iterator's scan: a
+ * write may have landed in it since, and been mirrored into target before our lock
+ * was taken, so zeroing the whole chunk would undo it. What it reads as now comes
+ * through the overlay; grains that read as zeros are punched, the rest written. */
+static int merge_zeroed(struct mig *m, int target, uint64_t off, size_t len, char *buf)
+{
+	ssize_t n = overlay_read(m->ov, buf, len, off);
+	int ret = 0;
+
+	if (n < 0)
+		return (int)n;
+	for (size_t i = 0; !ret && i < (size_t)n;) {
+		size_t g = (size_t)n - i < ZERO_GRAIN ? (size_t)n - i : ZERO_GRAIN;
+		bool zero = all_zero(buf + i, g);
+		size_t j = i + g;
+
+		while (j < (size_t)n) {
+			g = (size_t)n - j < ZERO_GRAIN ? (size_t)n - j : ZERO_GRAIN;
+			if (all_zero(buf + j, g) != zero)
+				break;
+			j += g;
+		}
+		if (zero)
+			ret = mig_zero_range(target, (off_t)(off + i), (off_t)(j - i));
+		else if (pwrite(target, buf + i, j - i, (off_t)(off + i)) != (ssize_t)(j - i))
+			ret = errno ? -errno : -EIO;
+		i = j;
+	}
+	return ret;
+}
+
 static int merge_chunk(struct mig *m, int target, const struct overlay_extent *e,
 		       uint64_t off, size_t len, char *buf)
 {
@@ -203,7 +241,7 @@ static int merge_chunk(struct mig *m, int target, const struct overlay_extent *e
 	lk_rdlock(&m->span, LK_REGION);
 	lk_lock(&m->region[ri], LK_REGION);
 	if (e->state == OVERLAY_ZERO) {
-		ret = mig_zero_range(target, off, len);
+		ret = merge_zeroed(m, target, off, len, buf);
 	} else {
 		n = overlay_read(m->ov, buf, len, off);
 		if (n < 0)
@@ -234,7 +272,7 @@ static uint64_t still_to_merge(struct mig *m)
  * differencing file (overlay_log_iter): a file written by scattered 4 KiB writes is
  * read front to back instead of seeking all over it (44 s against 12 s for 4 GiB,
  * FORMAT.md). Blocks that change after the iterator saw them are mirrored. */
-static int merge_pass(struct mig *m, int target, bool cancellable)
+int mig_merge_pass(struct mig *m, int target, bool cancellable)
 {
 	struct overlay_log_iter *it = NULL;
 	struct overlay_extent e;
@@ -374,7 +412,7 @@ static int mig_converge(struct mig *m)
 	if (!ret)
 		ret = mirror_on(m, m->copy_fd);
 	if (!ret)
-		ret = merge_pass(m, m->copy_fd, true);
+		ret = mig_merge_pass(m, m->copy_fd, true);
 	if (!ret && m->resumed && m->resume_phase == MIG_CONVERGING)
 		ret = repair_pass(m);
 	if (!ret && fdatasync(m->copy_fd) < 0)
@@ -405,7 +443,7 @@ static int mig_rollback(struct mig *m)
 	mig_journal(m, MIG_CANCELLING);
 	ret = mirror_on(m, m->base_fd);
 	if (!ret)
-		ret = merge_pass(m, m->base_fd, false);
+		ret = mig_merge_pass(m, m->base_fd, false);
 	if (!ret)
 		ret = atomic_load(&m->mirror_err);
 	vfile_pause(m->vf);
@@ -493,7 +531,12 @@ static void finish(struct mig *m, enum mig_phase phase, int status)
 
 void mig_release_stuck(struct mig *m)
 {
-	if (!m->stuck)
+	/* One recovery resumed whose job never ran (the mount failed after recovery,
+	 * or it was still queued at the unmount) routes its file too, with no thread
+	 * to let go of it. */
+	bool never_ran = m->resumed && !m->thread_started && m->vf;
+
+	if (!m->stuck && !never_ran)
 		return;
 	vfile_drop_route(m->vf);
 	release_io(m, true);

@@ -165,10 +165,20 @@ int mig_fail(struct mig *m, int err, const char *fmt, ...) __attribute__((format
  * first error, logged with the step that failed. */
 int mig_drop_files(struct mig *m, bool keep_journal);
 void mig_thread_start(struct mig *m);
+/* One merge pass of m->ov into target (the copy, or the base to roll back): every
+ * block the overlay holds when the pass reaches it is written to target, each 1 MiB
+ * chunk under its region's lock (mig_io.c). With the mirror into target already on
+ * (m->mirror_fd == target, set while the file's I/O was paused), target equals the
+ * overlay's view when it returns, whatever writes ran meanwhile: that is how
+ * converging converges in one pass. Does not flush target. cancellable: give up
+ * with -ECANCELED at a cancel or shutdown, and check the destination's room as it
+ * goes. 0 or -errno. Called by the migration's thread (and the unit tests). */
+int mig_merge_pass(struct mig *m, int target, bool cancellable);
 /* Wait *wait_s seconds (or until the daemon stops: false) and double it, up to 60:
  * the pace of a retry. */
 bool mig_wait_retry(struct mig *m, unsigned *wait_s);
-/* Shutdown, no I/O any more: a stuck migration finally lets go of its file. */
+/* Shutdown, no I/O any more: a migration still routing its file lets go of it (a
+ * stuck one, or one recovery resumed whose job never ran); its files stay. */
 void mig_release_stuck(struct mig *m);
 
 /* mig_io.c: the route a migrating file's I/O takes (vfile.h) */

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdlib.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,6 +130,44 @@ static int write_exact(int fd, const void *buf, size_t len, off_t off)
 	return n < 0 ? (int)n : (size_t)n == len ? 0 : -EIO;
 }
 
+/* Mirror the block at start as the overlay reads it now (cut at its size). */
+static int mirror_block(struct mig *m, uint64_t start, uint32_t bs)
+{
+	char *blk = malloc(bs);
+	ssize_t n = blk ? overlay_read(m->ov, blk, bs, start) : -ENOMEM;
+	int ret = n < 0 ? (int)n : write_exact(m->mirror_fd, blk, n, start);
+
+	free(blk);
+	return ret;
+}
+
+/* Mirror a write of [off, off+len) the overlay has taken. The target gets whole
+ * blocks: a write into part of a block the overlay held as zeroed makes all of the
+ * block data (zeros around the bytes written), while the target's other bytes of
+ * it may still be the base's, and a merge pass that has gone by does not come back
+ * for the block (its iterator may miss a block whose state changed). So a block
+ * written in part goes to the target as the overlay now reads it. The region locks
+ * held cover it: blocks divide regions. */
+static int mirror_write(struct mig *m, const char *buf, size_t len, off_t off)
+{
+	uint32_t bs = overlay_block_size(m->ov);
+	uint64_t end = (uint64_t)off + len, head = (uint64_t)off & ~(uint64_t)(bs - 1);
+	uint64_t tail = end & ~(uint64_t)(bs - 1);	/* start of a block written in part at the end */
+	uint64_t mid = head == (uint64_t)off ? head : head + bs;	/* first whole block */
+	int ret = 0;
+
+	assert(bs <= 1u << MIG_REGION_SHIFT);
+	if (head + bs >= end && (head != (uint64_t)off || end != tail))
+		return mirror_block(m, head, bs);	/* one block, written in part */
+	if (mid != (uint64_t)off)
+		ret = mirror_block(m, head, bs);
+	if (!ret && tail > mid)
+		ret = write_exact(m->mirror_fd, buf + (mid - off), tail - mid, mid);
+	if (!ret && tail != end)
+		ret = mirror_block(m, tail, bs);
+	return ret;
+}
+
 static ssize_t route_write(void *arg, const void *buf, size_t len, off_t off)
 {
 	struct mig *m = arg;
@@ -136,7 +175,7 @@ static ssize_t route_write(void *arg, const void *buf, size_t len, off_t off)
 	ssize_t n = overlay_write(m->ov, buf, len, off);
 	int ret;
 
-	if (n > 0 && m->mirror_fd >= 0 && (ret = write_exact(m->mirror_fd, buf, n, off)))
+	if (n > 0 && m->mirror_fd >= 0 && (ret = mirror_write(m, buf, n, off)))
 		mirror_failed(m, ret);
 	regions_unlock(m, mask);
 	if (n > 0)

@@ -32,18 +32,42 @@
 #include "overlay.h"
 #include "paths.h"
 
-static int read_small(int dfd, const char *name, char *buf, size_t len)
+/* A record holds a path of up to 4095 bytes, which JSON escapes up to six times
+ * over (a control character is \u0001), two datastore names and a few numbers. */
+#define JOURNAL_MAX	(6 * 4096 + 1024)
+
+/* The whole of a journal file as a string (malloc'd), or -errno: -EFBIG if it is
+ * longer than any record (it would be read cut short). */
+static int read_journal(int dfd, const char *name, char **out)
 {
 	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	ssize_t n;
+	char *buf = malloc(JOURNAL_MAX + 1);
+	size_t have = 0;
+	ssize_t n = 0;
 
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
+	if (fd < 0 || !buf) {
+		n = fd < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	while (have <= JOURNAL_MAX && (n = read(fd, buf + have, JOURNAL_MAX + 1 - have)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			n = -errno;
+			goto out;
+		}
+		have += (size_t)n;
+	}
+	n = have > JOURNAL_MAX ? -EFBIG : 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (n) {
+		free(buf);
+		return (int)n;
+	}
+	buf[have] = 0;
+	*out = buf;
 	return 0;
 }
 
@@ -314,16 +338,22 @@ static void recover_one(struct migs *g, int ds, const char *file)
 {
 	const struct store *s = g->store;
 	struct journal_rec r;
-	char text[8192], why[256] = "";
+	char *text = NULL, why[256] = "";
 	bool gone = false;
 	int src, dst, ret = 0;
 	struct mig *m;
 
-	if (read_small(s->ds[ds].state_fd, file, text, sizeof(text)) || journal_parse(text, &r)) {
-		vds_log(LOG_ERR, "vdsfs: %s/.vdsfs/%s: unreadable migration journal, left as is\n",
-			s->ds[ds].path, file);
+	if ((ret = read_journal(s->ds[ds].state_fd, file, &text)) ||
+	    (ret = journal_parse(text, &r))) {
+		vds_log(LOG_ERR, "vdsfs: %s/.vdsfs/%s: %s, left as is\n", s->ds[ds].path, file,
+			ret == -EPROTONOSUPPORT ? "migration journal of a version this vdsfs does "
+			"not know (written by a newer one?)" : ret == -EBADMSG ?
+			"unreadable migration journal" : strerror(-ret));
+		free(text);
 		return;
 	}
+	free(text);
+	ret = 0;
 	src = store_by_name(s, r.src);
 	dst = store_by_name(s, r.dst);
 	if (src != ds || dst < 0) {
