@@ -91,7 +91,7 @@ static void *keep_writing(void *arg)
 	return NULL;
 }
 
-Test(merge, converging_passes_with_a_concurrent_writer, .timeout = 120)
+Test(merge, converging_passes_with_a_concurrent_writer, .timeout = 600)
 {
 	struct env e;
 	struct writer w = { 0 };
@@ -218,7 +218,7 @@ static void *keep_resizing(void *arg)
 
 /* A pass over a large disk lets resizes in between (it drops io_lock every 256 MiB
  * of 4 KiB blocks) and still ends with a target equal to the overlay. */
-Test(merge, long_pass_lets_resize_in, .timeout = 120)
+Test(merge, long_pass_lets_resize_in, .timeout = 600)
 {
 	struct tdir d;
 	char bp[300], dp[300], cp[300];

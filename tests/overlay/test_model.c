@@ -258,7 +258,7 @@ static void run_seed(uint64_t seed, bool direct)
 	free(tmp);
 }
 
-Test(model, random_ops_many_seeds, .timeout = 240)
+Test(model, random_ops_many_seeds, .timeout = 900)
 {
 	for (uint64_t seed = 1; seed <= SEEDS; seed++)
 		run_seed(seed, false);
@@ -266,7 +266,7 @@ Test(model, random_ops_many_seeds, .timeout = 240)
 
 /* The same with O_DIRECT descriptors: unaligned guest I/O must be bounced and
  * partial writes to data blocks go through aligned read-modify-write. */
-Test(model, random_ops_o_direct, .timeout = 240)
+Test(model, random_ops_o_direct, .timeout = 900)
 {
 	for (uint64_t seed = 1001; seed <= 1000 + SEEDS / 4; seed++)
 		run_seed(seed, true);
