@@ -25,6 +25,7 @@
 #include "mountinfo.h"
 #include "ns.h"
 #include "opts.h"
+#include "service.h"
 #include "store.h"
 #include "vfs.h"
 
@@ -37,6 +38,7 @@ struct vds {
 	struct control ctl;
 	struct vfs vfs;
 	struct fuse_session *se;
+	const char *mnt;		/* the canonical mountpoint */
 	struct ns ns;			/* last: it is large */
 };
 
@@ -151,11 +153,11 @@ static void install_signals(void)
 /* libfuse's log, so that -d and a foreground daemon print where they always did. */
 static void log_to_fuse(int prio, const char *fmt, va_list ap)
 {
-	char line[1024];
+	char line[2560];
 
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vds_log_format(line, sizeof(line), fmt, ap);
 	fuse_log(prio <= LOG_ERR ? FUSE_LOG_ERR : prio == LOG_WARNING ? FUSE_LOG_WARNING :
-		 prio == LOG_NOTICE ? FUSE_LOG_NOTICE : FUSE_LOG_INFO, "%s", line);
+		 prio == LOG_NOTICE ? FUSE_LOG_NOTICE : FUSE_LOG_INFO, "vdsfs: %s\n", line);
 }
 
 /* Threads start here, after daemonizing. Shutdown order: no new requests (unmount,
@@ -176,8 +178,11 @@ static int serve(struct vds *v)
 		fuse_session_unmount(v->se);
 		return 1;
 	}
+	/* Ready: the mount is up, the workers read it, the control socket accepts. */
+	service_ready(v->mnt, v->store.nds, !v->opts.foreground);
 	while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
 		;
+	service_stopping();
 	/* Workers first: fuse_session_unmount closes the fd they read from. Until
 	 * the unmount, requests wait in the kernel; then they fail with ENOTCONN. */
 	fuse_session_exit(v->se);
@@ -265,6 +270,8 @@ int main(int argc, char **argv)
 		ret = migs_recover(v->migs);	/* before anyone can see the files */
 	if (!ret)
 		ret = setup_control(v, mnt, err, sizeof(err));
+	if (!ret)
+		ret = service_protect(v->opts.oom_set, v->opts.oom_score_adj, err, sizeof(err));
 	if (ret) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "recovery failed: %s", strerror(-ret));
@@ -292,6 +299,9 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
+	v->mnt = mnt;
+	if (!v->opts.foreground)
+		service_log_background(mnt);
 	for (int i = 0; i < v->store.nds; i++)
 		ds_write_pid(&v->store.ds[i]);
 	ret = serve(v);
