@@ -21,6 +21,7 @@
 #include "control_path.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "mig.h"
 #include "mountinfo.h"
 #include "ns.h"
@@ -36,6 +37,7 @@ struct vds {
 	struct store store;
 	struct migs *migs;
 	struct control ctl;
+	struct metrics_file metrics;	/* -o metrics=, path NULL if none */
 	struct vfs vfs;
 	struct fuse_session *se;
 	const char *mnt;		/* the canonical mountpoint */
@@ -171,6 +173,8 @@ static int serve(struct vds *v)
 
 	if (!ret)
 		ret = control_start(&v->ctl);
+	if (!ret && v->metrics.path)
+		ret = metrics_file_start(&v->metrics);
 	if (!ret)
 		ret = loop_start(v->se, v->opts.threads, stop_pipe[1], &lp);
 	if (ret) {
@@ -190,6 +194,7 @@ static int serve(struct vds *v)
 	fuse_session_unmount(v->se);
 	control_stop(&v->ctl);
 	migs_shutdown(v->migs);
+	metrics_file_stop(&v->metrics);	/* the last file: every migration stopped */
 	return 0;
 }
 
@@ -222,6 +227,7 @@ static void vds_free(struct vds *v)
 	control_stop(&v->ctl);
 	if (v->migs)
 		migs_shutdown(v->migs);
+	metrics_file_free(&v->metrics);
 	if (v->se)
 		fuse_session_destroy(v->se);
 	migs_free(v->migs);
@@ -270,6 +276,9 @@ int main(int argc, char **argv)
 		ret = migs_recover(v->migs);	/* before anyone can see the files */
 	if (!ret)
 		ret = setup_control(v, mnt, err, sizeof(err));
+	if (!ret && v->opts.metrics)
+		ret = metrics_file_open(&v->metrics, &v->store, v->migs, v->opts.metrics,
+					v->opts.metrics_interval, err, sizeof(err));
 	if (!ret)
 		ret = service_protect(v->opts.oom_set, v->opts.oom_score_adj, err, sizeof(err));
 	if (ret) {
