@@ -65,7 +65,7 @@ static void usage(FILE *f)
 		"  cancel ID                           roll a migration back; the source stays\n"
 		"  events                              the scheduler's event log (JSON)\n"
 		"  metrics                             the daemon's metrics, Prometheus text\n"
-		"                                      (what vdsfs -o metrics=PATH writes)\n"
+		"                                      (the text of vdsfs's metrics= file)\n"
 		"\n"
 		"PATH: relative to the current directory when that is inside the mount, else\n"
 		"to the mount root (vm1/disk1.raw works from anywhere outside); an absolute\n"
