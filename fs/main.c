@@ -279,8 +279,6 @@ int main(int argc, char **argv)
 	if (!ret && v->opts.metrics)
 		ret = metrics_file_open(&v->metrics, &v->store, v->migs, v->opts.metrics,
 					v->opts.metrics_interval, err, sizeof(err));
-	if (!ret)
-		ret = service_protect(v->opts.oom_set, v->opts.oom_score_adj, err, sizeof(err));
 	if (ret) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "recovery failed: %s", strerror(-ret));
@@ -296,6 +294,11 @@ int main(int argc, char **argv)
 	v->se = new_session(v, argv[0]);
 	if (!v->se) {
 		ret = 1;	/* libfuse printed why */
+		goto out;
+	}
+	/* Last before the mount: every refusal of bad input came first, alone. */
+	if (service_protect(v->opts.oom_set, v->opts.oom_score_adj, err, sizeof(err))) {
+		ret = die(err);
 		goto out;
 	}
 	install_signals();
