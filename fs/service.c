@@ -133,17 +133,6 @@ void service_ready(const char *mnt, int nds, bool forked)
 		sd_notifyf(0, "READY=1\nSTATUS=serving %d datastores at %s", nds, mnt);
 }
 
-void service_status(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	sd_notifyf(0, "STATUS=%s", line);
-}
-
 void service_stopping(void)
 {
 	sd_notify(0, "STOPPING=1\nSTATUS=unmounting");

@@ -28,8 +28,6 @@ void service_log_background(const char *mnt);
 /* READY=1 (with MAINPID when we forked away from the process systemd started) and
  * a STATUS= line. */
 void service_ready(const char *mnt, int nds, bool forked);
-/* STATUS= alone (a free-form line for systemctl status). */
-void service_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void service_stopping(void);
 
 #endif
