@@ -193,8 +193,9 @@ static int serve(struct vds *v)
 	loop_stop(lp);
 	fuse_session_unmount(v->se);
 	control_stop(&v->ctl);
+	metrics_file_stop(&v->metrics);	/* it reads the records migs_shutdown frees */
 	migs_shutdown(v->migs);
-	metrics_file_stop(&v->metrics);	/* the last file: every migration stopped */
+	metrics_file_write(&v->metrics);	/* the last file: every migration stopped */
 	return 0;
 }
 
@@ -225,6 +226,7 @@ static int setup_control(struct vds *v, const char *mnt, char *err, size_t len)
 static void vds_free(struct vds *v)
 {
 	control_stop(&v->ctl);
+	metrics_file_stop(&v->metrics);
 	if (v->migs)
 		migs_shutdown(v->migs);
 	metrics_file_free(&v->metrics);

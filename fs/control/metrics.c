@@ -361,9 +361,9 @@ static void *writer(void *arg)
 	struct metrics_file *mf = arg;
 	uint64_t step = (uint64_t)(mf->interval * 1e9);
 	struct timespec until;
-	bool stop = false;
+	bool stop;
 
-	while (!stop) {
+	for (;;) {
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += (time_t)(step / 1000000000u);
 		until.tv_nsec += (long)(step % 1000000000u);
@@ -376,9 +376,10 @@ static void *writer(void *arg)
 			;
 		stop = mf->stopping;
 		lk_unlock(&mf->lock, LK_LEAF);
+		if (stop)
+			return NULL;	/* the last file is metrics_file_write's */
 		note(mf, write_file(mf));
 	}
-	return NULL;
 }
 
 int metrics_file_start(struct metrics_file *mf)
@@ -397,8 +398,14 @@ void metrics_file_stop(struct metrics_file *mf)
 	mf->stopping = true;
 	pthread_cond_signal(&mf->wake);
 	lk_unlock(&mf->lock, LK_LEAF);
-	pthread_join(mf->thread, NULL);	/* its last round wrote the file */
+	pthread_join(mf->thread, NULL);
 	mf->running = false;
+}
+
+void metrics_file_write(struct metrics_file *mf)
+{
+	if (mf->path)
+		note(mf, write_file(mf));
 }
 
 void metrics_file_free(struct metrics_file *mf)

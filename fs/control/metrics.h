@@ -8,8 +8,10 @@
  * a vdsfs_ prefix, base units (bytes, seconds), _total on counters.
  *
  * The file (metrics_file_*) is replaced whole: written to PATH.tmp and renamed
- * over PATH, every interval seconds by a thread of its own, and once more when it
- * stops, so a reader sees the previous text or the next, never half of one.
+ * over PATH, every interval seconds by a thread of its own, and once more at exit
+ * (metrics_file_write), so a reader sees the previous text or the next, never half
+ * of one. The text reads the migration registry: the writer must be stopped
+ * before migs_shutdown frees its records.
  * Locking: mf->lock (LK_LEAF) guards `stopping` alone; no lock is held while the
  * text is made or written.
  */
@@ -46,8 +48,12 @@ int metrics_file_open(struct metrics_file *mf, const struct store *s, struct mig
 		      const char *path, double interval, char *err, size_t len);
 /* Rewrite it every interval (a thread; after daemonizing). */
 int metrics_file_start(struct metrics_file *mf);
-/* Stop the thread, write the file a last time. Idempotent; then free. */
+/* Stop the thread (before migs_shutdown). Idempotent. */
 void metrics_file_stop(struct metrics_file *mf);
+/* Write the file now, from a thread that no migs_shutdown runs beside (the last
+ * file: after it, the registry lists nothing and keeps its totals). No-op without
+ * a path. */
+void metrics_file_write(struct metrics_file *mf);
 void metrics_file_free(struct metrics_file *mf);
 
 #endif
