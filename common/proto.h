@@ -43,6 +43,7 @@ static inline bool mig_phase_final(enum mig_phase p)
 #define CMD_STATUS	"status"
 #define CMD_CANCEL	"cancel"
 #define CMD_EVENTS	"events"
+#define CMD_METRICS	"metrics"
 #define CMD_TEST_RELEASE "test-release"	/* test builds only (fs/mig/testpoint.h) */
 
 /* Keys of requests and replies. */
@@ -100,5 +101,6 @@ static inline bool mig_phase_final(enum mig_phase p)
 #define K_RESUMED_FROM	"resumed_from"
 #define K_RECOPIED	"bytes_recopied"
 #define K_HELD_AT	"held_at"
+#define K_TEXT		"text"
 
 #endif

@@ -21,10 +21,12 @@
 #include "control_path.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "mig.h"
 #include "mountinfo.h"
 #include "ns.h"
 #include "opts.h"
+#include "service.h"
 #include "store.h"
 #include "vfs.h"
 
@@ -35,8 +37,10 @@ struct vds {
 	struct store store;
 	struct migs *migs;
 	struct control ctl;
+	struct metrics_file metrics;	/* -o metrics=, path NULL if none */
 	struct vfs vfs;
 	struct fuse_session *se;
+	const char *mnt;		/* the canonical mountpoint */
 	struct ns ns;			/* last: it is large */
 };
 
@@ -151,11 +155,11 @@ static void install_signals(void)
 /* libfuse's log, so that -d and a foreground daemon print where they always did. */
 static void log_to_fuse(int prio, const char *fmt, va_list ap)
 {
-	char line[1024];
+	char line[2560];
 
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vds_log_format(line, sizeof(line), fmt, ap);
 	fuse_log(prio <= LOG_ERR ? FUSE_LOG_ERR : prio == LOG_WARNING ? FUSE_LOG_WARNING :
-		 prio == LOG_NOTICE ? FUSE_LOG_NOTICE : FUSE_LOG_INFO, "%s", line);
+		 prio == LOG_NOTICE ? FUSE_LOG_NOTICE : FUSE_LOG_INFO, "vdsfs: %s\n", line);
 }
 
 /* Threads start here, after daemonizing. Shutdown order: no new requests (unmount,
@@ -169,6 +173,8 @@ static int serve(struct vds *v)
 
 	if (!ret)
 		ret = control_start(&v->ctl);
+	if (!ret && v->metrics.path)
+		ret = metrics_file_start(&v->metrics);
 	if (!ret)
 		ret = loop_start(v->se, v->opts.threads, stop_pipe[1], &lp);
 	if (ret) {
@@ -176,15 +182,20 @@ static int serve(struct vds *v)
 		fuse_session_unmount(v->se);
 		return 1;
 	}
+	/* Ready: the mount is up, the workers read it, the control socket accepts. */
+	service_ready(v->mnt, v->store.nds, !v->opts.foreground);
 	while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
 		;
+	service_stopping();
 	/* Workers first: fuse_session_unmount closes the fd they read from. Until
 	 * the unmount, requests wait in the kernel; then they fail with ENOTCONN. */
 	fuse_session_exit(v->se);
 	loop_stop(lp);
 	fuse_session_unmount(v->se);
 	control_stop(&v->ctl);
+	metrics_file_stop(&v->metrics);	/* it reads the records migs_shutdown frees */
 	migs_shutdown(v->migs);
+	metrics_file_write(&v->metrics);	/* the last file: every migration stopped */
 	return 0;
 }
 
@@ -215,8 +226,10 @@ static int setup_control(struct vds *v, const char *mnt, char *err, size_t len)
 static void vds_free(struct vds *v)
 {
 	control_stop(&v->ctl);
+	metrics_file_stop(&v->metrics);
 	if (v->migs)
 		migs_shutdown(v->migs);
+	metrics_file_free(&v->metrics);
 	if (v->se)
 		fuse_session_destroy(v->se);
 	migs_free(v->migs);
@@ -265,6 +278,9 @@ int main(int argc, char **argv)
 		ret = migs_recover(v->migs);	/* before anyone can see the files */
 	if (!ret)
 		ret = setup_control(v, mnt, err, sizeof(err));
+	if (!ret && v->opts.metrics)
+		ret = metrics_file_open(&v->metrics, &v->store, v->migs, v->opts.metrics,
+					v->opts.metrics_interval, err, sizeof(err));
 	if (ret) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "recovery failed: %s", strerror(-ret));
@@ -282,6 +298,11 @@ int main(int argc, char **argv)
 		ret = 1;	/* libfuse printed why */
 		goto out;
 	}
+	/* Last before the mount: every refusal of bad input came first, alone. */
+	if (service_protect(v->opts.oom_set, v->opts.oom_score_adj, err, sizeof(err))) {
+		ret = die(err);
+		goto out;
+	}
 	install_signals();
 	if (fuse_session_mount(v->se, mnt)) {
 		ret = die("mount failed");
@@ -292,6 +313,9 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
+	v->mnt = mnt;
+	if (!v->opts.foreground)
+		service_log_background(mnt);
 	for (int i = 0; i < v->store.nds; i++)
 		ds_write_pid(&v->store.ds[i]);
 	ret = serve(v);

@@ -1,13 +1,22 @@
 /* opts.c - parse `vdsfs [options] NAME=PATH[:NAME=PATH...]... MOUNTPOINT`.
  *
- * mount.fuse3 calls us as `vdsfs SOURCE MOUNTPOINT -o OPTS`, so options may come
- * before or after the positional arguments. Our own -o keys are consumed here; fstab
- * bookkeeping words (defaults, nofail, _netdev, x-*, ...) are dropped because they
- * mean nothing to a running filesystem; every other -o word goes to libfuse, which
- * refuses what it does not know. Errors are written to err as one line and returned
- * as -EINVAL: the caller prints them and exits 1 before anything is mounted.
+ * libfuse's fuse_opt_parse() does the walking: it finds the flags, splits -o lists
+ * (a comma inside a value is written "\,"), and hands every word to one callback
+ * (parse_one) with the row of `own` it matched, or as a positional argument, or as
+ * a word nobody here knows. mount.fuse3 calls us as `vdsfs SOURCE MOUNTPOINT -o
+ * OPTS`, so options may come before or after the positional arguments.
+ *
+ * Our own keys are the rows of `own`: its template and the function that checks
+ * its value, so one more option is one row and one small function. Every check is
+ * ours (never a sscanf template of libfuse), so each bad value gets its own line.
+ * fstab bookkeeping words (defaults, nofail, _netdev, x-*, ...) are dropped because
+ * they mean nothing to a running filesystem; every other -o word goes to libfuse's
+ * session, which refuses what it does not know. Errors are written to err as one
+ * line and returned as -EINVAL: the caller prints them and exits 1 before anything
+ * is mounted.
  */
 #include <errno.h>
+#include <fuse_opt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +24,20 @@
 #include "errmsg.h"
 #include "opts.h"
 
-#define DEFAULT_THREADS	12
-#define DEFAULT_TIMEOUT	60.0
+#define DEFAULT_THREADS		12
+#define DEFAULT_TIMEOUT		60.0
+#define DEFAULT_METRICS_INTERVAL 5.0
+
+/* What parse_one works on: the result, the positional arguments seen so far, and
+ * where the first error goes. */
+struct parse_ctx {
+	struct vds_opts *o;
+	char **pos;
+	int npos;
+	char *err;
+	size_t len;
+	int ret;		/* the first error (-errno), 0 if none */
+};
 
 static bool fstab_only(const char *w)
 {
@@ -31,16 +52,26 @@ static bool fstab_only(const char *w)
 	return false;
 }
 
+/* fuse_opts is handed to libfuse's session as one -o list, which fuse_opt_parse()
+ * splits again: a comma or backslash inside a word is escaped as it was given. */
 static int append_fuse_opt(struct vds_opts *o, const char *w)
 {
 	size_t old = strlen(o->fuse_opts), add = strlen(w);
-	char *n = realloc(o->fuse_opts, old + add + 2);
+	char *n;
 
+	for (const char *p = w; *p; p++)
+		add += *p == ',' || *p == '\\';
+	n = realloc(o->fuse_opts, old + add + 2);
 	if (!n)
 		return -ENOMEM;
 	if (old)
 		n[old++] = ',';
-	memcpy(n + old, w, add + 1);
+	for (; *w; w++) {
+		if (*w == ',' || *w == '\\')
+			n[old++] = '\\';
+		n[old++] = *w;
+	}
+	n[old] = 0;
 	o->fuse_opts = n;
 	return 0;
 }
@@ -56,7 +87,16 @@ static int parse_number(const char *v, double min, double max, double *out)
 	return 0;
 }
 
-static int parse_create(struct vds_opts *o, const char *v, char *err, size_t len)
+static int set_str(char **field, const char *v)
+{
+	free(*field);
+	*field = strdup(v);
+	return *field ? 0 : -ENOMEM;
+}
+
+/* --- our own keys: v is what follows the template (all of the word for flags) --- */
+
+static int opt_create(struct vds_opts *o, const char *v, char *err, size_t len)
 {
 	if (!strcmp(v, "mfs"))
 		o->create = VDS_CREATE_MFS;
@@ -70,87 +110,152 @@ static int parse_create(struct vds_opts *o, const char *v, char *err, size_t len
 	return 0;
 }
 
-static int parse_o_word(struct vds_opts *o, const char *w, char *err, size_t len)
+static int opt_control(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	if (v[0] != '/')
+		return vds_err(err, len, -EINVAL, "control=%s: the socket path must be absolute", v);
+	return set_str(&o->control, v);
+}
+
+static int opt_control_group(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	if (!v[0])
+		return vds_err(err, len, -EINVAL, "control_group=: expected a group name or id");
+	return set_str(&o->control_group, v);
+}
+
+static int opt_threads(struct vds_opts *o, const char *v, char *err, size_t len)
 {
 	double d;
 
-	if (!strncmp(w, "create=", 7))
-		return parse_create(o, w + 7, err, len);
-	if (!strncmp(w, "control=", 8)) {
-		if (w[8] != '/')
-			return vds_err(err, len, -EINVAL, "control=%s: the socket path must be absolute", w + 8);
-		free(o->control);
-		o->control = strdup(w + 8);
-		return 0;
-	}
-	if (!strncmp(w, "control_group=", 14)) {
-		if (!w[14])
-			return vds_err(err, len, -EINVAL, "control_group=: expected a group name or id");
-		free(o->control_group);
-		o->control_group = strdup(w + 14);
-		return 0;
-	}
-	if (!strncmp(w, "threads=", 8)) {
-		if (parse_number(w + 8, 1, 256, &d) || d != (unsigned)d)
-			return vds_err(err, len, -EINVAL, "threads=%s: expected a whole number 1-256", w + 8);
-		o->threads = (unsigned)d;
-		return 0;
-	}
-	if (!strncmp(w, "timeout=", 8)) {
-		if (parse_number(w + 8, 0, 86400, &d))
-			return vds_err(err, len, -EINVAL, "timeout=%s: expected seconds, 0-86400", w + 8);
-		o->timeout = d;
-		return 0;
-	}
-	if (!strncmp(w, "resume=", 7)) {
-		if (strcmp(w + 7, "on") && strcmp(w + 7, "off"))
-			return vds_err(err, len, -EINVAL, "resume=%s: expected on or off", w + 7);
-		o->no_resume = !strcmp(w + 7, "off");
-		return 0;
-	}
-	if (!strcmp(w, "debug")) {
-		o->debug = true;
-		return 0;
-	}
-	if (fstab_only(w))
-		return 0;
-	return append_fuse_opt(o, w);
-}
-
-static int parse_o_list(struct vds_opts *o, const char *list, char *err, size_t len)
-{
-	char *copy = strdup(list), *save = NULL, *w;
-	int ret = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	for (w = strtok_r(copy, ",", &save); w && !ret; w = strtok_r(NULL, ",", &save))
-		ret = parse_o_word(o, w, err, len);
-	free(copy);
-	return ret;
-}
-
-static int parse_flag(struct vds_opts *o, int argc, char **argv, int *i, char *err, size_t len)
-{
-	const char *a = argv[*i];
-
-	if (!strcmp(a, "-f"))
-		o->foreground = true;
-	else if (!strcmp(a, "-d"))
-		o->debug = o->foreground = true;
-	else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-		o->help = true;
-	else if (!strcmp(a, "-V") || !strcmp(a, "--version"))
-		o->version = true;
-	else if (!strcmp(a, "-o")) {
-		if (++*i == argc)
-			return vds_err(err, len, -EINVAL, "-o needs an argument");
-		return parse_o_list(o, argv[*i], err, len);
-	} else if (!strncmp(a, "-o", 2))
-		return parse_o_list(o, a + 2, err, len);
-	else
-		return vds_err(err, len, -EINVAL, "unknown option '%s' (see --help)", a);
+	if (parse_number(v, 1, 256, &d) || d != (unsigned)d)
+		return vds_err(err, len, -EINVAL, "threads=%s: expected a whole number 1-256", v);
+	o->threads = (unsigned)d;
 	return 0;
+}
+
+static int opt_timeout(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	if (parse_number(v, 0, 86400, &o->timeout))
+		return vds_err(err, len, -EINVAL, "timeout=%s: expected seconds, 0-86400", v);
+	return 0;
+}
+
+static int opt_resume(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	if (strcmp(v, "on") && strcmp(v, "off"))
+		return vds_err(err, len, -EINVAL, "resume=%s: expected on or off", v);
+	o->no_resume = !strcmp(v, "off");
+	return 0;
+}
+
+static int opt_oom_score_adj(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	double d;
+
+	if (parse_number(v, -1000, 1000, &d) || d != (int)d)
+		return vds_err(err, len, -EINVAL, "oom_score_adj=%s: expected a whole number -1000-1000", v);
+	o->oom_score_adj = (int)d;
+	o->oom_set = true;
+	return 0;
+}
+
+static int opt_metrics(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	if (v[0] != '/')
+		return vds_err(err, len, -EINVAL, "metrics=%s: the file path must be absolute", v);
+	return set_str(&o->metrics, v);
+}
+
+static int opt_metrics_interval(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	if (parse_number(v, 0.1, 3600, &o->metrics_interval))
+		return vds_err(err, len, -EINVAL, "metrics_interval=%s: expected seconds, 0.1-3600", v);
+	return 0;
+}
+
+static int flag_foreground(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	(void)v, (void)err, (void)len;
+	o->foreground = true;
+	return 0;
+}
+
+/* -d is debug in the foreground; -o debug only the debug output. */
+static int flag_debug(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	(void)err, (void)len;
+	o->debug = true;
+	if (v[0] == '-')
+		o->foreground = true;
+	return 0;
+}
+
+static int flag_help(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	(void)v, (void)err, (void)len;
+	o->help = true;
+	return 0;
+}
+
+static int flag_version(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	(void)v, (void)err, (void)len;
+	o->version = true;
+	return 0;
+}
+
+/* One row per key: a template as fuse_opt_parse() matches it ("key=" takes any
+ * value, "-x" is a flag of the command line, a bare word an -o word), and the
+ * function that checks and stores it. */
+static const struct own_opt {
+	const char *templ;
+	int (*fn)(struct vds_opts *o, const char *v, char *err, size_t len);
+} own[] = {
+	{ "create=", opt_create },
+	{ "control=", opt_control },
+	{ "control_group=", opt_control_group },
+	{ "threads=", opt_threads },
+	{ "timeout=", opt_timeout },
+	{ "resume=", opt_resume },
+	{ "oom_score_adj=", opt_oom_score_adj },
+	{ "metrics=", opt_metrics },
+	{ "metrics_interval=", opt_metrics_interval },
+	{ "debug", flag_debug },
+	{ "-f", flag_foreground },
+	{ "-d", flag_debug },
+	{ "-h", flag_help },
+	{ "--help", flag_help },
+	{ "-V", flag_version },
+	{ "--version", flag_version },
+};
+#define NOWN	(sizeof(own) / sizeof(own[0]))
+
+/* fuse_opt_parse()'s callback: 0 (the word is used up, libfuse keeps nothing) or -1
+ * with the reason in ctx->err. */
+static int parse_one(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct parse_ctx *c = data;
+	const char *eq;
+	int ret;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		c->pos[c->npos++] = (char *)arg;
+		return 0;
+	}
+	if (key >= 0 && (size_t)key < NOWN) {
+		eq = strchr(own[key].templ, '=');
+		ret = own[key].fn(c->o, eq ? arg + (eq - own[key].templ) + 1 : arg, c->err, c->len);
+	} else if (arg[0] == '-') {
+		ret = vds_err(c->err, c->len, -EINVAL, "unknown option '%s' (see --help)", arg);
+	} else {
+		ret = fstab_only(arg) ? 0 : append_fuse_opt(c->o, arg);
+	}
+	if (ret == -ENOMEM && !c->err[0])
+		vds_err(c->err, c->len, ret, "out of memory");
+	c->ret = ret;
+	return ret ? -1 : 0;
 }
 
 /* Every positional argument but the last names datastores, joined by ':' or not;
@@ -170,28 +275,47 @@ static int parse_positionals(struct vds_opts *o, char **pos, int npos, char *err
 	return ret;
 }
 
+/* argv through fuse_opt_parse(), with ctx collecting. libfuse reports a -o without
+ * its list itself (on stderr, as it parses); ours is the one line instead. */
+static int walk_argv(struct parse_ctx *c, int argc, char **argv)
+{
+	struct fuse_opt templ[NOWN + 1];
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	int ret;
+
+	if (argc > 1 && !strcmp(argv[argc - 1], "-o"))
+		return vds_err(c->err, c->len, -EINVAL, "-o needs an argument");
+	for (size_t i = 0; i < NOWN; i++)
+		templ[i] = (struct fuse_opt)FUSE_OPT_KEY(own[i].templ, (int)i);
+	templ[NOWN] = (struct fuse_opt)FUSE_OPT_END;
+	ret = fuse_opt_parse(&args, c, templ, parse_one);
+	fuse_opt_free_args(&args);
+	if (ret && !c->ret)	/* libfuse's own failure: out of memory */
+		return vds_err(c->err, c->len, -ENOMEM, "out of memory");
+	return ret ? c->ret : 0;
+}
+
 int opts_parse(struct vds_opts *o, int argc, char **argv, char *err, size_t len)
 {
-	char **pos = calloc((size_t)argc, sizeof(*pos));
-	int npos = 0, ret = 0;
+	struct parse_ctx c = { .o = o, .err = err, .len = len };
+	int ret;
 
 	memset(o, 0, sizeof(*o));
 	o->threads = DEFAULT_THREADS;
 	o->timeout = DEFAULT_TIMEOUT;
+	o->metrics_interval = DEFAULT_METRICS_INTERVAL;
 	o->fuse_opts = calloc(1, 1);
-	if (!o->fuse_opts || !pos) {
-		free(pos);
+	c.pos = calloc((size_t)argc + 1, sizeof(*c.pos));
+	if (!o->fuse_opts || !c.pos) {
+		free(c.pos);
 		return -ENOMEM;
 	}
-	for (int i = 1; i < argc && !ret; i++) {
-		if (argv[i][0] == '-' && argv[i][1])
-			ret = parse_flag(o, argc, argv, &i, err, len);
-		else
-			pos[npos++] = argv[i];
-	}
+	if (len)
+		err[0] = 0;
+	ret = walk_argv(&c, argc, argv);
 	if (!ret && !o->help && !o->version)
-		ret = parse_positionals(o, pos, npos, err, len);
-	free(pos);
+		ret = parse_positionals(o, c.pos, c.npos, err, len);
+	free(c.pos);
 	if (ret || o->help || o->version)
 		return ret;
 	if (o->create == VDS_CREATE_NAMED) {
@@ -209,6 +333,7 @@ void opts_free(struct vds_opts *o)
 	free(o->mountpoint);
 	free(o->control);
 	free(o->control_group);
+	free(o->metrics);
 	free(o->fuse_opts);
 	memset(o, 0, sizeof(*o));
 }
@@ -234,8 +359,14 @@ void opts_usage(const char *argv0)
 	       "     resume=on|off       after a crash or an unmount, go on with a migration\n"
 	       "                         that was copying or converging (on, the default),\n"
 	       "                         or roll it back (off)\n"
+	       "     oom_score_adj=N     the daemon's OOM score adjustment, -1000..1000\n"
+	       "                         (default: -1000 when run as root, else unchanged)\n"
+	       "     metrics=PATH        keep a Prometheus text file at PATH, rewritten\n"
+	       "                         every metrics_interval and at exit\n"
+	       "     metrics_interval=SECONDS  between rewrites of metrics= (default %g)\n"
 	       "     allow_other, default_permissions, ro, fsname=..., and the other\n"
 	       "     FUSE mount options (see mount.fuse3(8))\n"
 	       "  -h, --help         this text\n"
-	       "  -V, --version      version\n", argv0, DEFAULT_THREADS, DEFAULT_TIMEOUT);
+	       "  -V, --version      version\n", argv0, DEFAULT_THREADS, DEFAULT_TIMEOUT,
+	       DEFAULT_METRICS_INTERVAL);
 }

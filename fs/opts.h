@@ -4,6 +4,8 @@
  * mounts nothing, so every bad-input case can be unit-tested and reported before the
  * daemon touches the system. Options meant for libfuse are collected verbatim in
  * fuse_opts and validated by libfuse itself (which knows its own list).
+ * libfuse's fuse_opt_parse() walks argv and splits -o lists; each of our own keys
+ * is one row of a table in opts.c (its template and the function that checks it).
  */
 #ifndef VDS_OPTS_H
 #define VDS_OPTS_H
@@ -31,6 +33,10 @@ struct vds_opts {
 	unsigned threads;	/* FUSE worker threads */
 	double timeout;		/* entry and attribute cache timeout, seconds */
 	bool no_resume;		/* resume=off: recovery rolls back instead */
+	bool oom_set;		/* oom_score_adj= given */
+	int oom_score_adj;	/* its value, -1000..1000 */
+	char *metrics;		/* Prometheus text file to keep current; NULL = none */
+	double metrics_interval;	/* seconds between its rewrites */
 	char *fuse_opts;	/* comma list handed to libfuse, never NULL after parse */
 };
 

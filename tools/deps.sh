@@ -6,12 +6,14 @@
 set -eu
 level=${1:-test}
 # scdoc builds the man pages (doc/man); man-db and groff-base render them in tests,
-# bash-completion is the framework the installed vdsctl completion is tested in.
+# bash-completion is the framework the installed vdsctl completion is tested in;
+# libmount reads mountinfo, libsystemd says READY=1 and writes the journal;
+# it-metrics parses with python3-prometheus-client's text parser (Debian's python3).
 pkgs="gcc meson ninja-build pkg-config libfuse3-dev fuse3 liburing-dev libjson-c-dev
-      libcriterion-dev python3 scdoc"
+      libmount-dev libsystemd-dev libcriterion-dev python3 scdoc"
 case $level in
   test|bench) pkgs="$pkgs fio qemu-utils clang libclang-rt-14-dev attr e2fsprogs util-linux systemd
-                    man-db groff-base bash-completion"
+                    man-db groff-base bash-completion python3-prometheus-client"
     # a real guest (it-guest, it-libvirt): qemu, a busybox initramfs built by the
     # test (cpio, gzip), a static guest program (libc6-dev); libvirt on the mount
     pkgs="$pkgs libc6-dev qemu-system-x86 busybox-static cpio gzip libvirt-daemon-system libvirt-clients"

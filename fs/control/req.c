@@ -5,6 +5,7 @@
  *   {"cmd":"migrate","moves":[{"path":"vm","to":"DS4"},...],"bwlimit":N,"parallel":N,
  *    "space_margin":BYTES (default 64 MiB),"space_check":false (default true)}
  *   {"cmd":"status"[,"id":N]}      {"cmd":"events"}      {"cmd":"cancel","id":N}
+ *   {"cmd":"metrics"}  ->  {"ok":true,"text":"<Prometheus text, metrics.h>"}
  *
  * status and events replies carry "dropped" (finished records no longer listed) and
  * "keep_finished" (how many finished ones are listed at most, MIG_KEEP_FINISHED).
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "metrics.h"
 #include "mig.h"
 #include "mountinfo.h"
 #include "proto.h"
@@ -317,6 +319,19 @@ static char *req_cancel(struct control *c, json_object *req)
 	return finish(ok_reply());
 }
 
+static char *req_metrics(struct control *c)
+{
+	char *text = metrics_text(c->store, c->migs);
+	json_object *o;
+
+	if (!text)
+		return error_reply("out of memory");
+	o = ok_reply();
+	add_str(o, K_TEXT, text);
+	free(text);
+	return finish(o);
+}
+
 char *control_handle(struct control *c, const char *line)
 {
 	json_object *req = json_tokener_parse(line), *jc;
@@ -341,6 +356,8 @@ char *control_handle(struct control *c, const char *line)
 		out = req_cancel(c, req);
 	else if (!strcmp(cmd, CMD_EVENTS))
 		out = req_events(c);
+	else if (!strcmp(cmd, CMD_METRICS))
+		out = req_metrics(c);
 #ifdef VDS_TEST_HOOKS
 	else if (!strcmp(cmd, CMD_TEST_RELEASE)) {
 		mig_test_release(c->migs);

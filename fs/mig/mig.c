@@ -511,15 +511,33 @@ int mig_drop_files(struct mig *m, bool keep_journal)
 	return ret ? drop_failed(m, ret, "removing the journal") : 0;
 }
 
+/* The line that says how m ended; the registry's lock is not held (a log line may
+ * be a write to the journal's socket). */
+static void log_end(enum mig_phase phase, uint64_t copied, uint64_t pause_ns, const char *msg)
+{
+	if (phase == MIG_DONE)
+		vds_log(LOG_NOTICE, "vdsfs: done: %llu bytes copied, I/O paused %.1f ms%s%s\n",
+			(unsigned long long)copied, pause_ns / 1e6, msg[0] ? "; " : "", msg);
+	else
+		vds_log(phase == MIG_CANCELLED ? LOG_NOTICE : LOG_ERR, "vdsfs: %s%s%s\n",
+			mig_phase_name(phase), msg[0] ? ": " : "", msg);
+}
+
 static void finish(struct mig *m, enum mig_phase phase, int status)
 {
 	struct migs *g = m->g;
+	char msg[sizeof(m->msg)];
+	uint64_t copied, pause_ns;
 
 	migs_lock(g);
 	m->phase = phase;
 	m->ended_ns = vds_now_ns(CLOCK_REALTIME);
 	mig_finished_locked(g, m);
+	memcpy(msg, m->msg, sizeof(msg));
+	copied = m->done;
+	pause_ns = m->pause_ns;
 	migs_unlock(g);
+	log_end(phase, copied, pause_ns, msg);
 	if (m->sjob)
 		sched_job_done(m->sjob, status, status ? m->msg : NULL);
 	if (m->stuck)
@@ -663,7 +681,14 @@ static void mig_run(struct mig *m)
 static void *mig_thread(void *arg)
 {
 	struct mig *m = arg;
+	const struct store *s = m->g->store;
+	char path[sizeof(m->path)];
 
+	/* Every line this thread logs names the migration (log.h's scope). */
+	mig_copy_path(m, path, sizeof(path));
+	vds_log_scope_set(&(struct vds_log_scope){ .migration = m->id, .path = path,
+			  .datastore = s->ds[m->src].name, .to = s->ds[m->dst].name });
+	vds_log(LOG_INFO, "vdsfs: started%s\n", m->resumed ? " (resumed)" : "");
 	mig_run(m);
 	migs_lock(m->g);
 	m->thread_exited = true;

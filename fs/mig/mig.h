@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
 #include "proto.h"		/* enum mig_phase */
 
 struct migs;
@@ -133,6 +134,14 @@ bool mig_id_used(struct migs *g, uint64_t id);
 #define MIG_STR(x)		MIG_STR_(x)
 /* What a request for a migration that is no longer listed is told. */
 #define MIG_DROPPED_HINT	" (only the " MIG_STR(MIG_KEEP_FINISHED) " most recently finished are kept)"
+/* Since the mount: migrations registered (queued, and found by recovery), how
+ * many ended each way, how many are active, and the switch pauses (in
+ * vds_pause_buckets). */
+struct mig_totals {
+	uint64_t registered, done, failed, cancelled, active;
+	struct vds_hist_snap pauses;
+};
+void mig_totals(struct migs *g, struct mig_totals *t);
 /* How many active migrations use datastore ds (as source or destination). */
 int mig_active_on(struct migs *g, int ds);
 

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "hist.h"
 #include "lock.h"
 #include "mig.h"
 #include "ns.h"
@@ -135,6 +136,11 @@ struct migs {
 	bool resume;			/* -o resume (default on): recovery resumes */
 	struct mig **pending;		/* resumed at mount, queued by migs_start */
 	size_t npending, pending_cap;
+	/* (L) since the mount, for the metrics: migrations registered, and ended by
+	 * final phase */
+	uint64_t registered;
+	uint64_t ended[MIG_NPHASES];
+	struct vds_hist pauses;		/* switch pauses: atomic, read without the lock */
 };
 
 static inline void migs_lock(struct migs *g)

@@ -334,7 +334,7 @@ static struct mig *record(struct migs *g, const struct journal_rec *r, int src, 
 	return m;
 }
 
-static void recover_one(struct migs *g, int ds, const char *file)
+static void recover_journal(struct migs *g, int ds, const char *file)
 {
 	const struct store *s = g->store;
 	struct journal_rec r;
@@ -356,6 +356,9 @@ static void recover_one(struct migs *g, int ds, const char *file)
 	ret = 0;
 	src = store_by_name(s, r.src);
 	dst = store_by_name(s, r.dst);
+	if (src == ds && dst >= 0)
+		vds_log_scope_set(&(struct vds_log_scope){ .migration = r.id, .path = r.path,
+				  .datastore = s->ds[src].name, .to = s->ds[dst].name });
 	if (src != ds || dst < 0) {
 		vds_log(LOG_ERR, "vdsfs: %s/.vdsfs/%s: names datastore %s, which is not mounted; "
 			"left as is\n", s->ds[ds].path, file, src != ds ? r.src : r.dst);
@@ -376,8 +379,7 @@ static void recover_one(struct migs *g, int ds, const char *file)
 				 ret ? strerror(-ret) : "");
 	} else if ((r.phase == MIG_COPYING || r.phase == MIG_CONVERGING) && g->resume &&
 		   !(ret = resume(m, r.phase, why, sizeof(why)))) {
-		vds_log(LOG_NOTICE, "vdsfs: migration %llu of %s: resumed after a crash (was %s)\n",
-			(unsigned long long)r.id, m->path, mig_phase_name(r.phase));
+		vds_log(LOG_NOTICE, "vdsfs: resumed after a crash (was %s)\n", mig_phase_name(r.phase));
 		snprintf(m->msg, sizeof(m->msg), "resumed after a crash (was %s)",
 			 mig_phase_name(r.phase));
 		return;	/* queued when the scheduler starts; its journal stays */
@@ -404,11 +406,19 @@ static void recover_one(struct migs *g, int ds, const char *file)
 	migs_lock(g);
 	mig_finished_locked(g, m);
 	migs_unlock(g);
-	vds_log(ret ? LOG_ERR : LOG_NOTICE, "vdsfs: migration %llu of %s: %s\n",
-		(unsigned long long)r.id, r.path, m->msg);
+	vds_log(ret ? LOG_ERR : LOG_NOTICE, "vdsfs: %s\n", m->msg);
 	if (!ret && mig_drop_files(m, false))
 		snprintf(m->msg + strlen(m->msg), sizeof(m->msg) - strlen(m->msg),
 			 "; its leftovers could not all be removed (see the log)");
+}
+
+/* Every line about one journal names its datastore, and its migration once the
+ * journal is read. */
+static void recover_one(struct migs *g, int ds, const char *file)
+{
+	vds_log_scope_set(&(struct vds_log_scope){ .datastore = g->store->ds[ds].name });
+	recover_journal(g, ds, file);
+	vds_log_scope_set(NULL);
 }
 
 int migs_recover(struct migs *g)

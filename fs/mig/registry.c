@@ -56,6 +56,20 @@ uint64_t mig_of_path(struct migs *g, const char *path)
 	return id;
 }
 
+void mig_totals(struct migs *g, struct mig_totals *t)
+{
+	migs_lock(g);
+	t->registered = g->registered;
+	t->done = g->ended[MIG_DONE];
+	t->failed = g->ended[MIG_FAILED];
+	t->cancelled = g->ended[MIG_CANCELLED];
+	t->active = 0;
+	for (struct mig *m = g->head; m; m = m->next)
+		t->active += !mig_phase_final(m->phase);
+	migs_unlock(g);
+	vds_hist_read(&g->pauses, &vds_pause_buckets, &t->pauses);
+}
+
 int mig_active_on(struct migs *g, int ds)
 {
 	int n = 0;
@@ -359,6 +373,7 @@ void mig_free(struct mig *m)
 
 void mig_register_locked(struct migs *g, struct mig *m)
 {
+	g->registered++;
 	m->prev = g->tail;
 	if (g->tail)
 		g->tail->next = m;
@@ -386,6 +401,10 @@ void mig_finished_locked(struct migs *g, struct mig *m)
 {
 	struct mig *old;
 
+	g->ended[m->phase]++;
+	/* A switch finished by recovery at mount paused nobody: no pause to count. */
+	if (m->phase == MIG_DONE && m->pause_ns)
+		vds_hist_observe(&g->pauses, &vds_pause_buckets, m->pause_ns);
 	if (m->stuck)
 		return;
 	if (g->done_tail)

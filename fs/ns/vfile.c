@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "iostat.h"
 #include "lock.h"
 #include "ns.h"
 #include "paths.h"
@@ -32,6 +34,7 @@ static struct vfile *vfile_new(struct ns *ns, struct node *n)
 	pthread_mutex_init(&vf->hlock, NULL);
 	vf->node = n;
 	vf->store = ns->store;
+	vf->io = ns->store->io;
 	return vf;
 }
 
@@ -184,14 +187,20 @@ static inline void io_begin(struct vfile *vf)
 	lk_rdlock(&vf->gate, LK_GATE);
 }
 
-static inline void io_end(struct vfile *vf)
+/* Ends the request that io_begin began and returns the file's datastore, read
+ * while the gate still keeps it from changing. */
+static inline int io_end(struct vfile *vf)
 {
+	int ds = vf->node->ds;
+
 	lk_rwunlock(&vf->gate, LK_GATE);
+	return ds;
 }
 
 ssize_t vfile_read(struct vhandle *h, void *buf, size_t len, off_t off)
 {
 	struct vfile *vf = h->vf;
+	uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
 	ssize_t n;
 
 	io_begin(vf);
@@ -199,13 +208,14 @@ ssize_t vfile_read(struct vhandle *h, void *buf, size_t len, off_t off)
 		n = vf->route->read(vf->route_arg, buf, len, off);
 	else if ((n = pread(h->fd, buf, len, off)) < 0)
 		n = -errno;
-	io_end(vf);
+	ds_io_note(&vf->io[io_end(vf)], DS_READ, n, t0);
 	return n;
 }
 
 ssize_t vfile_write(struct vhandle *h, const void *buf, size_t len, off_t off)
 {
 	struct vfile *vf = h->vf;
+	uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
 	ssize_t n;
 	int ret;
 
@@ -217,13 +227,14 @@ ssize_t vfile_write(struct vhandle *h, const void *buf, size_t len, off_t off)
 		if (n > 0 && (h->flags & O_DSYNC) && (ret = vf->route->flush(vf->route_arg, 1)))
 			n = ret;
 	}
-	io_end(vf);
+	ds_io_note(&vf->io[io_end(vf)], DS_WRITE, n, t0);
 	return n;
 }
 
 int vfile_fsync(struct vhandle *h, int datasync)
 {
 	struct vfile *vf = h->vf;
+	uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
 	int ret;
 
 	io_begin(vf);
@@ -231,7 +242,7 @@ int vfile_fsync(struct vhandle *h, int datasync)
 		ret = vf->route->flush(vf->route_arg, datasync);
 	else
 		ret = (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? -errno : 0;
-	io_end(vf);
+	ds_io_note(&vf->io[io_end(vf)], DS_FLUSH, ret, t0);
 	return ret;
 }
 

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+struct ds_iostat;
 struct ns;
 struct node;
 
@@ -67,6 +68,7 @@ struct vfile {
 	/* NULL: passthrough. Written only while paused, read under the gate. */
 	const struct vroute *route;
 	void *route_arg;
+	struct ds_iostat *io;		/* the store's, one per datastore (iostat.h) */
 };
 
 /* --- handles (the FUSE layer's open, create, release) ---------------------------- */
@@ -82,6 +84,7 @@ void vfile_release(struct ns *ns, struct vhandle *h);
 
 /* --- I/O: passthrough or the route, one call each -------------------------------- */
 
+/* Reads, writes and flushes are counted on the file's datastore (store/iostat.h). */
 ssize_t vfile_read(struct vhandle *h, void *buf, size_t len, off_t off);
 /* Writes all of buf or fails. A routed write through a handle opened O_DSYNC or
  * O_SYNC is flushed before it returns: the kernel sends no FSYNC after a

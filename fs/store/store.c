@@ -29,9 +29,11 @@ int store_pick(const struct store *s)
 	return placement_pick(s->create, s->create_named, avail, usable, s->nds);
 }
 
-static uint64_t held_below(int dfd, bool top)
+/* Its own open of the directory, never a dup of dfd: a dup shares the directory's
+ * offset, so a second walk (or two at once) would find it already read to the end. */
+static uint64_t held_below(int dfd, bool top, uint64_t *files)
 {
-	int fd = dup(dfd);
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	uint64_t sum = 0;
@@ -52,20 +54,29 @@ static uint64_t held_below(int dfd, bool top)
 			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 			if (sub >= 0) {
-				sum += held_below(sub, false);
+				sum += held_below(sub, false, files);
 				close(sub);
 			}
 		} else if (S_ISREG(st.st_mode)) {
 			sum += (uint64_t)st.st_blocks * 512;
+			(*files)++;
 		}
 	}
 	closedir(d);
 	return sum;
 }
 
+uint64_t store_usage(const struct datastore *d, uint64_t *files)
+{
+	*files = 0;
+	return held_below(d->fd, true, files);
+}
+
 uint64_t store_held_bytes(const struct datastore *d)
 {
-	return held_below(d->fd, true);
+	uint64_t files;
+
+	return store_usage(d, &files);
 }
 
 void store_close(struct store *s)

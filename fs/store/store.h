@@ -14,6 +14,7 @@
 
 #include "datastore.h"
 #include "dsspec.h"		/* VDS_MAX_DS */
+#include "iostat.h"
 #include "placement.h"
 
 struct store {
@@ -22,6 +23,7 @@ struct store {
 	enum vds_create_policy create;
 	int create_named;	/* index for create=NAME, else -1 */
 	bool root;		/* running as root: new objects get their creator as owner */
+	struct ds_iostat io[VDS_MAX_DS];	/* lock-free counters (iostat.h) */
 };
 
 /* Datastore i as a bit of a set (uint64_t: VDS_MAX_DS is 64). */
@@ -37,6 +39,9 @@ int store_pick(const struct store *s);
 /* Bytes allocated to regular files on datastore d, its .vdsfs/ excluded. Walks the
  * whole tree (no depth limit: the walk holds one fd per level it is in). */
 uint64_t store_held_bytes(const struct datastore *d);
+/* The same walk, also counting the regular files (*files; a hard link counts once
+ * per name). */
+uint64_t store_usage(const struct datastore *d, uint64_t *files);
 
 /* Close every datastore (their locks go with them). */
 void store_close(struct store *s);

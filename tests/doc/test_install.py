@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """`meson install --destdir` into a temporary folder, as any user: the programs, the
-four man pages and vdsctl's bash completion land where the system looks for them.
+four man pages, the example systemd unit and vdsctl's bash completion land where the
+system looks for them, and `systemd-analyze verify` passes on the unit.
 `man -M` then finds each page by name, as `man vdsfs` does after a real install,
 and bash-completion's own loader, pointed at the folder through XDG_DATA_DIRS,
 loads the installed completion for vdsctl and completes with it."""
@@ -33,6 +34,9 @@ class Install(unittest.TestCase):
         o = {x["name"]: x["value"] for x in opts}
         root = cls.dest + o["prefix"]
         cls.dirs = {k: os.path.join(root, o[k]) for k in ("bindir", "sbindir", "mandir", "datadir")}
+        cls.prefix = o["prefix"]
+        cls.sbindir = o["sbindir"]
+        cls.unitdir = cls.dest + (o["systemdunitdir"] or os.path.join(o["prefix"], "lib", "systemd", "system"))
 
     @classmethod
     def tearDownClass(cls):
@@ -54,6 +58,29 @@ class Install(unittest.TestCase):
                     env=dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80"))
             self.assertIn(f"{name}({section})", p.stdout.splitlines()[0])
             self.assertIn("NAME", p.stdout)
+
+    def test_systemd_unit_verifies(self):
+        unit = os.path.join(self.unitdir, "vdsfs@.service")
+        self.assertTrue(os.path.isfile(unit), unit)
+        with open(unit) as f:
+            text = f.read()
+        exe = os.path.join(self.prefix, self.sbindir, "vdsfs")
+        self.assertIn(f"ExecStart={exe} -f ", text)
+        self.assertIn("Type=notify", text)
+        self.assertIn("OOMScoreAdjust=-1000", text)
+        if not shutil.which("systemd-analyze"):
+            self.skipTest("systemd is not installed")
+        # An instance of the template, as systemctl would load it; ExecStart points
+        # into the destdir (where the program really is), and man finds the pages
+        # that Documentation= names in the installed mandir.
+        d = tempfile.mkdtemp(dir=self.dest)
+        inst = os.path.join(d, "vdsfs@srv-vm.service")
+        with open(inst, "w") as f:
+            f.write(text.replace(f"ExecStart={exe}", f"ExecStart={self.dirs['sbindir']}/vdsfs"))
+        p = subprocess.run(["systemd-analyze", "verify", inst], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True,
+                           env=dict(os.environ, MANPATH=self.dirs["mandir"], SYSTEMD_LOG_LEVEL="notice"))
+        self.assertEqual((p.returncode, p.stdout), (0, ""), "systemd-analyze verify")
 
     def test_bash_completion_loads_the_installed_completion(self):
         comp = os.path.join(self.dirs["datadir"], "bash-completion", "completions", "vdsctl")

@@ -11,6 +11,7 @@ static const char table[] =
 	"30 22 0:25 / /tmp rw shared:2 - tmpfs tmpfs rw\n"
 	"41 30 0:40 / /tmp/vm\\040disks rw,nosuid - fuse.vdsfs vdsfs rw,user_id=0\n"
 	"42 30 0:41 / /tmp/vm rw - xfs /dev/vdb rw\n"
+	"43 30 0:42 / /tmp/tagged rw shared:3 master:1 propagate_from:1 - btrfs /dev/vdc rw\n"
 	"garbage line without separator\n";
 
 static int type_of(const char *path, bool exact, char *type)
@@ -32,6 +33,8 @@ Test(mountinfo, longest_prefix_wins)
 	cr_assert_str_eq(t, "xfs");
 	cr_assert_eq(type_of("/tmp/vmx", false, t), 0);
 	cr_assert_str_eq(t, "tmpfs", "a name prefix is not a path prefix");
+	cr_assert_eq(type_of("/tmp/tagged/x", false, t), 0);
+	cr_assert_str_eq(t, "btrfs", "several optional fields before the separator");
 	cr_assert_eq(type_of("/home", false, t), 0);
 	cr_assert_str_eq(t, "ext4");
 }

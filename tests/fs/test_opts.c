@@ -77,6 +77,31 @@ Test(opts, flags)
 	cr_assert_eq(o.create, VDS_CREATE_FF);
 }
 
+Test(opts, daemon_keys)
+{
+	char *argv[] = { "vdsfs", "a=/x", "/m", "-o",
+			 "oom_score_adj=-500,metrics=/var/lib/node/vdsfs.prom,metrics_interval=0.5,fsname=a\\,b" };
+
+	cr_assert_eq(parse(5, argv), 0, "%s", err);
+	cr_assert(o.oom_set);
+	cr_assert_eq(o.oom_score_adj, -500);
+	cr_assert_str_eq(o.metrics, "/var/lib/node/vdsfs.prom");
+	cr_assert_float_eq(o.metrics_interval, 0.5, 1e-9);
+	/* libfuse's splitter: an escaped comma stays inside its word, and is escaped
+	 * again for the session's own parse */
+	cr_assert_str_eq(o.fuse_opts, "fsname=a\\,b");
+}
+
+Test(opts, daemon_key_defaults)
+{
+	char *argv[] = { "vdsfs", "a=/x", "/m" };
+
+	cr_assert_eq(parse(3, argv), 0, "%s", err);
+	cr_assert_not(o.oom_set);
+	cr_assert_null(o.metrics);
+	cr_assert_float_eq(o.metrics_interval, 5.0, 1e-9);
+}
+
 Test(opts, help_needs_nothing_else)
 {
 	char *argv[] = { "vdsfs", "--help" };
@@ -114,6 +139,10 @@ Test(opts, refused)
 			{ 5, { "vdsfs", "a=/x", "/m", "-o", "timeout=-1" }, "seconds" },
 			{ 5, { "vdsfs", "a=/x", "/m", "-o", "control_group=" }, "group name or id" },
 			{ 4, { "vdsfs", "a=/x", "/m", "-o" }, "needs an argument" },
+			{ 5, { "vdsfs", "a=/x", "/m", "-o", "oom_score_adj=-1001" }, "-1000-1000" },
+			{ 5, { "vdsfs", "a=/x", "/m", "-o", "oom_score_adj=1.5" }, "whole number" },
+			{ 5, { "vdsfs", "a=/x", "/m", "-o", "metrics=rel.prom" }, "must be absolute" },
+			{ 5, { "vdsfs", "a=/x", "/m", "-o", "metrics_interval=0" }, "0.1-3600" },
 		};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct bad *c = &cases[i];

@@ -148,6 +148,15 @@ class ReadmeExamples(unittest.TestCase):
         want = [f"{self.rel(m, a)}\tfast" for a in args if not a.startswith("--")]
         self.assertEqual(out.splitlines(), want)
 
+    def check_metrics(self, m, c, args, out, mid):
+        """The datastores the README names, with the files the test put there
+        (tests/integration/test_metrics.py parses the text with a real parser)."""
+        samples = dict(l.rsplit(" ", 1) for l in out.splitlines() if l and not l.startswith("#"))
+        for i, name in enumerate(NAMES):
+            self.assertEqual(samples[f'vdsfs_datastore_files{{datastore="{name}"}}'],
+                             str(len(FILES) if i == 0 else 0))
+        self.assertEqual(samples['vdsfs_datastore_held_bytes{datastore="fast"}'], str(2 << 20))
+
 
 class PathRule(unittest.TestCase):
     """The rule beyond the README's lines: from a folder inside the mount paths are

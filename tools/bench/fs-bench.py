@@ -11,9 +11,12 @@ cell is the median of --runs runs. Prints MiB/s, IOPS, p50 and p99 completion la
 for every row and the ratios vdsfs/native and vdsfs/mergerfs.
 A target that fails a job (mergerfs 2.33 refuses O_DIRECT writes with EINVAL) is
 shown as FAIL with its error, not dropped.
+--base PATH adds another vdsfs binary (say, a build of the commit before a change)
+as the target "base", on a datastore of its own holding the same file on the same
+backing (a datastore belongs to one vdsfs at a time), and the ratio vdsfs/base.
 
 Usage: tools/bench/fs-bench.py [--runtime S] [--runs N] [--size 1g] [--backing tmpfs,ext4]
-       [--build DIR | --vdsfs PATH] [--jobs seqwrite,seqread,...] [--vdsfs-opts O]
+       [--build DIR | --vdsfs PATH] [--base PATH] [--jobs seqwrite,seqread,...] [--vdsfs-opts O]
   --build (or VDSFS_BUILD): the build directory whose fs/vdsfs is measured, default
   build/ of this tree; --jobs: any of the job names in the table's first column.
 Needs root, fio, mergerfs (tools/deps.sh bench installs them).
@@ -83,36 +86,53 @@ def fio(path, job, runtime, size):
 
 
 class Backing:
-    def __init__(self, kind, top, size):
+    def __init__(self, kind, top, size, base=False):
         self.kind = kind
         self.ds = os.path.join(top, f"{kind}-ds")
         os.mkdir(self.ds)
         if kind == "tmpfs":
             gib = int(size.rstrip("gG")) + 1 if size[-1] in "gG" else 2
-            sh(["mount", "-t", "tmpfs", "-o", f"size={gib}g", "tmpfs", self.ds])
+            sh(["mount", "-t", "tmpfs", "-o", f"size={gib * (2 if base else 1)}g", "tmpfs", self.ds])
         self.file = "bench.img"
-        # One fully written file, laid out once through the native path.
-        sh(["fio", "--name=layout", f"--filename={os.path.join(self.ds, self.file)}",
-            f"--size={size}", "--rw=write", "--bs=1M", "--direct=0", "--ioengine=psync"])
+        # One fully written file, laid out once through the native path; the base
+        # build's datastore is a folder beside it, with a file of its own.
+        self.base_ds = os.path.join(self.ds, "base-ds") if base else None
+        for d in filter(None, (self.ds, self.base_ds)):
+            os.makedirs(d, exist_ok=True)
+            sh(["fio", "--name=layout", f"--filename={os.path.join(d, self.file)}",
+                f"--size={size}", "--rw=write", "--bs=1M", "--direct=0", "--ioengine=psync"])
 
     def close(self):
         if self.kind == "tmpfs":
             sh(["umount", "-l", self.ds], check=False)
 
 
-def start_targets(b, top, vdsfs, vdsfs_opts):
-    mv = os.path.join(top, f"{b.kind}-vdsfs")
-    mm = os.path.join(top, f"{b.kind}-mergerfs")
-    os.mkdir(mv)
-    os.mkdir(mm)
-    cmd = [vdsfs, f"ds={b.ds}", mv]
+def mount_vdsfs(vdsfs, ds, mnt, vdsfs_opts):
+    os.mkdir(mnt)
+    cmd = [vdsfs, f"ds={ds}", mnt]
     if vdsfs_opts:
         cmd += ["-o", vdsfs_opts]
     sh(cmd)
-    wait_mounted(mv)
+    wait_mounted(mnt)
+
+
+def start_targets(b, top, vdsfs, vdsfs_opts, base=None):
+    mv = os.path.join(top, f"{b.kind}-vdsfs")
+    mm = os.path.join(top, f"{b.kind}-mergerfs")
+    targets = {"native": b.ds}
+    # The base build's datastore sits inside the other's: the bench file is at
+    # the top of each, and neither mount sees the other's file by its name.
+    mount_vdsfs(vdsfs, b.ds, mv, vdsfs_opts)
+    targets["vdsfs"] = mv
+    if base:
+        mb = os.path.join(top, f"{b.kind}-base")
+        mount_vdsfs(base, b.base_ds, mb, vdsfs_opts)
+        targets["base"] = mb
+    os.mkdir(mm)
     sh(["mergerfs", "-o", "cache.files=off,category.create=mfs,fsname=mergerfs", b.ds, mm])
     wait_mounted(mm)
-    return {"native": b.ds, "vdsfs": mv, "mergerfs": mm}
+    targets["mergerfs"] = mm
+    return targets
 
 
 def fmt_cell(r):
@@ -135,10 +155,10 @@ def median_result(rs):
 
 
 def run_backing(kind, args, top):
-    b = Backing(kind, top, args.size)
+    b = Backing(kind, top, args.size, base=bool(args.base))
     targets = {}
     try:
-        targets = start_targets(b, top, args.vdsfs, args.vdsfs_opts)
+        targets = start_targets(b, top, args.vdsfs, args.vdsfs_opts, args.base)
         results = {}
         for job in args.jobs:
             runs = {t: [] for t in targets}
@@ -158,18 +178,19 @@ def run_backing(kind, args, top):
         b.close()
 
 
-def report(kind, results):
+def report(kind, results, base):
+    names = ["native", "vdsfs"] + (["base"] if base else []) + ["mergerfs"]
+    ratios = [("vdsfs", "native"), ("vdsfs", "mergerfs")] + ([("vdsfs", "base")] if base else [])
     print(f"\n## {kind} backing (median of runs; MiB/s, IOPS, p50 and p99 completion latency usec)")
-    print(f"| job | native MiB/s IOPS p50 p99 | vdsfs MiB/s IOPS p50 p99 | mergerfs MiB/s IOPS p50 p99 |"
-          f" vdsfs/native | vdsfs/mergerfs |")
-    print("|---|---|---|---|---|---|")
+    print("| job | " + " | ".join(f"{t} MiB/s IOPS p50 p99" for t in names) + " | " +
+          " | ".join(f"{a}/{b}" for a, b in ratios) + " |")
+    print("|---|" + "---|" * (len(names) + len(ratios)))
     for job, (res, errs) in results.items():
         key = "mibs" if job.startswith("seq") else "iops"
-        cells = [fmt_cell(res[t]) for t in ("native", "vdsfs", "mergerfs")]
-        print(f"| {job} | {cells[0]} | {cells[1]} | {cells[2]} | "
-              f"{ratio(res['vdsfs'], res['native'], key)} | {ratio(res['vdsfs'], res['mergerfs'], key)} |")
+        print(f"| {job} | " + " | ".join(fmt_cell(res[t]) for t in names) + " | " +
+              " | ".join(ratio(res[a], res[b], key) for a, b in ratios) + " |")
         for t, e in errs.items():
-            print(f"|  | {t} failed: {e} | | | | |")
+            print(f"|  | {t} failed: {e} |" + " |" * (len(names) + len(ratios) - 1))
 
 
 def main():
@@ -181,6 +202,7 @@ def main():
     ap.add_argument("--jobs", default=",".join(JOBS))
     ap.add_argument("--build", default=os.environ.get("VDSFS_BUILD", "build"))
     ap.add_argument("--vdsfs", help="the vdsfs binary (default: BUILD/fs/vdsfs)")
+    ap.add_argument("--base", help="another vdsfs binary to compare with, side by side")
     ap.add_argument("--vdsfs-opts", default="")
     ap.add_argument("--dir", default="/var/tmp", help="where the ext4 backing lives")
     args = ap.parse_args()
@@ -191,6 +213,8 @@ def main():
     if not args.vdsfs:
         top = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
         args.vdsfs = os.path.join(top, args.build, "fs/vdsfs")
+    if args.base and not os.access(args.base, os.X_OK):
+        sys.exit(f"fs-bench: no vdsfs at {args.base} (--base)")
     if not os.access(args.vdsfs, os.X_OK):
         sys.exit(f"fs-bench: no vdsfs at {args.vdsfs} (build it, or --build DIR / --vdsfs PATH)")
     # SIGTERM ends the run like Ctrl-C, through the finally blocks that unmount
@@ -205,7 +229,7 @@ def main():
           f"kernel {os.uname().release}, {os.cpu_count()} cpus")
     try:
         for kind in args.backing.split(","):
-            report(kind, run_backing(kind, args, top))
+            report(kind, run_backing(kind, args, top), args.base)
     finally:
         shutil.rmtree(top, ignore_errors=True)
 

@@ -141,7 +141,7 @@ _vdsctl()
         if [[ $cur == -* ]]; then
             _vdsctl_words "-m -s -h -V --mount --socket --help --version" "$cur"
         else
-            _vdsctl_words "datastores where migrate status cancel events" "$cur"
+            _vdsctl_words "datastores where migrate status cancel events metrics" "$cur"
         fi
         return 0
     fi

@@ -23,6 +23,7 @@
 
 #include "control_path.h"
 #include "paths.h"
+#include "proto.h"
 #include "size.h"
 
 struct ctl {
@@ -63,6 +64,8 @@ static void usage(FILE *f)
 		"  status [--json] [--watch] [ID]      phase, progress, rate, ETA, diff size, pause\n"
 		"  cancel ID                           roll a migration back; the source stays\n"
 		"  events                              the scheduler's event log (JSON)\n"
+		"  metrics                             the daemon's metrics, Prometheus text\n"
+		"                                      (the text of vdsfs's metrics= file)\n"
 		"\n"
 		"PATH: relative to the current directory when that is inside the mount, else\n"
 		"to the mount root (vm1/disk1.raw works from anywhere outside); an absolute\n"
@@ -563,6 +566,21 @@ static int cmd_cancel(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* The text as the daemon made it: a scraper or a person reads it as it is. */
+static int cmd_metrics(struct ctl *c, int argc)
+{
+	json_object *rep, *text;
+
+	if (argc)
+		return die(2, "metrics takes no arguments%s", "");
+	rep = simple(c, CMD_METRICS);
+	if (!rep || !reply_ok(rep) || !json_object_object_get_ex(rep, K_TEXT, &text))
+		return put_fail(rep);
+	fputs(json_object_get_string(text), stdout);
+	json_object_put(rep);
+	return 0;
+}
+
 /* -m: the canonical mountpoint, -m as typed when it reaches the mount by another
  * way (a symlink on the way), and the default socket unless -s named one. */
 static int mount_setup(struct ctl *c, const char *mnt)
@@ -605,6 +623,8 @@ static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
 		return cmd_status(c, argc, argv);
 	if (!strcmp(cmd, "cancel"))
 		return cmd_cancel(c, argc, argv);
+	if (!strcmp(cmd, "metrics"))
+		return cmd_metrics(c, argc);
 	if (strcmp(cmd, "events"))
 		return die(2, "unknown command '%s' (see --help)", cmd);
 	rep = simple(c, "events");
