@@ -73,6 +73,8 @@ static char *req_datastores(struct control *c)
 		uint64_t avail = 0, total = 0;
 		char type[64];
 
+		if (!store_live(s, i))
+			continue;
 		ds_space(&s->ds[i], &avail, &total);
 		mount_type_of(s->ds[i].path, false, type, sizeof(type));
 		add_str(d, K_NAME, s->ds[i].name);
