@@ -220,7 +220,9 @@ static int found(struct walk *w, const char *path, const struct stat *st)
 
 static int walk_dir(struct walk *w, int dfd, const char *rel, int depth)
 {
-	int fd = dup(dfd);
+	/* A fresh open, not a dup: a dup would share (and move) the datastore fd's
+	 * offset. */
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	char path[PATH_MAX];

@@ -120,6 +120,38 @@ static long best_move(const struct plan_ds *ds, int nds, const uint64_t *used, i
 	return under >= 0 ? under : largest;
 }
 
+/* Moves off s until it is under threshold: how many, or -1 (and none planned) if
+ * it cannot get there, since moves that leave it over would only shuffle data. */
+static int drain(const struct plan_ds *ds, int nds, uint64_t *used, int s,
+		 struct plan_item *it, size_t n, double threshold)
+{
+	size_t *done = malloc((n ? n : 1) * sizeof(*done));
+	int k = 0, d;
+	long i;
+
+	if (!done)
+		return -1;
+	while (over(&ds[s], used[s], threshold) &&
+	       (i = best_move(ds, nds, used, s, it, n, threshold, &d)) >= 0) {
+		it[i].dst = d;
+		used[s] -= it[i].bytes;
+		used[d] += it[i].bytes;
+		done[k++] = (size_t)i;
+	}
+	if (over(&ds[s], used[s], threshold)) {
+		while (k-- > 0) {	/* undo */
+			struct plan_item *x = &it[done[k]];
+
+			used[x->dst] -= x->bytes;
+			used[s] += x->bytes;
+			x->dst = -1;
+		}
+		k = -1;
+	}
+	free(done);
+	return k;
+}
+
 int plan_rebalance(const struct plan_ds *ds, int nds, struct plan_item *it, size_t n,
 		   double threshold, int *still_over)
 {
@@ -137,8 +169,7 @@ int plan_rebalance(const struct plan_ds *ds, int nds, struct plan_item *it, size
 			used[it[i].dst] += it[i].bytes;
 		}
 	for (;;) {
-		int s = -1, d;
-		long i;
+		int s = -1;
 
 		for (int k = 0; k < nds; k++)	/* the fullest datastore still over */
 			if (!stuck[k] && ds[k].size && over(&ds[k], used[k], threshold) &&
@@ -146,15 +177,11 @@ int plan_rebalance(const struct plan_ds *ds, int nds, struct plan_item *it, size
 				s = k;
 		if (s < 0)
 			break;
-		i = best_move(ds, nds, used, s, it, n, threshold, &d);
-		if (i < 0) {
-			stuck[s] = true;
-			continue;
-		}
-		it[i].dst = d;
-		used[s] -= it[i].bytes;
-		used[d] += it[i].bytes;
-		moved++;
+		int got = drain(ds, nds, used, s, it, n, threshold);
+		if (got < 0)
+			stuck[s] = true;	/* cannot get under: nothing moves off it */
+		else
+			moved += got;
 	}
 	for (int k = 0; k < nds; k++)
 		*still_over += ds[k].size && over(&ds[k], used[k], threshold);

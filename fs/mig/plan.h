@@ -37,13 +37,14 @@ struct plan_item {
 int plan_evacuate(const struct plan_ds *ds, int nds, int src, struct plan_item *it, size_t n,
 		  double max_fill, uint64_t *shortfall);
 
-/* Rebalance: while a datastore is above threshold (0-1) and one of its items fits
- * on another datastore without taking that one above threshold, move one: the
- * smallest item that alone brings it under (fewest bytes moved), else its largest
- * one that fits (largest benefit); to the datastore with the most free bytes that
- * it fits on. The fullest datastore goes first. Items whose dst is already set
- * (not -1) are taken as planned. Returns how many items were given a
- * destination; *still_over is the number of datastores left above threshold. */
+/* Rebalance: the fullest datastore above threshold (0-1) first, moves off it until
+ * it is under: each time the smallest item that alone brings it under (fewest bytes
+ * moved), else its largest one that fits somewhere (largest benefit); to the
+ * datastore with the most free bytes it fits on without going above threshold.
+ * A datastore that cannot get under that way moves nothing (moves that leave it
+ * over would only shuffle data). Items whose dst is already set are taken as
+ * planned. Returns how many items were given a destination; *still_over is the
+ * number of datastores left above threshold. */
 int plan_rebalance(const struct plan_ds *ds, int nds, struct plan_item *it, size_t n,
 		   double threshold, int *still_over);
 

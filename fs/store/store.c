@@ -11,6 +11,13 @@
 #include "errmsg.h"
 #include "store.h"
 
+/* A fresh open of the folder, not a dup: a dup shares the file offset, and a walk
+ * would leave the datastore's own fd at its end for the next one. */
+static int reopen_dir(int dfd)
+{
+	return openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 int store_by_name(const struct store *s, const char *name)
 {
 	for (int i = 0; i < s->nds; i++)
@@ -82,7 +89,7 @@ void store_remove(struct store *s, int i)
 
 static void count_below(int dfd, bool top, uint64_t limit, struct store_count *c)
 {
-	int fd = dup(dfd);
+	int fd = reopen_dir(dfd);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 
@@ -123,7 +130,7 @@ void store_count(const struct datastore *d, uint64_t limit, struct store_count *
 
 static uint64_t held_below(int dfd, bool top)
 {
-	int fd = dup(dfd);
+	int fd = reopen_dir(dfd);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	uint64_t sum = 0;

@@ -109,10 +109,24 @@ Test(plan_rebalance, never_pushes_another_over)
 	struct plan_item it[] = { item(6, 0), item(4, 0) };
 	int over;
 
-	cr_assert_eq(plan_rebalance(d, 2, it, 2, 0.8, &over), 1);
-	cr_assert_eq(it[1].dst, 1);
+	/* 4 G fits but leaves it at 91%: no half measure, nothing moves. */
+	cr_assert_eq(plan_rebalance(d, 2, it, 2, 0.8, &over), 0);
+	cr_assert_eq(it[1].dst, -1);
 	cr_assert_eq(it[0].dst, -1);
-	cr_assert_eq(over, 1);	/* 91% still: reported, not forced */
+	cr_assert_eq(over, 1);	/* reported, not forced */
+}
+
+Test(plan_rebalance, spreads_over_several_destinations)
+{
+	/* 95% to under 80%: 16 G must go; DS1 and DS2 have 10 G of room each. */
+	struct plan_ds d[] = { ds(100, 5, true), ds(100, 30, true), ds(100, 30, true) };
+	struct plan_item it[] = { item(8, 0), item(8, 0), item(8, 0) };
+	int over;
+
+	cr_assert_eq(plan_rebalance(d, 3, it, 3, 0.8, &over), 2);
+	cr_assert_eq(over, 0);
+	cr_assert_neq(it[0].dst, it[1].dst);	/* one on each */
+	cr_assert_eq(it[2].dst, -1);
 }
 
 Test(plan_rebalance, nothing_over_nothing_moves)
