@@ -20,7 +20,8 @@ int mig_ds_add(struct migs *g, const char *spec, int *index, char *err, size_t l
 {
 	struct store *s = g->store;
 	struct vds_ds_spec *cur = calloc(VDS_MAX_DS, sizeof(*cur));
-	int n = 0, ret;
+	char *canon = NULL;
+	int n = 0, before, ret;
 
 	if (!cur)
 		return vds_err(err, len, -ENOMEM, "out of memory");
@@ -29,13 +30,25 @@ int mig_ds_add(struct migs *g, const char *spec, int *index, char *err, size_t l
 	for (int i = 0; i < s->nds; i++)
 		if (store_live(s, i))
 			memcpy(cur[n++].name, s->ds[i].name, sizeof(cur[0].name));
-	int before = n;
+	ns_unlock(g->ns);
+	before = n;
 	ret = vds_ds_parse(cur, &n, spec, err, len);
 	if (!ret && n != before + 1)
 		ret = vds_err(err, len, -EINVAL, "datastore add: one NAME=PATH at a time");
+	/* Not under the lock: a path inside the mount is looked up through it. */
 	if (!ret)
-		ret = store_add(s, cur[before].name, cur[before].path, err, len);
-	ns_unlock(g->ns);
+		ret = ds_canonicalize(cur[before].name, cur[before].path, &canon, err, len);
+	if (!ret) {
+		ns_lock_excl(g->ns);
+		/* Checked again under the lock: another add may have taken the name. */
+		if (store_by_name(s, cur[before].name) >= 0)
+			ret = vds_err(err, len, -EINVAL, "datastore name '%s' is given twice",
+				      cur[before].name);
+		else
+			ret = store_add(s, cur[before].name, canon, err, len);
+		ns_unlock(g->ns);
+	}
+	free(canon);
 	vds_ds_free(cur, n);
 	free(cur);
 	if (ret < 0)

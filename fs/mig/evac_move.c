@@ -48,6 +48,24 @@ static int create_like(int fd, const char *path, const struct stat *st, const ch
 	return bn_mknodat(fd, path, st->st_mode, st->st_rdev) < 0 ? -errno : 0;
 }
 
+/* Is the object at path on datastore fd what st (and target) describe? So it is
+ * when a run was interrupted between recreating an object and removing the
+ * original: the next run only removes the original. */
+static bool same_there(int fd, const char *path, const struct stat *st, const char *target)
+{
+	char buf[PATH_MAX];
+	struct stat d;
+	ssize_t n;
+
+	if (bn_fstatat(fd, path, &d, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (d.st_mode & S_IFMT) != (st->st_mode & S_IFMT) || d.st_rdev != st->st_rdev)
+		return false;
+	if (!S_ISLNK(st->st_mode))
+		return true;
+	n = BN_AT(fd, path, (int)readlinkat(at_.fd, at_.name, buf, sizeof(buf) - 1));
+	return n >= 0 && (buf[n] = 0, !strcmp(buf, target));
+}
+
 /* The node of the object at path on src, if the kernel knows it, now backed by the
  * object at the same path on dst. Under the namespace lock exclusive. */
 static void follow_node(struct migs *g, int src, int dst, const char *path, int pinned_fd,
@@ -89,7 +107,11 @@ int evac_move_special(struct migs *g, struct evac_entry *e, int src, int dst)
 	}
 	if (!ret)
 		ret = ns_mkpath(g->ns, dst, parent);
-	if (!ret)
+	if (!ret && same_there(D, e->path, &st, target))
+		vds_log(LOG_NOTICE, "vdsfs: evacuate: %s is already on %s (an earlier run was "
+			"interrupted); removing the copy on %s\n", e->path, s->ds[dst].name,
+			s->ds[src].name);
+	else if (!ret)
 		ret = create_like(D, e->path, &st, target);
 	if (!ret && (ret = shape_like(s, D, e->path, &st)) == 0 &&
 	    (pin = bn_open(S, e->path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0)) < 0)

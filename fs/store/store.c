@@ -42,9 +42,9 @@ int store_pick(const struct store *s)
 	return placement_pick(s->create, s->create_named, avail, usable, n);
 }
 
-int store_add(struct store *s, const char *name, const char *path, char *err, size_t len)
+int store_add(struct store *s, const char *name, const char *canon, char *err, size_t len)
 {
-	char *paths[VDS_MAX_DS], *canon = NULL;
+	char *paths[VDS_MAX_DS];
 	const char *names[VDS_MAX_DS];
 	int n = 0, i = s->nds, ret;
 
@@ -52,20 +52,16 @@ int store_add(struct store *s, const char *name, const char *path, char *err, si
 		return vds_err(err, len, -ENOSPC, "datastore %s: a mount has at most %d datastore "
 			       "slots (VDS_MAX_DS), removed datastores included; remount to free "
 			       "theirs", name, VDS_MAX_DS);
-	ret = ds_canonicalize(name, path, &canon, err, len);
-	if (ret)
-		return ret;
 	for (int j = 0; j < i; j++)
 		if (store_live(s, j)) {
 			paths[n] = s->ds[j].path;
 			names[n++] = s->ds[j].name;
 		}
-	paths[n] = canon;
+	paths[n] = (char *)canon;
 	names[n++] = name;
 	ret = ds_check_layout(paths, names, n, s->mountpoint, err, len);
 	if (!ret)
 		ret = ds_open(&s->ds[i], name, canon, err, len);
-	free(canon);
 	if (ret) {
 		ds_close(&s->ds[i]);
 		return ret;

@@ -70,12 +70,15 @@ int store_by_name(const struct store *s, const char *name);
  * can take it. */
 int store_pick(const struct store *s);
 
-/* Open datastore name at path and add it at the end of the list, checked exactly
- * as the mount checks its own (ds_canonicalize, ds_check_layout against every live
- * datastore and the mountpoint, ds_open's state folder and lock). Caller holds the
- * namespace lock exclusive (rule 3); the name was checked by vds_ds_parse. The
- * index, or -errno with one line in err (-ENOSPC: no slot left, VDS_MAX_DS). */
-int store_add(struct store *s, const char *name, const char *path, char *err, size_t len);
+/* Open datastore name at canon and add it at the end of the list, checked exactly
+ * as the mount checks its own: canon comes from ds_canonicalize, then
+ * ds_check_layout against every live datastore and the mountpoint, and ds_open's
+ * state folder and lock. Caller holds the namespace lock exclusive (rule 3), and
+ * canonicalized before taking it (a path inside the mount is looked up through
+ * the mount, whose lookups take that lock shared); the name was checked by
+ * vds_ds_parse. The index, or -errno with one line in err (-ENOSPC: no slot
+ * left, VDS_MAX_DS). */
+int store_add(struct store *s, const char *name, const char *canon, char *err, size_t len);
 
 /* Retire datastore i: gone from the union and from placement, its lock released.
  * The caller checked that it holds nothing and holds the namespace lock exclusive. */
