@@ -174,8 +174,14 @@ _vdsctl()
                 _vdsctl_words "--to --dry-run --wait --max-fill --json --cancel" "$cur"
             elif [[ $cur == -* ]]; then
                 _vdsctl_words "--threshold --dry-run --wait --json" "$cur"
-            elif [[ $cmd == evacuate && " ${cmdargs[*]} " != *" "[!-]* ]]; then
-                _vdsctl_words "$(_vdsctl_ask datastores --names)" "$cur"
+            elif [[ $cmd == evacuate ]]; then
+                # The datastore to evacuate, unless it is already on the line.
+                local named=0 after=
+                for w in "${cmdargs[@]}"; do
+                    [[ $w != -* && $after != --to && $after != --max-fill ]] && named=1
+                    after=$w
+                done
+                ((named)) || _vdsctl_words "$(_vdsctl_ask datastores --names)" "$cur"
             fi
             ;;
         where)
