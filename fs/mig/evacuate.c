@@ -38,7 +38,7 @@
 const char *evac_kind_name(enum evac_kind k)
 {
 	static const char *const names[] = { "file", "hardlinks", "symlink", "fifo", "socket",
-					     "device", "folder" };
+					     "device" };
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }

@@ -154,8 +154,8 @@ int mig_ds_maintenance(struct migs *g, const char *name, bool on, char *err, siz
 size_t mig_cancel_on(struct migs *g, int ds);
 
 /* One object of an evacuation or rebalance plan, and what became of it. */
-enum evac_kind { EVAC_FILE, EVAC_LINKS, EVAC_SYMLINK, EVAC_FIFO, EVAC_SOCKET,
-		 EVAC_DEVICE, EVAC_DIR };
+/* Folders are not listed: they follow what they hold (evac_sweep_dirs). */
+enum evac_kind { EVAC_FILE, EVAC_LINKS, EVAC_SYMLINK, EVAC_FIFO, EVAC_SOCKET, EVAC_DEVICE };
 const char *evac_kind_name(enum evac_kind k);
 struct evac_entry {
 	char *path;			/* the first name, malloc'd */
