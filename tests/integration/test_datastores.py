@@ -140,9 +140,14 @@ class EvacuateVmFolder(Base):
         self.assertTrue(all(e["to"] in ("ds1", "ds2") and "error" not in e for e in plan.values()))
         self.assertEqual(sum(1 for e in plan.values() if e["type"] == "file"), 9)
         self.assertTrue(self.datastores()["ds0"]["maintenance"])
+        with open(p("vm/during"), "wb") as f:    # a file made meanwhile goes elsewhere
+            f.write(b"made during the evacuation")
+        self.assertNotIn(0, self.m.where("vm/during"))
+        os.unlink(p("vm/during"))
         # The same command with --wait follows the migrations and finishes the job.
         out = self.ok("evacuate", "ds0", "--to", "ds1", "--to", "ds2", "--wait")
         self.assertIn("evacuate ds0: done", out)
+        self.assertIn("all: ", out)     # progress as a whole, besides each file's
         self.assertEqual(held(self.m, 0), [])
         self.assertEqual(held(self.m, 3), [])
         for d in DISKS:
@@ -388,6 +393,29 @@ class Rebalance(Base):
         moved = sum(e["bytes"] for e in rep["plan"])
         self.assertLessEqual(moved, 8 * MB + 64 * 1024)     # one 8 MiB file is enough
         self.assertIn("0 migrations", self.ok("rebalance"))     # nothing left to do
+
+
+class CancelEvacuation(Base):
+    def test_cancel_stops_queued_and_running_moves(self):
+        self.m = Mount(self, n=3)
+        for i in range(3):
+            make_file(self.m.backing(0, f"vm/d{i}"), 4)
+        sums = {f"vm/d{i}": digest(self.m.backing(0, f"vm/d{i}")) for i in range(3)}
+        self.m.start(env={"VDSFS_TEST_HOLD": "copied"})
+        self.c = Ctl(self.m)
+        rep = json.loads(self.ok("evacuate", "ds0", "--json"))
+        ids = [e["id"] for e in rep["plan"]]
+        self.c.wait(lambda: any(self.c.one(i).get("held_at") == "copied" for i in ids), "a hold")
+        self.assertIn("3 migrations cancelled", self.ok("evacuate", "ds0", "--cancel"))
+        self.c.release()
+        self.c.wait(lambda: all(self.c.one(i)["phase"] in ("done", "failed", "cancelled")
+                                for i in ids), "the cancels")
+        self.assertEqual({self.c.one(i)["phase"] for i in ids}, {"cancelled"})
+        for rel, s in sums.items():
+            self.assertEqual(self.m.where(rel), [0], rel)
+            self.assertEqual(digest(self.m.path(rel)), s, rel)
+        self.assertEqual(state_files(self.m), [])
+        self.assertTrue(self.datastores()["ds0"]["maintenance"])   # stays: say so, not undo
 
 
 class CrashMidEvacuation(Base):

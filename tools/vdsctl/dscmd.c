@@ -285,11 +285,11 @@ static int evac_run(struct ctl *c, const struct evac_args *a, bool rebalance)
 		rounds++;
 		if (!a->wait || a->dry_run || rebalance || done_of(rep) || geti(rep, K_FAILED)) {
 			if (a->wait && queued)
-				code = wait_for(c, ids, a->json);
+				code = wait_for(c, ids, a->json, true);
 			break;
 		}
 		if (queued) {
-			if ((code = wait_for(c, ids, a->json)))
+			if ((code = wait_for(c, ids, a->json, true)))
 				break;
 		} else if (geti(rep, K_IN_FLIGHT)) {
 			sleep_ms(500);	/* another request's migrations off it: let them end */

@@ -378,14 +378,18 @@ void sleep_ms(int ms)
 
 /* Progress per id until all are over. Plain lines on a pipe (one per phase change),
  * bars redrawn in place on a terminal. Returns 0 only if every one switched. */
-int wait_for(struct ctl *c, json_object *ids, bool quiet)
+int wait_for(struct ctl *c, json_object *ids, bool quiet, bool total)
 {
-	size_t n = json_object_array_length(ids);
+	size_t n = json_object_array_length(ids), ended_before = (size_t)-1;
 	bool tty = isatty(STDOUT_FILENO);
 	char **last = calloc(n, sizeof(char *));
 	int ret = 0;
 
 	for (bool all = false; !all;) {
+		uint64_t copied = 0, size = 0;
+		size_t ended = 0;
+		char a[32], b[32];
+
 		all = true;
 		for (size_t i = 0; i < n; i++) {
 			json_object *arr = status_of(c, json_object_get_int64(json_object_array_get_idx(ids, i)));
@@ -394,6 +398,12 @@ int wait_for(struct ctl *c, json_object *ids, bool quiet)
 
 			if (!terminal_phase(phase))
 				all = false;
+			else
+				ended++;
+			if (m) {
+				size += geti(m, "bytes_total");
+				copied += !strcmp(phase, "done") ? geti(m, "bytes_total") : geti(m, "bytes_copied");
+			}
 			if (m && (tty || !last[i] || strcmp(last[i], phase))) {
 				if (!quiet)
 					print_bar(m, tty);
@@ -402,11 +412,16 @@ int wait_for(struct ctl *c, json_object *ids, bool quiet)
 			}
 			json_object_put(arr);
 		}
+		/* As a whole: on a terminal every round, on a pipe when a file ends. */
+		if (total && !quiet && (tty || ended != ended_before))
+			printf("     all: %zu of %zu ended, %s of %s copied%s\n", ended, n,
+			       human(copied, a, sizeof(a)), human(size, b, sizeof(b)), tty ? "\033[K" : "");
+		ended_before = ended;
 		fflush(stdout);
 		if (!all) {
 			sleep_ms(tty ? 250 : 100);
 			if (tty && !quiet)
-				printf("\033[%zuA", n);
+				printf("\033[%zuA", n + (total ? 1 : 0));
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -528,7 +543,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	for (size_t i = 0; i < json_object_array_length(ids); i++)
 		printf("%lld\n", (long long)json_object_get_int64(json_object_array_get_idx(ids, i)));
 	fflush(stdout);
-	ret = a.wait ? wait_for(c, ids, false) : 0;
+	ret = a.wait ? wait_for(c, ids, false, false) : 0;
 	json_object_put(rep);
 	return ret;
 }

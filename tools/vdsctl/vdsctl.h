@@ -37,9 +37,9 @@ bool terminal_phase(const char *p);
 /* The status of migration id (0: all), an array the caller puts; NULL on error. */
 json_object *status_of(struct ctl *c, uint64_t id);
 void sleep_ms(int ms);
-/* Progress per id until every one is over (quiet: no output). 0 only if every one
- * switched. */
-int wait_for(struct ctl *c, json_object *ids, bool quiet);
+/* Progress per id until every one is over (quiet: no output; total: a line for
+ * them all as well). 0 only if every one switched. */
+int wait_for(struct ctl *c, json_object *ids, bool quiet, bool total);
 
 /* dscmd.c: datastore add|remove|maintenance, evacuate, rebalance. */
 int cmd_datastore(struct ctl *c, int argc, char **argv);
