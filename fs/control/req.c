@@ -78,12 +78,13 @@ static char *req_datastores(struct control *c)
 	json_object *o = ok_reply(), *arr = json_object_new_array();
 
 	for (int i = 0; i < s->nds; i++) {
-		json_object *d = json_object_new_object();
 		uint64_t avail = 0, total = 0;
 		char type[64];
+		json_object *d;
 
 		if (!store_live(s, i))
 			continue;
+		d = json_object_new_object();
 		ds_space(&s->ds[i], &avail, &total);
 		mount_type_of(s->ds[i].path, false, type, sizeof(type));
 		add_str(d, K_NAME, s->ds[i].name);
