@@ -273,7 +273,7 @@ static int evac_run(struct ctl *c, const struct evac_args *a, bool rebalance)
 {
 	json_object *rep, *ids = json_object_new_array();
 	long long moved = 0;
-	int code = 0, rounds = 0;
+	int code = 0;
 
 	for (;;) {
 		size_t queued;
@@ -282,7 +282,6 @@ static int evac_run(struct ctl *c, const struct evac_args *a, bool rebalance)
 			break;
 		queued = plan_ids(rep, ids);
 		moved += geti(rep, K_MOVED);
-		rounds++;
 		if (!a->wait || a->dry_run || rebalance || done_of(rep) || geti(rep, K_FAILED)) {
 			if (a->wait && queued)
 				code = wait_for(c, ids, a->json, true);
@@ -325,7 +324,6 @@ static int evac_run(struct ctl *c, const struct evac_args *a, bool rebalance)
 		code = 1;
 	if (rep && geti(rep, K_FAILED) && !code)
 		code = 1;
-	(void)rounds;
 	json_object_put(rep);
 	json_object_put(ids);
 	return code;
