@@ -103,13 +103,33 @@ class Mount:
             time.sleep(0.05)
         raise AssertionError("vdsfs did not mount")
 
+    def daemon_pid(self):
+        """The daemon names itself in each datastore's lock file; None if none."""
+        try:
+            with open(os.path.join(self.paths[0], ".vdsfs", "lock")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
     def stop(self):
+        pid = self.daemon_pid() if mounted(self.mnt) else None
         if mounted(self.mnt):
             if run(["fusermount3", "-u", self.mnt], check=False).returncode != 0:
                 run(["fusermount3", "-uz", self.mnt], check=False)
         for _ in range(100):
             if not mounted(self.mnt):
-                return
+                break
+            time.sleep(0.05)
+        # The daemon goes on after the unmount (stopping migrations, writing their
+        # journals) and holds its datastores' locks until it exits: a mount started
+        # again at once would find them taken.
+        for _ in range(1200):
+            try:
+                os.kill(pid, 0) if pid else None
+            except ProcessLookupError:
+                break
+            if not pid:
+                break
             time.sleep(0.05)
 
     def _umount_path(self, p):
