@@ -44,6 +44,12 @@ static inline bool mig_phase_final(enum mig_phase p)
 #define CMD_CANCEL	"cancel"
 #define CMD_EVENTS	"events"
 #define CMD_METRICS	"metrics"
+#define CMD_DS_ADD	"datastore-add"
+#define CMD_DS_REMOVE	"datastore-remove"
+#define CMD_DS_MAINT	"datastore-maintenance"
+#define CMD_EVACUATE	"evacuate"
+#define CMD_EVAC_CANCEL	"evacuate-cancel"
+#define CMD_REBALANCE	"rebalance"
 #define CMD_TEST_RELEASE "test-release"	/* test builds only (fs/mig/testpoint.h) */
 
 /* Keys of requests and replies. */
@@ -102,5 +108,21 @@ static inline bool mig_phase_final(enum mig_phase p)
 #define K_RECOPIED	"bytes_recopied"
 #define K_HELD_AT	"held_at"
 #define K_TEXT		"text"
+#define K_SPEC		"spec"
+#define K_ON		"on"
+#define K_MAINTENANCE	"maintenance"
+#define K_PLAN		"plan"
+#define K_MAX_FILL	"max_fill"	/* percent */
+#define K_THRESHOLD	"threshold"	/* percent */
+#define K_DRY_RUN	"dry_run"
+#define K_BYTES		"bytes"
+#define K_LINKS		"links"
+#define K_SHORTFALL	"shortfall"
+#define K_IN_FLIGHT	"in_flight"
+#define K_MOVED		"moved"
+#define K_FAILED	"failed"
+#define K_DONE		"done"
+#define K_STILL_OVER	"still_over"
+#define K_CANCELLED	"cancelled"
 
 #endif

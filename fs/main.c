@@ -271,6 +271,7 @@ int main(int argc, char **argv)
 			       .timeout = v->opts.timeout };
 	if (!ret)
 		ret = check_mountpoint(v->opts.mountpoint, &mnt, err, sizeof(err));
+	v->store.mountpoint = mnt;
 	if (!ret)
 		ret = open_datastores(v, mnt, err, sizeof(err));
 	migs_set_resume(v->migs, !v->opts.no_resume);

@@ -4,7 +4,9 @@
 #   four datastores as one mount, a VM folder with five disks under fio load
 #   (crc32c verify), `vdsctl migrate --wait` moving all five live with the
 #   distinct-datastore rule visible, a per-disk summary (from, to, copy time,
-#   switch pause), and a final verify pass. Unmounts and cleans up on any exit.
+#   switch pause), a verify pass, and at the end one datastore of the four
+#   evacuated (`vdsctl evacuate --wait`, fio writing again) and removed from the
+#   mount. Unmounts and cleans up on any exit.
 set -eu
 cd "$(dirname "$0")/.."
 tools/deps.sh test
@@ -83,6 +85,22 @@ echo "== verify pass over every disk after the switch"
 for d in disk1 disk2 disk3 disk4 disk5; do
   fio_job "$d" --verify_only >/dev/null 2>&1 && echo "   $d: every block verified" || { echo "   $d: VERIFY FAILED"; ok=0; }
 done
+
+echo "== evacuate DS3 while fio writes again, then remove it from the mount"
+pids=""
+for d in disk3 disk4 disk5; do
+  fio_job "$d" --rate_iops=2000 --verify_backlog=512 >"$top/$d.fio" 2>&1 & pids="$pids $!"
+done
+sleep 1
+ctl evacuate DS3 --wait | sed 's/^/   /' || ok=0
+for p in $pids; do wait "$p" || ok=0; done
+for d in disk1 disk2 disk3 disk4 disk5; do
+  fio_job "$d" --verify_only >/dev/null 2>&1 || { echo "   $d: VERIFY FAILED"; ok=0; }
+done
+[ $ok = 1 ] && echo "   every block of every disk verified after the evacuation"
+ctl datastore remove DS3 && ctl datastores | sed 's/^/   /'
+ctl where "$mnt"/vm1/*.raw | sed 's/^/   /'
+echo "   the fstab line for what is mounted now: $(ctl datastores --spec)"
 leftover=$(find "$top"/DS*/.vdsfs -type f ! -name lock | wc -l)
 echo "   files left in .vdsfs/: $leftover"
 echo "== done: unmounting and cleaning up"

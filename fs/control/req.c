@@ -6,6 +6,15 @@
  *    "space_margin":BYTES (default 64 MiB),"space_check":false (default true)}
  *   {"cmd":"status"[,"id":N]}      {"cmd":"events"}      {"cmd":"cancel","id":N}
  *   {"cmd":"metrics"}  ->  {"ok":true,"text":"<Prometheus text, metrics.h>"}
+ *   {"cmd":"datastore-add","spec":"NAME=PATH"}     {"cmd":"datastore-remove","name":N}
+ *   {"cmd":"datastore-maintenance","name":N,"on":true|false}
+ *   {"cmd":"evacuate","name":N[,"to":[NAME...]][,"max_fill":PCT][,"dry_run":true]}
+ *   {"cmd":"evacuate-cancel","name":N}
+ *   {"cmd":"rebalance"[,"threshold":PCT][,"dry_run":true]}
+ *
+ * evacuate and rebalance reply with their plan ("plan": one object per file or
+ * other object: path, type, bytes, from, to, and id for a queued migration or
+ * error), also when an evacuation is refused because it does not fit.
  *
  * status and events replies carry "dropped" (finished records no longer listed) and
  * "keep_finished" (how many finished ones are listed at most, MIG_KEEP_FINISHED).
@@ -71,10 +80,13 @@ static char *req_datastores(struct control *c)
 	json_object *o = ok_reply(), *arr = json_object_new_array();
 
 	for (int i = 0; i < s->nds; i++) {
-		json_object *d = json_object_new_object();
 		uint64_t avail = 0, total = 0;
 		char type[64];
+		json_object *d;
 
+		if (!store_live(s, i))
+			continue;
+		d = json_object_new_object();
 		ds_space(&s->ds[i], &avail, &total);
 		mount_type_of(s->ds[i].path, false, type, sizeof(type));
 		add_str(d, K_NAME, s->ds[i].name);
@@ -83,6 +95,7 @@ static char *req_datastores(struct control *c)
 		add_int(d, K_SIZE, total);
 		add_int(d, K_FREE, avail);
 		add_int(d, K_HELD, store_held_bytes(&s->ds[i]));
+		json_object_object_add(d, K_MAINTENANCE, json_object_new_boolean(!store_open_for_new(s, i)));
 		json_object_object_add(d, K_MIGRATIONS, json_object_new_int(mig_active_on(c->migs, i)));
 		json_object_array_add(arr, d);
 	}
@@ -332,6 +345,170 @@ static char *req_metrics(struct control *c)
 	return finish(o);
 }
 
+static const char *req_str(json_object *req, const char *k)
+{
+	json_object *j;
+
+	return json_object_object_get_ex(req, k, &j) && json_object_is_type(j, json_type_string)
+	       ? json_object_get_string(j) : NULL;
+}
+
+static char *req_ds_add(struct control *c, json_object *req)
+{
+	const char *spec = req_str(req, K_SPEC);
+	char err[512];
+	json_object *o;
+	int i;
+
+	if (!spec)
+		return error_reply("datastore add: expected \"spec\": \"NAME=PATH\"");
+	if (mig_ds_add(c->migs, spec, &i, err, sizeof(err)))
+		return error_reply(err);
+	o = ok_reply();
+	add_str(o, K_NAME, c->store->ds[i].name);
+	add_str(o, K_PATH, c->store->ds[i].path);
+	return finish(o);
+}
+
+static char *req_ds_remove(struct control *c, json_object *req)
+{
+	const char *name = req_str(req, K_NAME);
+	char err[512];
+
+	if (!name)
+		return error_reply("datastore remove: expected \"name\"");
+	if (mig_ds_remove(c->migs, name, err, sizeof(err)))
+		return error_reply(err);
+	return finish(ok_reply());
+}
+
+static char *req_ds_maint(struct control *c, json_object *req)
+{
+	const char *name = req_str(req, K_NAME);
+	json_object *on;
+	char err[512];
+
+	if (!name || !json_object_object_get_ex(req, K_ON, &on) ||
+	    !json_object_is_type(on, json_type_boolean))
+		return error_reply("datastore maintenance: expected \"name\" and \"on\": true|false");
+	if (mig_ds_maintenance(c->migs, name, json_object_get_boolean(on), err, sizeof(err)))
+		return error_reply(err);
+	return finish(ok_reply());
+}
+
+/* A percentage key, 1-100, as a fraction; def when absent; -1 if bad. */
+static double req_pct(json_object *req, const char *k, double def)
+{
+	json_object *j;
+	double v;
+
+	if (!json_object_object_get_ex(req, k, &j))
+		return def;
+	if (!json_object_is_type(j, json_type_int) && !json_object_is_type(j, json_type_double))
+		return -1;
+	v = json_object_get_double(j);
+	return v >= 1 && v <= 100 ? v / 100 : -1;
+}
+
+static json_object *plan_json(const struct evac_result *r)
+{
+	json_object *arr = json_object_new_array_ext((int)r->n);
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct evac_entry *e = &r->e[i];
+		json_object *o = json_object_new_object();
+
+		add_str(o, K_PATH, e->path);
+		add_str(o, K_TYPE, evac_kind_name(e->kind));
+		add_int(o, K_BYTES, e->bytes);
+		if (e->kind == EVAC_LINKS)
+			add_int(o, K_LINKS, e->nlinks);
+		json_object_object_add(o, K_FROM, e->from ? json_object_new_string(e->from) : NULL);
+		json_object_object_add(o, K_TO, e->to ? json_object_new_string(e->to) : NULL);
+		if (e->id)
+			add_int(o, K_ID, e->id);
+		if (e->err)
+			add_str(o, K_ERROR, e->msg ? e->msg : strerror(-e->err));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+/* The reply of an evacuation or a rebalance: ok or not, the plan goes with it. */
+static char *evac_reply(const struct evac_result *r, int ret, const char *err, bool rebalance)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, K_OK, json_object_new_boolean(!ret));
+	if (ret)
+		add_str(o, K_ERROR, err[0] ? err : strerror(-ret));
+	json_object_object_add(o, K_PLAN, plan_json(r));
+	add_int(o, K_BYTES, r->bytes);
+	if (rebalance) {
+		json_object_object_add(o, K_STILL_OVER, json_object_new_int(r->still_over));
+	} else {
+		add_int(o, K_SHORTFALL, r->shortfall);
+		add_int(o, K_IN_FLIGHT, r->in_flight);
+		add_int(o, K_MOVED, r->moved);
+		add_int(o, K_FAILED, r->failed);
+		json_object_object_add(o, K_DONE, json_object_new_boolean(r->done));
+	}
+	return finish(o);
+}
+
+static char *req_evacuate(struct control *c, json_object *req, bool rebalance)
+{
+	struct evac_opts eo = { .name = req_str(req, K_NAME) };
+	struct evac_result r = { 0 };
+	const char **to = NULL;
+	json_object *j;
+	char err[512] = "";
+	char *out;
+	int ret;
+
+	eo.limit = rebalance ? req_pct(req, K_THRESHOLD, REBALANCE_THRESHOLD)
+			     : req_pct(req, K_MAX_FILL, EVAC_MAX_FILL);
+	if (!rebalance && !eo.name)
+		return error_reply("evacuate: expected \"name\"");
+	if (eo.limit < 0)
+		return error_reply(rebalance ? "rebalance: threshold must be a percentage, 1-100"
+					     : "evacuate: max_fill must be a percentage, 1-100");
+	if (json_object_object_get_ex(req, K_DRY_RUN, &j))
+		eo.dry_run = json_object_get_boolean(j);
+	if (!rebalance && json_object_object_get_ex(req, K_TO, &j)) {
+		if (!json_object_is_type(j, json_type_array) || !json_object_array_length(j))
+			return error_reply("evacuate: \"to\" must be a list of datastore names");
+		eo.nto = json_object_array_length(j);
+		if (!(to = calloc(eo.nto, sizeof(*to))))
+			return error_reply("out of memory");
+		for (size_t i = 0; i < eo.nto; i++)
+			if (!(to[i] = json_object_get_string(json_object_array_get_idx(j, i)))) {
+				free(to);
+				return error_reply("evacuate: \"to\" must be a list of datastore names");
+			}
+		eo.to = to;
+	}
+	ret = rebalance ? mig_rebalance(c->migs, &eo, &r, err, sizeof(err))
+			: mig_evacuate(c->migs, &eo, &r, err, sizeof(err));
+	out = evac_reply(&r, ret, err, rebalance);
+	evac_result_free(&r);
+	free(to);
+	return out;
+}
+
+static char *req_evac_cancel(struct control *c, json_object *req)
+{
+	const char *name = req_str(req, K_NAME);
+	int ds = name ? store_by_name(c->store, name) : -1;
+	json_object *o;
+
+	if (ds < 0)
+		return error_reply(name ? "unknown datastore" : "evacuate-cancel: expected \"name\"");
+	o = ok_reply();
+	add_int(o, K_CANCELLED, mig_cancel_on(c->migs, ds));
+	return finish(o);
+}
+
 char *control_handle(struct control *c, const char *line)
 {
 	json_object *req = json_tokener_parse(line), *jc;
@@ -358,6 +535,18 @@ char *control_handle(struct control *c, const char *line)
 		out = req_events(c);
 	else if (!strcmp(cmd, CMD_METRICS))
 		out = req_metrics(c);
+	else if (!strcmp(cmd, CMD_DS_ADD))
+		out = req_ds_add(c, req);
+	else if (!strcmp(cmd, CMD_DS_REMOVE))
+		out = req_ds_remove(c, req);
+	else if (!strcmp(cmd, CMD_DS_MAINT))
+		out = req_ds_maint(c, req);
+	else if (!strcmp(cmd, CMD_EVACUATE))
+		out = req_evacuate(c, req, false);
+	else if (!strcmp(cmd, CMD_EVAC_CANCEL))
+		out = req_evac_cancel(c, req);
+	else if (!strcmp(cmd, CMD_REBALANCE))
+		out = req_evacuate(c, req, true);
 #ifdef VDS_TEST_HOOKS
 	else if (!strcmp(cmd, CMD_TEST_RELEASE)) {
 		mig_test_release(c->migs);

@@ -139,7 +139,8 @@ static int setattr_dir(struct vfs *v, struct node *n, struct stat *attr, int to_
 		return -EISDIR;
 	ret = node_dir_path(&v->ns->nodes, n, path, sizeof(path));
 	for (int i = 0; !ret && i < v->store->nds; i++) {
-		if (bn_fstatat(v->store->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (!store_live(v->store, i) ||
+		    bn_fstatat(v->store->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		found++;
 		ret = setattr_dir_copy(v->store->ds[i].fd, path, attr, to_set);

@@ -136,7 +136,8 @@ static int snap_build(struct vfs *v, struct node *n, struct dirsnap *d)
 	snap_clear(d);
 	ns_lock_shared(v->ns);
 	for (int i = 0; !ret && i < v->store->nds; i++)
-		ret = snap_read_copy(v, d, i, path, n == &v->ns->nodes.root);
+		if (store_live(v->store, i))
+			ret = snap_read_copy(v, d, i, path, n == &v->ns->nodes.root);
 	ns_unlock(v->ns);
 	d->built = !ret;
 	return ret;
@@ -258,7 +259,8 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	(void)fi;
 	for (int i = 0; !ret && i < v->store->nds; i++) {
-		int fd = bn_open(v->store->ds[i].fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		int fd = store_live(v->store, i) ?
+			 bn_open(v->store->ds[i].fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0) : -1;
 
 		if (fd < 0)
 			continue;

@@ -48,6 +48,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	for (int i = 0; i < v->store->nds; i++) {
 		bool dup = false;
 
+		if (!store_live(v->store, i))
+			continue;
 		if (fstatvfs(v->store->ds[i].fd, &sv) < 0) {
 			fuse_reply_err(req, errno);
 			return;

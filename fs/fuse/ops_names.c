@@ -221,7 +221,8 @@ static int dir_copies(struct vfs *v, const char *path, uint64_t *mask)
 
 	*mask = 0;
 	for (int i = 0; i < v->store->nds; i++) {
-		if (bn_fstatat(v->store->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (!store_live(v->store, i) ||
+		    bn_fstatat(v->store->ds[i].fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (!S_ISDIR(st.st_mode))
 			return -ENOTDIR;
@@ -283,7 +284,8 @@ static int drop_replaced(struct vfs *v, const char *to, uint64_t keep)
 	struct stat st;
 
 	for (int i = 0; i < v->store->nds; i++) {
-		if ((keep & VDS_DS_BIT(i)) || bn_fstatat(v->store->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if ((keep & VDS_DS_BIT(i)) || !store_live(v->store, i) ||
+		    bn_fstatat(v->store->ds[i].fd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (bn_unlinkat(v->store->ds[i].fd, to, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
 			return -errno;

@@ -107,7 +107,8 @@ static int xwrite_each(struct vfs *v, struct node *n, int (*fn)(const char *, vo
 	if (ret || !t.dir)
 		return ret ? ret : fn(t.path, arg);
 	for (int i = 0; !ret && i < v->store->nds; i++) {
-		if (bn_fstatat(v->store->ds[i].fd, t.path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (!store_live(v->store, i) ||
+		    bn_fstatat(v->store->ds[i].fd, t.path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		found++;
 		ret = ds_copy_path(v, i, t.path, path, sizeof(path));

@@ -10,7 +10,9 @@
  *   LK_NS       the namespace (ns/ns.h): shared around "resolve a name, then act on
  *               it"; exclusive for a migration's flip (a rename and an unlink).
  *               Held across backing name operations, never across an fsync or a
- *               journal commit.
+ *               journal commit. Also guards the store's datastore list
+ *               (store/store.h, rule 3): adding, removing a datastore or changing
+ *               its maintenance mode holds it exclusive.
  *   LK_JOURNAL  one migration's journal file (mig/journal.c): held across its
  *               write and fsync; per migration, so it stalls nobody else.
  *   LK_MIGS     the migration registry and the (L) fields of each record

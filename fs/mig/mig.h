@@ -145,6 +145,71 @@ void mig_totals(struct migs *g, struct mig_totals *t);
 /* How many active migrations use datastore ds (as source or destination). */
 int mig_active_on(struct migs *g, int ds);
 
+/* --- the datastores of the mount (dsops.c, evacuate.c) ------------------------------
+ * Runtime changes of the datastore list take the namespace lock exclusive (the
+ * store's rule 3, store.h); none is persisted: the next mount uses its command
+ * line again. */
+
+/* Add the datastore spec names ("NAME=PATH"), checked exactly as the mount checks
+ * its own: the spec by vds_ds_parse, the directory by store_add. 0 with *index
+ * set, or -errno with one line in err. */
+int mig_ds_add(struct migs *g, const char *spec, int *index, char *err, size_t len);
+/* Retire datastore name: refused while it holds anything but .vdsfs/ (err says how
+ * many files and folders, and suggests evacuate) or a migration uses it. */
+int mig_ds_remove(struct migs *g, const char *name, char *err, size_t len);
+/* Maintenance on or off: no new object, folder or migration lands on it. */
+int mig_ds_maintenance(struct migs *g, const char *name, bool on, char *err, size_t len);
+/* Cancel every active migration from or to datastore ds; how many were asked. */
+size_t mig_cancel_on(struct migs *g, int ds);
+
+/* One object of an evacuation or rebalance plan, and what became of it. */
+/* Folders are not listed: they follow what they hold (evac_sweep_dirs). */
+enum evac_kind { EVAC_FILE, EVAC_LINKS, EVAC_SYMLINK, EVAC_FIFO, EVAC_SOCKET, EVAC_DEVICE };
+const char *evac_kind_name(enum evac_kind k);
+struct evac_entry {
+	char *path;			/* the first name, malloc'd */
+	enum evac_kind kind;
+	uint64_t bytes;			/* what it takes on the destination */
+	unsigned nlinks;		/* EVAC_LINKS: names in the group */
+	const char *from, *to;		/* datastore names (the store's); to NULL: no room */
+	uint64_t id;			/* its migration, 0 if none (not a regular file) */
+	int err;			/* 0, or why it could not move (msg says) */
+	char *msg;			/* malloc'd or NULL */
+};
+struct evac_result {
+	struct evac_entry *e;
+	size_t n, cap;
+	uint64_t bytes;			/* planned */
+	uint64_t shortfall;		/* bytes that have no room (refused whole) */
+	size_t in_flight;		/* files already migrating off it, left to finish */
+	size_t moved;			/* objects recreated, folders moved */
+	size_t failed;			/* entries with err set */
+	bool done;			/* the datastore holds nothing but .vdsfs/ */
+	int still_over;			/* rebalance: datastores left above threshold */
+};
+struct evac_opts {
+	const char *name;		/* evacuate: the datastore to empty */
+	const char *const *to;		/* allowed destinations, NULL = every other */
+	size_t nto;
+	double limit;			/* evacuate: max fill; rebalance: threshold (0-1] */
+	bool dry_run;			/* plan only: nothing changes */
+};
+#define EVAC_MAX_FILL		0.90
+#define REBALANCE_THRESHOLD	0.80
+/* Put o->name in maintenance, plan a destination for everything on it and move
+ * it: regular files as migrations (ids in the entries; they finish in the
+ * background), the rest at once. Refused whole (-ENOSPC, the plan in r) when it
+ * does not fit. Run again when the migrations are done, it removes the folders
+ * left behind and says done. 0 or -errno with one line in err; r is filled either
+ * way and freed with evac_result_free. */
+int mig_evacuate(struct migs *g, const struct evac_opts *o, struct evac_result *r, char *err,
+		 size_t len);
+/* Plan moves from datastores above o->limit (plan_rebalance) and queue them as
+ * migrations, unless o->dry_run. */
+int mig_rebalance(struct migs *g, const struct evac_opts *o, struct evac_result *r, char *err,
+		  size_t len);
+void evac_result_free(struct evac_result *r);
+
 /* --- the namespace's hooks ---------------------------------------------------------
  * Called by name operations with the namespace lock held shared (they only update
  * records in memory); then, after releasing it, mig_sync_journals() writes what they

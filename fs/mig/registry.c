@@ -102,8 +102,11 @@ static int check_file(struct migs *g, const char *path, int dst, const struct mi
 
 	if (!vds_path_sane(path))
 		return vds_err(err, len, -EINVAL, "%s: not a path inside the mount", path);
-	if (dst < 0 || dst >= s->nds)
+	if (dst < 0 || dst >= s->nds || !store_live(s, dst))
 		return vds_err(err, len, -EINVAL, "unknown datastore");
+	if (!store_open_for_new(s, dst))
+		return vds_err(err, len, -EBUSY, "%s: datastore %s is in maintenance; nothing new "
+			       "lands on it", path, s->ds[dst].name);
 	src = ns_find_beneath(g->ns, path, &st);
 	if (src < 0)
 		return vds_err(err, len, src, "%s: %s", path, src == -EINVAL ?

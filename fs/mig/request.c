@@ -120,7 +120,8 @@ static int read_names(const struct store *s, const char *rel, char ***out, size_
 	int ret = 0;
 
 	for (int i = 0; !ret && i < s->nds; i++) {
-		int fd = bn_open(s->ds[i].fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+		int fd = !store_live(s, i) ? -1 :
+			 bn_open(s->ds[i].fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 		struct dirent *de;
 

@@ -102,7 +102,9 @@ int ns_find(struct ns *ns, const char *path, struct stat *st)
 	const struct store *s = ns->store;
 
 	for (int i = 0; i < s->nds; i++)
-		if (bn_fstatat(s->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (!store_live(s, i))
+			continue;
+		else if (bn_fstatat(s->ds[i].fd, path, st, AT_SYMLINK_NOFOLLOW) == 0) {
 			if (!hidden(ns, i, st))
 				return i;
 		} else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
@@ -118,9 +120,11 @@ int ns_find_beneath(struct ns *ns, const char *path, struct stat *st)
 	if (!vds_path_sane(path))
 		return -EINVAL;
 	for (int i = 0; i < s->nds; i++) {
-		int fd = bn_open(s->ds[i].fd, path, O_PATH | O_CLOEXEC, 0);
-		int ret;
+		int fd, ret;
 
+		if (!store_live(s, i))
+			continue;
+		fd = bn_open(s->ds[i].fd, path, O_PATH | O_CLOEXEC, 0);
 		if (fd < 0) {
 			if (errno == ENOENT || errno == ENOTDIR)
 				continue;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""vdsctl's bash completion against a real daemon: datastore names (after --to and in
-PATH=NAME) are the mount's, asked with the -m or -s on the line; status offers every
+"""vdsctl's bash completion against a real daemon: datastore names (after --to, in
+PATH=NAME, for datastore remove|maintenance and evacuate) are the mount's, asked with the -m or -s on the line; status offers every
 listed migration id, cancel only the active ones; paths come from the mount. The
 completion is driven as in tests/tools/test_completion.py (the helpers are shared)."""
 import os
@@ -31,7 +31,9 @@ class Daemon(unittest.TestCase):
     def test_datastore_names(self):
         mnt = self.m.mnt
         for line in (f"vdsctl -m {mnt} migrate --to ", f"vdsctl -s {self.m.sock} migrate vm1 --to ",
-                     f"vdsctl -m {mnt} migrate --wait vm1/disk1.raw="):
+                     f"vdsctl -m {mnt} migrate --wait vm1/disk1.raw=",
+                     f"vdsctl -m {mnt} datastore remove ", f"vdsctl -m {mnt} datastore maintenance ",
+                     f"vdsctl -m {mnt} evacuate ", f"vdsctl -m {mnt} evacuate fast --to "):
             got, _, err = complete(line)
             self.assertEqual((got, err), (sorted(NAMES), ""), line)
         self.assertEqual(complete(f"vdsctl -m {mnt} migrate vm1/disk1.raw=n")[0], ["nfs"])

@@ -73,6 +73,30 @@ class JsonFields(unittest.TestCase):
         events = self.c.json("events")
         self.assertEqual([e["event"] for e in events["events"]], ["queued", "started", "finished"])
         self.documented("events", keys(events) | {e["event"] for e in events["events"]})
+        self.evacuate_and_rebalance()
+
+    def evacuate_and_rebalance(self):
+        """Their --json, refused and not, and the object types of a plan."""
+        os.symlink("a.raw", self.m.backing(0, "vm/link"))
+        os.mkfifo(self.m.backing(0, "vm/fifo"))
+        os.link(self.m.backing(0, "vm/b.raw"), self.m.backing(0, "vm/b-too"))
+        ctl = [VDSCTL, "-s", self.m.sock]
+        dry = json.loads(run(ctl + ["evacuate", "fast", "--dry-run", "--json"]).stdout)
+        refused = json.loads(run(ctl + ["evacuate", "fast", "--max-fill", "1", "--json"],
+                                 check=False).stdout)
+        self.assertFalse(refused["ok"])
+        rebalance = json.loads(run(ctl + ["rebalance", "--dry-run", "--json"]).stdout)
+        cancel = json.loads(run(ctl + ["evacuate", "fast", "--cancel", "--json"]).stdout)
+        # A real one, to the end: what is left on fast (a hard-linked pair, a
+        # symlink, a fifo) moves without a migration, so nothing waits at a hold.
+        p = run(ctl + ["evacuate", "fast", "--wait", "--json"], check=False)
+        done = json.loads(p.stdout)
+        self.assertEqual(p.returncode, 0, done)
+        self.assertTrue(done["done"], done)
+        types = {e["type"] for e in dry["plan"]}
+        self.assertEqual(types, {"symlink", "fifo", "hardlinks"})   # a.raw moved before
+        self.documented("evacuate", keys(dry) | keys(refused) | keys(rebalance) | keys(cancel)
+                        | (keys(done) - keys(done["migrations"])) | types)
 
 
 if __name__ == "__main__":

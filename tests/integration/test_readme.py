@@ -4,7 +4,10 @@ mount root; then vdsctl's path rule from a folder inside the mount, outside it a
 with -s alone.
 
 The mount has the README's datastore names (fast, bulk, nfs) and its default control
-socket, as `vdsctl -m` expects; only the README's mountpoint is replaced by the test's.
+socket, as `vdsctl -m` expects; only the README's mountpoint is replaced by the test's,
+and a new datastore's /srv/NAME by an empty folder of the test's. A line that acts
+on a state the README sets up just before (datastore remove after the evacuation)
+gets that state from a prepare_ step.
 Synopsis notation is expanded: each [optional] part is tried absent and present, ID
 becomes a real migration id. Any other placeholder, or a command this test cannot
 check, fails the test, so a new README line cannot go untested."""
@@ -83,7 +86,14 @@ class ReadmeExamples(unittest.TestCase):
         if re.search(r"\bID\b", line):
             mid = self.migration_to_cancel(c) if cmd == "cancel" else self.finished_migration(c)
         cwd = "/" if where == "/" else m.mnt
+        srv = os.path.join(m.top, "srv")
+        for name in re.findall(r"/srv/(\w+)", line):
+            os.makedirs(os.path.join(srv, name), exist_ok=True)
+        prepare = getattr(self, "prepare_" + cmd, None)
+        if prepare:
+            prepare(m, c, command_of(shlex.split(line, comments=True))[1])
         for text in variants(line):
+            text = text.replace("/srv/", srv + "/")
             argv = shlex.split(text.replace(README_MNT, m.mnt), comments=True)
             argv = [str(mid) if a == "ID" else a for a in argv]
             unknown = [a for a in argv if re.fullmatch(r"[A-Z][A-Z_]+", a)]
@@ -141,8 +151,54 @@ class ReadmeExamples(unittest.TestCase):
         if "--names" in args:
             self.assertEqual(out.splitlines(), NAMES)
             return
+        if "--spec" in args:
+            self.assertEqual(out, m.spec + "\n")
+            return
         rows = [l.split() for l in out.splitlines()[1:]]
         self.assertEqual([(r[0], r[-1]) for r in rows], list(zip(NAMES, m.paths)))
+
+    def datastores(self, c):
+        return {d["name"]: d for d in c.json("datastores", "--json")["datastores"]}
+
+    def prepare_datastore(self, m, c, args):
+        if args[0] == "remove":     # the README removes what it has just evacuated
+            c.run("evacuate", args[1], "--wait")
+
+    def check_datastore(self, m, c, args, out, mid):
+        ds = self.datastores(c)
+        if args[0] == "add":
+            name, path = args[1].split("=", 1)
+            self.assertEqual(ds[name]["path"], os.path.realpath(path))
+            self.assertEqual(list(ds), NAMES + [name])
+        elif args[0] == "remove":
+            self.assertEqual(list(ds), [n for n in NAMES if n != args[1]])
+            self.assertEqual([m.where(f) for f in FILES if m.where(f) == [NAMES.index(args[1])]], [])
+        else:
+            self.assertEqual(args[0], "maintenance")
+            self.assertEqual(ds[args[1]]["maintenance"], args[2] == "on")
+
+    def check_evacuate(self, m, c, args, out, mid):
+        name = args[0]
+        if "--dry-run" in args:
+            self.assertIn(f"evacuate {name} (dry run: nothing moves): {len(FILES)} to move", out)
+            for f in FILES:
+                self.assertIn(f, out)
+                self.assertEqual(m.where(f), [NAMES.index(name)])
+            self.assertEqual(c.status(), [])
+            return
+        self.assertIn(f"evacuate {name}: done, it holds nothing but .vdsfs/", out)
+        allowed = [args[i + 1] for i, a in enumerate(args) if a == "--to"] or \
+            [n for n in NAMES if n != name]
+        for f in FILES:
+            self.assertEqual(len(m.where(f)), 1, f)
+            self.assertIn(NAMES[m.where(f)[0]], allowed, f)
+        self.assertEqual(os.listdir(m.paths[NAMES.index(name)]), [".vdsfs"])
+
+    def check_rebalance(self, m, c, args, out, mid):
+        self.assertIn("--dry-run", args)    # the README shows only the plan
+        self.assertIn("rebalance (dry run: nothing moves)", out)
+        self.assertEqual(c.status(), [])
+        self.assertEqual([m.where(f) for f in FILES], [[0], [0]])
 
     def check_where(self, m, c, args, out, mid):
         want = [f"{self.rel(m, a)}\tfast" for a in args if not a.startswith("--")]

@@ -219,7 +219,8 @@ class GlobalFlags(unittest.TestCase):
 
 class DatastoresNames(unittest.TestCase):
     """datastores --names: the names alone, one a line, as shell completion reads
-    them; a bad argument is refused before anything is sent."""
+    them; --spec: one NAME=PATH:... line, as vdsfs takes it; a bad argument is
+    refused before anything is sent."""
 
     def test_names(self):
         reply = json.dumps({"ok": True, "datastores": [
@@ -229,7 +230,11 @@ class DatastoresNames(unittest.TestCase):
         d = FakeDaemon(self, reply=reply)
         p, reqs = d.ctl("datastores", "--names")
         self.assertEqual((p.stdout, reqs), ("fast\nbulk\n", [{"cmd": "datastores"}]))
-        for args, words in ((["--names", "--json"], ("not both",)),
+        del d.requests[:]
+        p, reqs = d.ctl("datastores", "--spec")
+        self.assertEqual((p.stdout, reqs), ("fast=/srv/a b:bulk=/srv/c\n", [{"cmd": "datastores"}]))
+        for args, words in ((["--names", "--json"], ("one of --json, --names, --spec",)),
+                            (["--spec", "--names"], ("one of",)),
                             (["--name"], ("unknown argument '--name'",)), (["x"], ("'x'",))):
             del d.requests[:]
             refused(self, [VDSCTL, "-s", d.path, "datastores"] + args, "datastores:", *words)

@@ -95,7 +95,12 @@ class OptionsAndCommands(unittest.TestCase):
             got, _, err = complete(line)
             self.assertEqual((sorted(got), err), (sorted(self.commands), ""), line)
         self.assertEqual(complete("vdsctl -s /x mi")[0], ["migrate"])
-        self.assertEqual(complete("vdsctl -s /x d")[0], ["datastores"])
+        self.assertEqual(sorted(complete("vdsctl -s /x d")[0]), ["datastore", "datastores"])
+        self.assertEqual(complete("vdsctl -s /x datastores")[0], ["datastores"])
+        self.assertEqual(sorted(complete("vdsctl -s /x datastore ")[0]),
+                         ["add", "maintenance", "remove"])
+        self.assertEqual(sorted(complete("vdsctl -s /x datastore maintenance A ")[0]), ["off", "on"])
+        self.assertEqual(complete("vdsctl -s /x evacuate A --max-fill ")[0], [])
 
     def test_each_commands_options(self):
         for cmd, entry in self.commands.items():

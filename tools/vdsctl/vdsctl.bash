@@ -5,7 +5,8 @@
 # sourcing it into a plain bash works as well.
 #
 # Completes vdsctl's own options, the commands, each command's options, datastore
-# names (after --to and in PATH=NAME), paths inside the mount (where, migrate) and
+# names (after --to, in PATH=NAME, for datastore remove|maintenance and evacuate),
+# directories (datastore add NAME=PATH), paths inside the mount (where, migrate) and
 # migration ids (status: any listed, cancel: active ones). Names and ids come from
 # the daemon, asked with the -m/-s given earlier on the line (nothing is asked
 # without them) through the vdsctl being completed, each answer within 2 s.
@@ -141,14 +142,47 @@ _vdsctl()
         if [[ $cur == -* ]]; then
             _vdsctl_words "-m -s -h -V --mount --socket --help --version" "$cur"
         else
-            _vdsctl_words "datastores where migrate status cancel events metrics" "$cur"
+            _vdsctl_words "datastores datastore where migrate status cancel events evacuate rebalance metrics" "$cur"
         fi
         return 0
     fi
 
     case $cmd in
         datastores)
-            [[ ${cmdargs[*]} == *--* ]] || _vdsctl_words "--json --names" "$cur"
+            [[ ${cmdargs[*]} == *--* ]] || _vdsctl_words "--json --names --spec" "$cur"
+            ;;
+        datastore)
+            case ${#cmdargs[@]}:${cmdargs[0]} in
+                0:*) [[ $cur == -* ]] || _vdsctl_words "add remove maintenance" "$cur" ;;
+                1:remove | 1:maintenance)
+                    _vdsctl_words "$(_vdsctl_ask datastores --names)" "$cur" ;;
+                2:maintenance) _vdsctl_words "on off" "$cur" ;;
+                1:add)
+                    if [[ $curarg == *=* ]]; then
+                        compopt -o filenames
+                        mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+                    fi
+                    ;;
+            esac
+            ;;
+        evacuate | rebalance)
+            if [[ $prev == --to ]]; then
+                _vdsctl_words "$(_vdsctl_ask datastores --names)" "$cur"
+            elif [[ $prev == --max-fill || $prev == --threshold ]]; then
+                return 0
+            elif [[ $cur == -* && $cmd == evacuate ]]; then
+                _vdsctl_words "--to --dry-run --wait --max-fill --json --cancel" "$cur"
+            elif [[ $cur == -* ]]; then
+                _vdsctl_words "--threshold --dry-run --wait --json" "$cur"
+            elif [[ $cmd == evacuate ]]; then
+                # The datastore to evacuate, unless it is already on the line.
+                local named=0 after=
+                for w in "${cmdargs[@]}"; do
+                    [[ $w != -* && $after != --to && $after != --max-fill ]] && named=1
+                    after=$w
+                done
+                ((named)) || _vdsctl_words "$(_vdsctl_ask datastores --names)" "$cur"
+            fi
             ;;
         where)
             if [[ $cur == -* ]]; then

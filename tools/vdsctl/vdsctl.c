@@ -1,4 +1,5 @@
-/* vdsctl - control a running vdsfs: datastores, where, migrate, status, cancel.
+/* vdsctl - control a running vdsfs: datastores, where, migrate, status, cancel,
+ * datastore add|remove|maintenance, evacuate, rebalance.
  *
  * Talks JSON lines over the daemon's Unix socket (fs/control/control_req.c has the
  * protocol). Paths the user types are turned here into paths relative to the
@@ -25,15 +26,8 @@
 #include "paths.h"
 #include "proto.h"
 #include "size.h"
+#include "vdsctl.h"
 
-struct ctl {
-	char mount[PATH_MAX];	/* canonical mountpoint, "" if only -s given */
-	char *typed;		/* -m as typed if it reaches the mount another way, or NULL */
-	char *cwd;		/* the current directory, NULL if getcwd failed */
-	char sock[108];
-	int fd;
-	FILE *in;
-};
 
 static void usage(FILE *f)
 {
@@ -48,8 +42,24 @@ static void usage(FILE *f)
 		"  -V, --version           the version\n"
 		"\n"
 		"commands:\n"
-		"  datastores [--json | --names]       datastores, space, bytes held, migrations;\n"
-		"                                      --names: only the names, one per line\n"
+		"  datastores [--json | --names | --spec]\n"
+		"                                      datastores, space, bytes held, migrations,\n"
+		"                                      mode; --names: only the names, one per\n"
+		"                                      line; --spec: one NAME=PATH:... line for\n"
+		"                                      fstab (runtime changes are not kept)\n"
+		"  datastore add NAME=PATH             add a datastore to the mount, checked as\n"
+		"                                      the mount checks its own\n"
+		"  datastore remove NAME               retire an empty datastore\n"
+		"  datastore maintenance NAME on|off   nothing new lands on it while on\n"
+		"  evacuate NAME [--to NAME]... [--dry-run] [--wait] [--max-fill PCT] [--json]\n"
+		"                                      move everything off NAME (put in\n"
+		"                                      maintenance), onto the datastores with the\n"
+		"                                      most room, none filled past PCT (90);\n"
+		"                                      refused whole when it does not fit\n"
+		"  evacuate NAME --cancel              cancel the migrations from or to NAME\n"
+		"  rebalance [--threshold PCT] [--dry-run] [--wait] [--json]\n"
+		"                                      move files off datastores fuller than PCT\n"
+		"                                      (80) without filling another past it\n"
 		"  where [--json] PATH...              the datastore of each file, its migration\n"
 		"  migrate [--wait] [--parallel N] [--bwlimit RATE] [--space-margin SIZE]\n"
 		"          [--no-space-check] PATH... --to NAME\n"
@@ -79,7 +89,7 @@ static void usage(FILE *f)
 		"for /var/lib/vdsfs).\n");
 }
 
-static int die(int code, const char *fmt, const char *arg)
+int die(int code, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "vdsctl: ");
 	fprintf(stderr, fmt, arg);
@@ -100,7 +110,7 @@ static int ctl_connect(struct ctl *c)
 }
 
 /* One request, one reply; NULL (with a message printed) if the daemon is gone. */
-static json_object *call(struct ctl *c, json_object *req)
+json_object *call(struct ctl *c, json_object *req)
 {
 	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
 	char *line = NULL;
@@ -120,7 +130,7 @@ static json_object *call(struct ctl *c, json_object *req)
 	return rep;
 }
 
-static bool reply_ok(json_object *rep)
+bool reply_ok(json_object *rep)
 {
 	json_object *ok, *err;
 
@@ -131,7 +141,7 @@ static bool reply_ok(json_object *rep)
 	return false;
 }
 
-static bool reply_ok_quiet(json_object *rep)
+bool reply_ok_quiet(json_object *rep)
 {
 	json_object *ok;
 
@@ -177,7 +187,7 @@ static int relpath(struct ctl *c, const char *arg, char *out, size_t len)
 	return ret;
 }
 
-static const char *human(double b, char *buf, size_t len)
+const char *human(double b, char *buf, size_t len)
 {
 	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	int i = 0;
@@ -188,21 +198,21 @@ static const char *human(double b, char *buf, size_t len)
 	return buf;
 }
 
-static int64_t geti(json_object *o, const char *k)
+int64_t geti(json_object *o, const char *k)
 {
 	json_object *v;
 
 	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
 }
 
-static double getd(json_object *o, const char *k)
+double getd(json_object *o, const char *k)
 {
 	json_object *v;
 
 	return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : 0;
 }
 
-static const char *gets_(json_object *o, const char *k)
+const char *gets_(json_object *o, const char *k)
 {
 	json_object *v;
 
@@ -210,14 +220,14 @@ static const char *gets_(json_object *o, const char *k)
 }
 
 /* Error exits free what they hold: the tests run this tool under LeakSanitizer. */
-static int put_fail(json_object *o)
+int put_fail(json_object *o)
 {
 	json_object_put(o);
 	return 1;
 }
 
 /* Failed replies exit 1; with --json a good one is printed as it came. */
-static int finish_reply(json_object *rep, bool print)
+int finish_reply(json_object *rep, bool print)
 {
 	bool ok = rep && reply_ok_quiet(rep);
 
@@ -227,40 +237,54 @@ static int finish_reply(json_object *rep, bool print)
 	return ok ? 0 : 1;
 }
 
-/* --names prints one name a line and nothing else: what shell completion reads. */
+/* --names prints one name a line and nothing else: what shell completion reads.
+ * --spec prints the datastores as one NAME=PATH:... line, what fstab and vdsfs take:
+ * runtime changes are not kept by the daemon, so this is how they are kept. */
 static int cmd_datastores(struct ctl *c, int argc, char **argv)
 {
 	json_object *rep, *arr;
 	char a[32], b[32], h[32];
-	bool json = false, names = false;
+	bool json = false, names = false, spec = false;
 
 	for (int i = 0; i < argc; i++)
 		if (!strcmp(argv[i], "--json"))
 			json = true;
 		else if (!strcmp(argv[i], "--names"))
 			names = true;
+		else if (!strcmp(argv[i], "--spec"))
+			spec = true;
 		else
 			return die(2, "datastores: unknown argument '%s'", argv[i]);
-	if (json && names)
-		return die(2, "datastores: --json or --names, not both%s", "");
-	rep = simple(c, "datastores");
+	if (json + names + spec > 1)
+		return die(2, "datastores: one of --json, --names, --spec%s", "");
+	rep = simple(c, CMD_DATASTORES);
 	if (!rep || !reply_ok(rep) || json)
 		return finish_reply(rep, json);
-	json_object_object_get_ex(rep, "datastores", &arr);
+	json_object_object_get_ex(rep, K_DATASTORES, &arr);
 	for (size_t i = 0; names && i < json_object_array_length(arr); i++)
-		puts(gets_(json_object_array_get_idx(arr, i), "name"));
-	if (names) {
+		puts(gets_(json_object_array_get_idx(arr, i), K_NAME));
+	for (size_t i = 0; spec && i < json_object_array_length(arr); i++) {
+		json_object *d = json_object_array_get_idx(arr, i);
+
+		printf("%s%s=%s", i ? ":" : "", gets_(d, K_NAME), gets_(d, K_PATH));
+	}
+	if (names || spec) {
+		if (spec)
+			putchar('\n');
 		json_object_put(rep);
 		return 0;
 	}
-	printf("%-12s %-8s %10s %10s %10s %5s  %s\n", "NAME", "FS", "SIZE", "FREE", "HELD", "MIGR", "PATH");
+	printf("%-12s %-8s %10s %10s %10s %5s %-6s  %s\n", "NAME", "FS", "SIZE", "FREE", "HELD",
+	       "MIGR", "MODE", "PATH");
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *d = json_object_array_get_idx(arr, i);
+		json_object *d = json_object_array_get_idx(arr, i), *mt;
+		bool maint = json_object_object_get_ex(d, K_MAINTENANCE, &mt) &&
+			     json_object_get_boolean(mt);
 
-		printf("%-12s %-8s %10s %10s %10s %5lld  %s\n", gets_(d, "name"), gets_(d, "fs"),
-		       human(geti(d, "size"), a, sizeof(a)), human(geti(d, "free"), b, sizeof(b)),
-		       human(geti(d, "held"), h, sizeof(h)), (long long)geti(d, "migrations"),
-		       gets_(d, "path"));
+		printf("%-12s %-8s %10s %10s %10s %5lld %-6s  %s\n", gets_(d, K_NAME), gets_(d, K_FS),
+		       human(geti(d, K_SIZE), a, sizeof(a)), human(geti(d, K_FREE), b, sizeof(b)),
+		       human(geti(d, K_HELD), h, sizeof(h)), (long long)geti(d, K_MIGRATIONS),
+		       maint ? "maint" : "normal", gets_(d, K_PATH));
 	}
 	json_object_put(rep);
 	return 0;
@@ -304,12 +328,12 @@ static int cmd_where(struct ctl *c, int argc, char **argv, bool json)
 	return ret;
 }
 
-static bool terminal_phase(const char *p)
+bool terminal_phase(const char *p)
 {
 	return !strcmp(p, "done") || !strcmp(p, "failed") || !strcmp(p, "cancelled");
 }
 
-static void print_bar(json_object *m, bool tty)
+void print_bar(json_object *m, bool tty)
 {
 	double done = geti(m, "bytes_copied"), total = geti(m, "bytes_total");
 	double pct = total > 0 ? 100.0 * done / total : 0;
@@ -328,7 +352,7 @@ static void print_bar(json_object *m, bool tty)
 	       *gets_(m, "error") ? "  " : "", gets_(m, "error"), tty ? "\033[K" : "");
 }
 
-static json_object *status_of(struct ctl *c, uint64_t id)
+json_object *status_of(struct ctl *c, uint64_t id)
 {
 	json_object *req = json_object_new_object(), *rep, *arr;
 
@@ -347,7 +371,7 @@ static json_object *status_of(struct ctl *c, uint64_t id)
 	return arr;
 }
 
-static void sleep_ms(int ms)
+void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -356,14 +380,18 @@ static void sleep_ms(int ms)
 
 /* Progress per id until all are over. Plain lines on a pipe (one per phase change),
  * bars redrawn in place on a terminal. Returns 0 only if every one switched. */
-static int wait_for(struct ctl *c, json_object *ids)
+int wait_for(struct ctl *c, json_object *ids, bool quiet, bool total)
 {
-	size_t n = json_object_array_length(ids);
+	size_t n = json_object_array_length(ids), ended_before = (size_t)-1;
 	bool tty = isatty(STDOUT_FILENO);
 	char **last = calloc(n, sizeof(char *));
 	int ret = 0;
 
 	for (bool all = false; !all;) {
+		uint64_t copied = 0, size = 0;
+		size_t ended = 0;
+		char a[32], b[32];
+
 		all = true;
 		for (size_t i = 0; i < n; i++) {
 			json_object *arr = status_of(c, json_object_get_int64(json_object_array_get_idx(ids, i)));
@@ -372,18 +400,30 @@ static int wait_for(struct ctl *c, json_object *ids)
 
 			if (!terminal_phase(phase))
 				all = false;
+			else
+				ended++;
+			if (m) {
+				size += geti(m, "bytes_total");
+				copied += !strcmp(phase, "done") ? geti(m, "bytes_total") : geti(m, "bytes_copied");
+			}
 			if (m && (tty || !last[i] || strcmp(last[i], phase))) {
-				print_bar(m, tty);
+				if (!quiet)
+					print_bar(m, tty);
 				free(last[i]);
 				last[i] = strdup(phase);
 			}
 			json_object_put(arr);
 		}
+		/* As a whole: on a terminal every round, on a pipe when a file ends. */
+		if (total && !quiet && (tty || ended != ended_before))
+			printf("     all: %zu of %zu ended, %s of %s copied%s\n", ended, n,
+			       human(copied, a, sizeof(a)), human(size, b, sizeof(b)), tty ? "\033[K" : "");
+		ended_before = ended;
 		fflush(stdout);
 		if (!all) {
 			sleep_ms(tty ? 250 : 100);
-			if (tty)
-				printf("\033[%zuA", n);
+			if (tty && !quiet)
+				printf("\033[%zuA", n + (total ? 1 : 0));
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -505,7 +545,7 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 	for (size_t i = 0; i < json_object_array_length(ids); i++)
 		printf("%lld\n", (long long)json_object_get_int64(json_object_array_get_idx(ids, i)));
 	fflush(stdout);
-	ret = a.wait ? wait_for(c, ids) : 0;
+	ret = a.wait ? wait_for(c, ids, false, false) : 0;
 	json_object_put(rep);
 	return ret;
 }
@@ -625,6 +665,12 @@ static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
 		return cmd_cancel(c, argc, argv);
 	if (!strcmp(cmd, "metrics"))
 		return cmd_metrics(c, argc);
+	if (!strcmp(cmd, "datastore"))
+		return cmd_datastore(c, argc, argv);
+	if (!strcmp(cmd, "evacuate"))
+		return cmd_evacuate(c, argc + 1, argv - 1);
+	if (!strcmp(cmd, "rebalance"))
+		return cmd_rebalance(c, argc + 1, argv - 1);
 	if (strcmp(cmd, "events"))
 		return die(2, "unknown command '%s' (see --help)", cmd);
 	rep = simple(c, "events");
