@@ -2,7 +2,8 @@
  *
  * Each migration is a scheduler job: the scheduler decides when it may start (at
  * most four at once, never two sharing a datastore) and the job holds its two
- * datastores until the file has switched, been rolled back or failed. The work runs
+ * datastores until the file has switched (the cleanup after it runs outside the
+ * slot: mig_release_slot), been rolled back or failed. The work runs
  * on a thread of its own; the scheduler thread only starts it. The switch has a
  * file of its own (mig_switch.c).
  */
@@ -482,13 +483,21 @@ static void finish(struct mig *m, enum mig_phase phase, int status)
 	m->ended_ns = vds_now_ns(CLOCK_REALTIME);
 	mig_finished_locked(g, m);
 	migs_unlock(g);
-	if (m->sjob)
+	if (m->sjob && !m->slot_released)
 		sched_job_done(m->sjob, status, status ? m->msg : NULL);
+	m->slot_released = true;
 	if (m->stuck)
 		return;	/* keeps its vfile and node: I/O still goes through m */
 	node_unpin(&g->ns->nodes, m->node);
 	vfile_put(g->ns, m->vf);
 	m->vf = NULL;
+}
+
+void mig_release_slot(struct mig *m)
+{
+	if (m->sjob && !m->slot_released)
+		sched_job_done(m->sjob, 0, NULL);
+	m->slot_released = true;
 }
 
 void mig_release_stuck(struct mig *m)

@@ -98,6 +98,8 @@ struct mig {
 	atomic_bool stopping;		/* daemon shutdown: leave it to recovery */
 	uint64_t job;			/* scheduler job id */
 	struct sched_job *sjob;		/* set when the scheduler starts it */
+	bool slot_released;		/* sched_job_done called (at the switch, or at the
+					 * end): the migration thread's alone */
 	pthread_t thread;
 	bool thread_started;
 
@@ -165,6 +167,11 @@ int mig_fail(struct mig *m, int err, const char *fmt, ...) __attribute__((format
  * first error, logged with the step that failed. */
 int mig_drop_files(struct mig *m, bool keep_journal);
 void mig_thread_start(struct mig *m);
+/* The file lives on the destination: give the scheduler slot (both datastores) back
+ * now, so the next queued migration on them starts while this one still syncs and
+ * cleans up. The record stays "switching" until mig.c's cleanup ends, so no new
+ * migration of the same file starts before this one's journal is gone. Once. */
+void mig_release_slot(struct mig *m);
 /* Wait *wait_s seconds (or until the daemon stops: false) and double it, up to 60:
  * the pace of a retry. */
 bool mig_wait_retry(struct mig *m, unsigned *wait_s);
