@@ -154,6 +154,7 @@ static int mig_copy(struct mig *m)
 	struct datastore *D = &m->g->store->ds[m->dst];
 	struct copier_opts o = { 0 };
 	struct copier_result res;
+	struct stat st;
 	char tmp[48];
 	uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
 	int ret;
@@ -170,7 +171,7 @@ static int mig_copy(struct mig *m)
 	 * next mount resumes rather than starts over (recover.c); mig_drop_files
 	 * removes them when the migration rolls back. */
 	o.keep_partial = true;
-	o.checkpoint_every = MIG_CHECKPOINT_EVERY;
+	o.checkpoint_every = mig_checkpoint_every(fstat(m->base_fd, &st) ? 0 : (uint64_t)st.st_size);
 	o.resume = m->resumed;
 	ret = copier_copy(m->base_fd, D->state_fd, tmp, &o, &res);
 	if (ret == -ECANCELED)
