@@ -69,6 +69,17 @@ def largest_gaps(t, ms, me, marks, n=3):
     return out
 
 
+def gaps_by_phase(t, ms, me, marks):
+    """the largest gap ending in each phase: [(phase, gap ms)], phases from the marks
+    in time order, then "after end" (one second past the migration's end)"""
+    bounds = sorted(marks, key=lambda x: x[1]) + [("after end", me), ("", me + 1000)]
+    out = []
+    for (name, lo), (_, hi) in zip(bounds, bounds[1:]):
+        g = max((b - a for a, b in zip(t, t[1:]) if lo <= b < hi), default=0)
+        out.append((name, g))
+    return out
+
+
 def plot(prefix, png, title, t, lat, secs, ms, me, marks, end_label):
     dat, lat_dat = prefix + ".iops.dat", prefix + ".lat.dat"
     with open(dat, "w") as f:
@@ -118,6 +129,8 @@ def main():
         with open(a.gaps, "w") as f:
             for g, at, phase in largest_gaps(t, ms, me, [("migrate", ms)] + marks):
                 f.write(f"{g:.0f} ms ending {at / 1000:.3f} s after the start, in {phase}\n")
+            f.write("largest gap per phase: " + ", ".join(
+                f"{name} {g:.0f} ms" for name, g in gaps_by_phase(t, ms, me, [("migrate", ms)] + marks)) + "\n")
     if a.png:
         plot(a.prefix, a.png, a.title, t, lat, secs, ms, me, marks, a.end_label)
 
