@@ -103,13 +103,32 @@ class Mount:
             time.sleep(0.05)
         raise AssertionError("vdsfs did not mount")
 
+    def daemon_pids(self):
+        """The daemons named in the datastores' lock files (a daemon writes its pid
+        there), those still running."""
+        pids = set()
+        for p in self.paths:
+            try:
+                with open(os.path.join(p, ".vdsfs", "lock")) as f:
+                    pids.add(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
+        return [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+
     def stop(self):
+        """Unmount, then wait (bounded) for the daemon to exit: it lets go of the
+        datastores only after its migrations have stopped, and a start right after an
+        unmount on a loaded machine otherwise finds them still locked."""
+        pids = self.daemon_pids()
         if mounted(self.mnt):
             if run(["fusermount3", "-u", self.mnt], check=False).returncode != 0:
                 run(["fusermount3", "-uz", self.mnt], check=False)
         for _ in range(100):
             if not mounted(self.mnt):
-                return
+                break
+            time.sleep(0.05)
+        end = time.time() + 120
+        while time.time() < end and any(os.path.exists(f"/proc/{pid}") for pid in pids):
             time.sleep(0.05)
 
     def _umount_path(self, p):
