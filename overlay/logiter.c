@@ -11,7 +11,9 @@
  *
  * A window is scanned under io_lock shared, like next_extent, and only when the
  * previous one is used up, so concurrent writes are fine (overlay.h says what an
- * iteration then reports).
+ * iteration then reports).  Only the slots below log_end at begin are scanned: a
+ * merge that went on to the slots appended since chased a writer faster than
+ * itself (issue 13), for blocks the daemon's converge has mirrored anyway.
  */
 #include <stdlib.h>
 
@@ -28,6 +30,7 @@ struct pair {
 struct overlay_log_iter {
 	struct overlay *ov;
 	uint64_t lo, w;		/* next window starts at slot lo; window width */
+	uint64_t end;		/* log_end at begin: slots past it are not scanned */
 	struct pair *p;
 	uint64_t n, i;		/* pairs in the buffer, next to emit */
 	uint64_t zero_cursor;	/* guest offset once the log is done */
@@ -42,6 +45,7 @@ int overlay_log_iter_begin(struct overlay *ov, struct overlay_log_iter **out)
 	if (!it)
 		return -ENOMEM;
 	it->ov = ov;
+	it->end = end;
 	it->w = end / 16 > WINDOW_MIN ? end / 16 : WINDOW_MIN;
 	it->p = malloc(it->w * sizeof(*it->p));
 	if (!it->p) {
@@ -80,7 +84,7 @@ static void scan_window(struct overlay_log_iter *it)
 			uint32_t e = atomic_load_explicit(&l->e[k], memory_order_acquire);
 			uint64_t b = (l->key << OV_LEAF_SHIFT) + k;
 
-			if (e < OV_E_SLOT0 || ov_e_slot(e) < it->lo ||
+			if (e < OV_E_SLOT0 || ov_e_slot(e) < it->lo || ov_e_slot(e) >= it->end ||
 			    ov_e_slot(e) - it->lo >= it->w || b >= ov->nblocks)
 				continue;
 			if (it->n == it->w)
@@ -113,7 +117,7 @@ int overlay_log_iter_next(struct overlay_log_iter *it, struct overlay_extent *ex
 			ext->state = OVERLAY_DATA;
 			return 1;
 		}
-		if (it->lo >= atomic_load(&ov->log_end))
+		if (it->lo >= it->end)
 			it->zeros = true;
 		else
 			scan_window(it);

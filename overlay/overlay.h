@@ -151,7 +151,10 @@ int overlay_next_extent(struct overlay *ov, uint64_t *cursor, struct overlay_ext
  * block changed after that may be reported with its old state or missed; read its
  * bytes through overlay_read, as with next_extent, and mirror later writes (the
  * daemon's converge does both).  Every block that was DATA or ZERO when begin
- * returned and stays so is reported exactly once.  The iterator scans the map in
+ * returned and stays so is reported exactly once; a block first written after
+ * begin is reported only if it took a free slot below the log's end at begin
+ * (appended slots are not scanned), so an iteration ends however fast the writer
+ * is.  The iterator scans the map in
  * windows of the log: memory 16 bytes per slot of a window, a 16th of the log (at
  * least 64 Ki slots), at most 17 scans of the map in all.  End it before closing
  * the overlay. */

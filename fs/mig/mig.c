@@ -2,7 +2,8 @@
  *
  * Each migration is a scheduler job: the scheduler decides when it may start (at
  * most four at once, never two sharing a datastore) and the job holds its two
- * datastores until the file has switched, been rolled back or failed. The work runs
+ * datastores until the file has switched (the cleanup after it runs outside the
+ * slot: mig_release_slot), been rolled back or failed. The work runs
  * on a thread of its own; the scheduler thread only starts it. The switch has a
  * file of its own (mig_switch.c).
  */
@@ -153,6 +154,7 @@ static int mig_copy(struct mig *m)
 	struct datastore *D = &m->g->store->ds[m->dst];
 	struct copier_opts o = { 0 };
 	struct copier_result res;
+	struct stat st;
 	char tmp[48];
 	uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
 	int ret;
@@ -169,7 +171,7 @@ static int mig_copy(struct mig *m)
 	 * next mount resumes rather than starts over (recover.c); mig_drop_files
 	 * removes them when the migration rolls back. */
 	o.keep_partial = true;
-	o.checkpoint_every = MIG_CHECKPOINT_EVERY;
+	o.checkpoint_every = mig_checkpoint_every(fstat(m->base_fd, &st) ? 0 : (uint64_t)st.st_size);
 	o.resume = m->resumed;
 	ret = copier_copy(m->base_fd, D->state_fd, tmp, &o, &res);
 	if (ret == -ECANCELED)
@@ -538,13 +540,21 @@ static void finish(struct mig *m, enum mig_phase phase, int status)
 	pause_ns = m->pause_ns;
 	migs_unlock(g);
 	log_end(phase, copied, pause_ns, msg);
-	if (m->sjob)
+	if (m->sjob && !m->slot_released)
 		sched_job_done(m->sjob, status, status ? m->msg : NULL);
+	m->slot_released = true;
 	if (m->stuck)
 		return;	/* keeps its vfile and node: I/O still goes through m */
 	node_unpin(&g->ns->nodes, m->node);
 	vfile_put(g->ns, m->vf);
 	m->vf = NULL;
+}
+
+void mig_release_slot(struct mig *m)
+{
+	if (m->sjob && !m->slot_released)
+		sched_job_done(m->sjob, 0, NULL);
+	m->slot_released = true;
 }
 
 void mig_release_stuck(struct mig *m)

@@ -40,10 +40,15 @@
  *     goes back to passthrough. Cannot fail: everything it needs was made in steps
  *     3 and 6. Lookups, which wait for step 8's lock, find the node rebound.
  * After the pause:
- * 12. The rename and the unlink are made durable (fsync of both folders).
- * 13. mig.c cleans up: differencing file, copy leftovers, then the journal, which
- *     goes only if 10, 12 and 13 all succeeded. Otherwise it stays "switching" and
- *     the next mount finishes (recover.c: roll_forward is idempotent).
+ * 12. The scheduler slot is given back (mig_release_slot): the next migration queued
+ *     on these datastores starts now. The record stays "switching", so the file
+ *     cannot be migrated again before this journal is gone.
+ * 13. The rename and the unlink are made durable (fsync of both folders).
+ * 14. mig.c cleans up: differencing file, copy leftovers, then the journal, which
+ *     goes only if 10, 13 and 14 all succeeded. Otherwise it stays "switching" and
+ *     the next mount finishes (recover.c: roll_forward is idempotent). An unmount
+ *     meanwhile waits for this (migs_shutdown joins the thread); a crash leaves the
+ *     journal, and the next mount finishes.
  */
 #include <assert.h>
 #include <errno.h>
@@ -362,7 +367,7 @@ static int flip(struct mig *m, struct flip *f, int *oldfd)
 	return 0;
 }
 
-/* Step 12. Failing, the journal stays for the next mount. */
+/* Step 13. Failing, the journal stays for the next mount. */
 static int make_durable(struct mig *m, struct flip *f)
 {
 	int ret = testfail("flip-sync");
@@ -375,10 +380,11 @@ static int make_durable(struct mig *m, struct flip *f)
 	return ret;
 }
 
-/* After step 10 failed: retry removing the stale source (hidden meanwhile) with a
- * growing wait, until it goes or the daemon stops. It is found through its folder's
- * fd by its name, which only a rename of a folder above it changes (that moves the
- * folder, fd and all); and removed only if it still is the migrated inode. */
+/* After step 10 failed: retry removing the stale source (hidden meanwhile; the
+ * slot is already free) with a growing wait, until it goes or the daemon stops.
+ * It is found through its folder's fd by its name, which only a rename of a folder
+ * above it changes (that moves the folder, fd and all); and removed only if it
+ * still is the migrated inode. */
 static int remove_stale(struct mig *m, struct flip *f)
 {
 	struct migs *g = m->g;
@@ -512,6 +518,7 @@ int mig_switch(struct mig *m, bool *settled)
 			mig_fail(m, ret, "switch failed: %s", strerror(-ret));	/* unless said already */
 	}
 	if (!ret) {
+		mig_release_slot(m);
 		testpoint(m, "after-flip");
 		t0 = vds_now_ns(CLOCK_MONOTONIC);
 		*settled = !make_durable(m, &f);

@@ -146,6 +146,41 @@ class Parallel(Base):
         self.assertNotEqual(p.returncode, 0)
 
 
+class SlotFreeAtSwitch(Base):
+    """The scheduler slot goes back at the switch, not after the cleanup: with the
+    first migration parked in its cleanup, the next one queued on the same two
+    datastores runs all the way to its own cleanup."""
+    hold = "cleanup"
+
+    def files(self):
+        make_file(self.m.backing(0, "vm/a"), 4)
+        make_file(self.m.backing(0, "vm/b"), 4)
+
+    def test_next_migration_starts_before_cleanup_ends(self):
+        a, b = self.c.migrate(self.m.path("vm/a") + "=ds1", self.m.path("vm/b") + "=ds1")
+        self.c.wait_held(a, "cleanup")
+        sa = self.c.one(a)
+        # switched (the file lives on ds1), not finished: the journal is still there
+        self.assertEqual(sa["phase"], "switching", sa)
+        self.assertEqual(self.m.where("vm/a"), [1])
+        self.assertNotEqual(state_files(self.m), [])
+        # b shares both datastores with a, yet switches while a still cleans up
+        self.c.wait_held(b, "cleanup")
+        sa, sb = self.c.one(a), self.c.one(b)
+        self.assertEqual(sa["held_at"], "cleanup", sa)
+        self.assertGreater(sb["started_seq"], sa["ended_seq"])
+        self.assertEqual(self.m.where("vm/b"), [1])
+        # a file whose cleanup has not ended cannot be moved again yet
+        p = self.c.run("migrate", self.m.path("vm/a"), "--to", "ds0", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("already migrating", p.stdout + p.stderr)
+        self.c.release()
+        self.c.release()
+        for mid in (a, b):
+            self.assertEqual(self.c.wait_phase(mid, "done", "failed", "cancelled")["phase"], "done")
+        self.assert_clean()
+
+
 class QemuIo(Base):
     hold = "copied"
 

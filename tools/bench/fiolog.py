@@ -17,7 +17,7 @@ its length). With --png, draws IOPS per second and the
 per-I/O latency over time with the migration's start, end and any --mark lines.
 
 usage: fiolog.py LOG_PREFIX FIO_START MIG_START MIG_END [--png FILE --title T]
-       [--mark LABEL=EPOCH_SECONDS ...] [--end-label switch]
+       [--mark LABEL=EPOCH_SECONDS ...] [--end-label switch] [--gaps FILE]
 """
 import argparse
 import subprocess
@@ -51,6 +51,33 @@ def analyze(t, ms, me):
     ib = before / ((ms - 1000) / 1000) if ms > 1000 else float("nan")
     idur = during / ((me - ms) / 1000) if me > ms else float("nan")
     return gap, ib, idur, secs
+
+
+def largest_gaps(t, ms, me, marks, n=3):
+    """the n largest gaps in the window as (gap ms, its end in ms after the migration's
+    start, the phase it ends in: the last mark at or before it)"""
+    gaps = sorted(((b - a, b) for a, b in zip(t, t[1:]) if ms <= b <= me + 1000), reverse=True)[:n]
+    out = []
+    for g, b in gaps:
+        phase = "start"
+        for name, at in sorted(marks, key=lambda x: x[1]):
+            if at <= b:
+                phase = name
+        if b > me:
+            phase = "after end"
+        out.append((g, b - ms, phase))
+    return out
+
+
+def gaps_by_phase(t, ms, me, marks):
+    """the largest gap ending in each phase: [(phase, gap ms)], phases from the marks
+    in time order, then "after end" (one second past the migration's end)"""
+    bounds = sorted(marks, key=lambda x: x[1]) + [("after end", me), ("", me + 1000)]
+    out = []
+    for (name, lo), (_, hi) in zip(bounds, bounds[1:]):
+        g = max((b - a for a, b in zip(t, t[1:]) if lo <= b < hi), default=0)
+        out.append((name, g))
+    return out
 
 
 def plot(prefix, png, title, t, lat, secs, ms, me, marks, end_label):
@@ -87,16 +114,24 @@ def main():
     ap.add_argument("--title", default="live migration")
     ap.add_argument("--mark", action="append", default=[])
     ap.add_argument("--end-label", default="switch")
+    ap.add_argument("--gaps", help="write the 3 largest gaps, where they end (ms after the "
+                    "migration's start) and the phase they end in (after which --mark), to this file")
     a = ap.parse_args()
     ms, me = (a.mig_start - a.fio_start) * 1000, (a.mig_end - a.fio_start) * 1000
     t, lat = load(a.prefix, a.fio_start)
     gap, ib, idur, secs = analyze(t, ms, me)
     print(f"{gap:.0f} {ib:.0f} {idur:.0f}")
+    marks = []
+    for m in a.mark:
+        name, at = m.split("=", 1)
+        marks.append((name, (float(at) - a.fio_start) * 1000))
+    if a.gaps:
+        with open(a.gaps, "w") as f:
+            for g, at, phase in largest_gaps(t, ms, me, [("migrate", ms)] + marks):
+                f.write(f"{g:.0f} ms ending {at / 1000:.3f} s after the start, in {phase}\n")
+            f.write("largest gap per phase: " + ", ".join(
+                f"{name} {g:.0f} ms" for name, g in gaps_by_phase(t, ms, me, [("migrate", ms)] + marks)) + "\n")
     if a.png:
-        marks = []
-        for m in a.mark:
-            name, at = m.split("=", 1)
-            marks.append((name, (float(at) - a.fio_start) * 1000))
         plot(a.prefix, a.png, a.title, t, lat, secs, ms, me, marks, a.end_label)
 
 

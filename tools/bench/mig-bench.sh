@@ -8,7 +8,10 @@
 # it; guest IOPS during the migration against before it. Draws a PNG per run
 # (IOPS and latency over time, migration start, copy end, converge end, switch and
 # done marked). The guest figures come from tools/bench/fiolog.py, which
-# qemu-mirror-bench.sh uses too.
+# qemu-mirror-bench.sh uses too. "ratio to switch" stops the clock when the pause
+# ends (the file lives on the destination and the scheduler slot is free); the
+# cleanup after it runs outside the slot. The 3 largest guest gaps and the phase each
+# falls in go to OUT/mig-SIZE-MODE.gaps; KEEP_LOGS=1 keeps fio's per-I/O log there.
 #
 # usage: tools/bench/mig-bench.sh [--sizes "1g 4g"] [--modes "limited unlimited"]
 #        [--rate 5000] [--dir /var/tmp] [--dst-dir DIR] [--plain vds-copy]
@@ -56,8 +59,8 @@ fi
 mkdir -p "$top/A" "$dst/B" "$top/mnt" "$top/cpA" "$dst/cpB"
 mnt=$top/mnt sock=$top/ctl.sock
 
-printf '| disk | writer | migration s (copy, converge, flush, cleanup) | plain copy s | ratio | pause guest ms | pause daemon ms | IOPS before | IOPS during | during/before |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| disk | writer | migration s (copy, converge, flush, cleanup) | plain copy s | ratio | ratio to switch | largest guest gap ms (in phase) | pause daemon ms | IOPS before | IOPS during | during/before |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 for size in $(list "$sizes"); do
 	# the plain-copy baseline: the same bytes between the same two filesystems
 	fio --name=l --filename="$top/cpA/d" --size="$size" --rw=write --bs=1M --direct=1 \
@@ -91,22 +94,27 @@ t0 = m["started_ns"] / 1e9
 copied = t0 + m["copy_ms"] / 1e3
 converged = copied + m["converge_ms"] / 1e3
 switch = converged + m["flush_ms"] / 1e3
-print("%.2f|%.2f|%.2f|%.2f|%.2f %.6f %.6f %.6f" % (m["pause_ms"], m["copy_ms"] / 1e3,
-      m["converge_ms"] / 1e3, m["flush_ms"] / 1e3, m["cleanup_ms"] / 1e3, copied, converged, switch))')
-		read -r parts t_copied t_converged t_switch <<<"$st"
+switched = switch + m["pause_ms"] / 1e3
+print("%.2f|%.2f|%.2f|%.2f|%.2f %.6f %.6f %.6f %.6f" % (m["pause_ms"], m["copy_ms"] / 1e3,
+      m["converge_ms"] / 1e3, m["flush_ms"] / 1e3, m["cleanup_ms"] / 1e3, copied, converged, switch,
+      switched))')
+		read -r parts t_copied t_converged t_switch t_switched <<<"$st"
 		IFS='|' read -r pause copy_s conv_s flush_s clean_s <<<"$parts"
 		bench_unmount_fuse "$mnt" "$VDSFS_PID"
 		bench_undo=("${bench_undo[@]:0:mark}")
 		guest=$(python3 "$here/fiolog.py" "$log" "$fstart" "$mstart" "$mend" \
 			--png "$out/mig-$size-$mode.png" --end-label "done" --mark "copied=$t_copied" \
 			--mark "converged=$t_converged" --mark "switch=$t_switch" \
+			--mark "cleanup=$t_switched" --gaps "$out/mig-$size-$mode.gaps" \
 			--title "vdsfs live migration, $size disk, $mode 4k randwrite qd16")
 		read -r gap ib idur <<<"$guest"
+		gap_in=$(head -1 "$out/mig-$size-$mode.gaps" | sed 's/.*, in //')
 		awk -v s="$size" -v w="$mode" -v a="$mstart" -v e="$mend" -v p="$plain_s" -v g="$gap" \
-			-v ib="$ib" -v id="$idur" -v ph="$copy_s, $conv_s, $flush_s, $clean_s" -v pz="$pause" 'BEGIN {
+			-v ib="$ib" -v id="$idur" -v ph="$copy_s, $conv_s, $flush_s, $clean_s" -v pz="$pause" \
+			-v sw="$t_switched" -v gi="$gap_in" 'BEGIN {
 			m = e - a
-			printf "| %s | %s | %.2f (%s) | %.2f | %.2fx | %s | %s | %s | %s | %.2fx |\n",
-				s, w, m, ph, p, m / p, g, pz, ib, id, (ib > 0 ? id / ib : 0) }'
+			printf "| %s | %s | %.2f (%s) | %.2f | %.2fx | %.2fx | %s (%s) | %s | %s | %s | %.2fx |\n",
+				s, w, m, ph, p, m / p, (sw - a) / p, g, gi, pz, ib, id, (ib > 0 ? id / ib : 0) }'
 		if [ -n "$rows" ]; then
 			awk -v s="$size" -v w="$WRITER_LABEL" -v a="$mstart" -v e="$mend" -v p="$plain_s" -v g="$gap" \
 				-v ib="$ib" -v id="$idur" -v pl="$plain" -v pz="$pause" \
@@ -115,6 +123,7 @@ print("%.2f|%.2f|%.2f|%.2f|%.2f %.6f %.6f %.6f" % (m["pause_ms"], m["copy_ms"] /
 				print s, w, "vdsfs", sprintf("%.2f", e - a), ph "; pause " pz " ms (daemon)",
 					sprintf("%.2f", p), pl, g, ib, id }' >>"$rows"
 		fi
+		[ -n "${KEEP_LOGS:-}" ] && cp "$log"_lat.1.log "$out/mig-$size-$mode.lat.log"
 		rm -f "$log"_*.log "$log".*.dat
 	done
 done
