@@ -58,7 +58,7 @@ int cmd_datastore(struct ctl *c, int argc, char **argv)
 		char *spec = absolute_spec(c, argv[1]);
 
 		if (!spec)
-			return die(1, "out of memory%s", "");
+			return die(1, "out of memory");
 		req = request(CMD_DS_ADD);
 		json_object_object_add(req, K_SPEC, json_object_new_string(spec));
 		free(spec);
@@ -77,7 +77,7 @@ int cmd_datastore(struct ctl *c, int argc, char **argv)
 		return send_simple(c, req);
 	}
 	return die(2, "datastore: expected 'add NAME=PATH', 'remove NAME' or "
-		   "'maintenance NAME on|off'%s", "");
+		   "'maintenance NAME on|off'");
 }
 
 /* PCT as typed ("90", "90%", "87.5"): 1-100, else -1. */
@@ -178,12 +178,12 @@ static int evac_opts(struct evac_args *a, int argc, char **argv, bool rebalance)
 		}
 	}
 	if (!rebalance && optind != argc - 1)
-		return die(2, "evacuate: expected one datastore NAME%s", "");
+		return die(2, "evacuate: expected one datastore NAME");
 	if (rebalance && optind != argc)
 		return die(2, "rebalance: unexpected argument '%s'", argv[optind]);
 	a->name = rebalance ? NULL : argv[optind];
 	if (a->cancel && (a->to || a->dry_run || a->wait || a->pct))
-		return die(2, "evacuate --cancel takes no other option%s", "");
+		return die(2, "evacuate --cancel takes no other option");
 	return 0;
 }
 

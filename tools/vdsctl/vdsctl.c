@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,10 +90,14 @@ static void usage(FILE *f)
 		"for /var/lib/vdsfs).\n");
 }
 
-int die(int code, const char *fmt, const char *arg)
+int die(int code, const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "vdsctl: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	return code;
 }
@@ -134,9 +139,9 @@ bool reply_ok(json_object *rep)
 {
 	json_object *ok, *err;
 
-	if (json_object_object_get_ex(rep, "ok", &ok) && json_object_get_boolean(ok))
+	if (json_object_object_get_ex(rep, K_OK, &ok) && json_object_get_boolean(ok))
 		return true;
-	if (json_object_object_get_ex(rep, "error", &err))
+	if (json_object_object_get_ex(rep, K_ERROR, &err))
 		fprintf(stderr, "vdsctl: %s\n", json_object_get_string(err));
 	return false;
 }
@@ -145,14 +150,14 @@ bool reply_ok_quiet(json_object *rep)
 {
 	json_object *ok;
 
-	return json_object_object_get_ex(rep, "ok", &ok) && json_object_get_boolean(ok);
+	return json_object_object_get_ex(rep, K_OK, &ok) && json_object_get_boolean(ok);
 }
 
 static json_object *simple(struct ctl *c, const char *cmd)
 {
 	json_object *req = json_object_new_object(), *rep;
 
-	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	json_object_object_add(req, K_CMD, json_object_new_string(cmd));
 	rep = call(c, req);
 	json_object_put(req);
 	return rep;
@@ -256,7 +261,7 @@ static int cmd_datastores(struct ctl *c, int argc, char **argv)
 		else
 			return die(2, "datastores: unknown argument '%s'", argv[i]);
 	if (json + names + spec > 1)
-		return die(2, "datastores: one of --json, --names, --spec%s", "");
+		return die(2, "datastores: one of --json, --names, --spec");
 	rep = simple(c, CMD_DATASTORES);
 	if (!rep || !reply_ok(rep) || json)
 		return finish_reply(rep, json);
@@ -296,11 +301,11 @@ static int cmd_where(struct ctl *c, int argc, char **argv, bool json)
 	char rel[PATH_MAX];
 	int ret = 0;
 
-	json_object_object_add(req, "cmd", json_object_new_string("where"));
-	json_object_object_add(req, "paths", paths);
+	json_object_object_add(req, K_CMD, json_object_new_string(CMD_WHERE));
+	json_object_object_add(req, K_PATHS, paths);
 	if (!argc) {
 		json_object_put(req);
-		return die(2, "where: which paths?%s", "");
+		return die(2, "where: which paths?");
 	}
 	for (int i = 0; i < argc; i++) {
 		if (relpath(c, argv[i], rel, sizeof(rel)))
@@ -311,18 +316,18 @@ static int cmd_where(struct ctl *c, int argc, char **argv, bool json)
 	json_object_put(req);
 	if (!rep || !reply_ok(rep) || json)
 		return finish_reply(rep, json);
-	json_object_object_get_ex(rep, "where", &arr);
+	json_object_object_get_ex(rep, K_WHERE, &arr);
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *e = json_object_array_get_idx(arr, i);
 
-		if (*gets_(e, "error")) {
-			fprintf(stderr, "vdsctl: %s: %s\n", gets_(e, "path"), gets_(e, "error"));
+		if (*gets_(e, K_ERROR)) {
+			fprintf(stderr, "vdsctl: %s: %s\n", gets_(e, K_PATH), gets_(e, K_ERROR));
 			ret = 1;
-		} else if (geti(e, "migration"))
-			printf("%s\t%s\tmigration %lld\n", gets_(e, "path"), gets_(e, "datastore"),
-			       (long long)geti(e, "migration"));
+		} else if (geti(e, K_MIGRATION))
+			printf("%s\t%s\tmigration %lld\n", gets_(e, K_PATH), gets_(e, K_DATASTORE),
+			       (long long)geti(e, K_MIGRATION));
 		else
-			printf("%s\t%s\n", gets_(e, "path"), gets_(e, "datastore"));
+			printf("%s\t%s\n", gets_(e, K_PATH), gets_(e, K_DATASTORE));
 	}
 	json_object_put(rep);
 	return ret;
@@ -330,42 +335,44 @@ static int cmd_where(struct ctl *c, int argc, char **argv, bool json)
 
 bool terminal_phase(const char *p)
 {
-	return !strcmp(p, "done") || !strcmp(p, "failed") || !strcmp(p, "cancelled");
+	int phase = mig_phase_parse(p);
+
+	return phase >= 0 && mig_phase_final(phase);
 }
 
 void print_bar(json_object *m, bool tty)
 {
-	double done = geti(m, "bytes_copied"), total = geti(m, "bytes_total");
+	double done = geti(m, K_BYTES_COPIED), total = geti(m, K_BYTES_TOTAL);
 	double pct = total > 0 ? 100.0 * done / total : 0;
-	const char *phase = gets_(m, "phase");
+	const char *phase = gets_(m, K_PHASE);
 	char bar[31], r[32];
 	int fill = (int)(pct * 30 / 100);
 
-	if (!strcmp(phase, "done"))
+	if (mig_phase_parse(phase) == MIG_DONE)
 		pct = 100, fill = 30;
 	for (int i = 0; i < 30; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[30] = 0;
 	printf("%4lld %-28.28s %-11s [%s] %5.1f%% %10s/s pause %.1f ms%s%s%s\n",
-	       (long long)geti(m, "id"), gets_(m, "path"), phase, bar, pct,
-	       human(getd(m, "rate"), r, sizeof(r)), getd(m, "pause_ms"),
-	       *gets_(m, "error") ? "  " : "", gets_(m, "error"), tty ? "\033[K" : "");
+	       (long long)geti(m, K_ID), gets_(m, K_PATH), phase, bar, pct,
+	       human(getd(m, K_RATE), r, sizeof(r)), getd(m, K_PAUSE_MS),
+	       *gets_(m, K_ERROR) ? "  " : "", gets_(m, K_ERROR), tty ? "\033[K" : "");
 }
 
 json_object *status_of(struct ctl *c, uint64_t id)
 {
 	json_object *req = json_object_new_object(), *rep, *arr;
 
-	json_object_object_add(req, "cmd", json_object_new_string("status"));
+	json_object_object_add(req, K_CMD, json_object_new_string(CMD_STATUS));
 	if (id)
-		json_object_object_add(req, "id", json_object_new_int64((int64_t)id));
+		json_object_object_add(req, K_ID, json_object_new_int64((int64_t)id));
 	rep = call(c, req);
 	json_object_put(req);
 	if (!rep || !reply_ok(rep)) {
 		json_object_put(rep);
 		return NULL;
 	}
-	json_object_object_get_ex(rep, "migrations", &arr);
+	json_object_object_get_ex(rep, K_MIGRATIONS, &arr);
 	json_object_get(arr);
 	json_object_put(rep);
 	return arr;
@@ -396,15 +403,15 @@ int wait_for(struct ctl *c, json_object *ids, bool quiet, bool total)
 		for (size_t i = 0; i < n; i++) {
 			json_object *arr = status_of(c, json_object_get_int64(json_object_array_get_idx(ids, i)));
 			json_object *m = arr ? json_object_array_get_idx(arr, 0) : NULL;
-			const char *phase = m ? gets_(m, "phase") : "failed";
+			const char *phase = m ? gets_(m, K_PHASE) : mig_phase_name(MIG_FAILED);
 
 			if (!terminal_phase(phase))
 				all = false;
 			else
 				ended++;
 			if (m) {
-				size += geti(m, "bytes_total");
-				copied += !strcmp(phase, "done") ? geti(m, "bytes_total") : geti(m, "bytes_copied");
+				size += geti(m, K_BYTES_TOTAL);
+				copied += mig_phase_parse(phase) == MIG_DONE ? geti(m, K_BYTES_TOTAL) : geti(m, K_BYTES_COPIED);
 			}
 			if (m && (tty || !last[i] || strcmp(last[i], phase))) {
 				if (!quiet)
@@ -427,7 +434,7 @@ int wait_for(struct ctl *c, json_object *ids, bool quiet, bool total)
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		ret |= strcmp(last[i] ? last[i] : "", "done") != 0;
+		ret |= !last[i] || mig_phase_parse(last[i]) != MIG_DONE;
 		free(last[i]);
 	}
 	free(last);
@@ -497,8 +504,8 @@ static json_object *migrate_moves(struct ctl *c, int argc, char **argv, const ch
 			return NULL;
 		}
 		mv = json_object_new_object();
-		json_object_object_add(mv, "path", json_object_new_string(rel));
-		json_object_object_add(mv, "to", json_object_new_string(dest));
+		json_object_object_add(mv, K_PATH, json_object_new_string(rel));
+		json_object_object_add(mv, K_TO, json_object_new_string(dest));
 		json_object_array_add(moves, mv);
 	}
 	return moves;
@@ -521,27 +528,27 @@ static int cmd_migrate(struct ctl *c, int argc, char **argv)
 			i--;
 		}
 	if (first == argc)
-		return die(2, "migrate: which paths?%s", "");
+		return die(2, "migrate: which paths?");
 	moves = migrate_moves(c, argc - first, argv + first, a.to, &ret);
 	if (!moves)
 		return ret;
 	req = json_object_new_object();
-	json_object_object_add(req, "cmd", json_object_new_string("migrate"));
-	json_object_object_add(req, "moves", moves);
+	json_object_object_add(req, K_CMD, json_object_new_string(CMD_MIGRATE));
+	json_object_object_add(req, K_MOVES, moves);
 	if (a.bwlimit)
-		json_object_object_add(req, "bwlimit", json_object_new_int64((int64_t)a.bwlimit));
+		json_object_object_add(req, K_BWLIMIT, json_object_new_int64((int64_t)a.bwlimit));
 	if (a.parallel)
-		json_object_object_add(req, "parallel", json_object_new_int(a.parallel));
+		json_object_object_add(req, K_PARALLEL, json_object_new_int(a.parallel));
 	/* The daemon's room check: omitted keys leave its defaults. */
 	if (a.margin_given)
-		json_object_object_add(req, "space_margin", json_object_new_int64((int64_t)a.space_margin));
+		json_object_object_add(req, K_SPACE_MARGIN, json_object_new_int64((int64_t)a.space_margin));
 	if (a.no_space_check)
-		json_object_object_add(req, "space_check", json_object_new_boolean(0));
+		json_object_object_add(req, K_SPACE_CHECK, json_object_new_boolean(0));
 	rep = call(c, req);
 	json_object_put(req);
 	if (!rep || !reply_ok(rep))
 		return put_fail(rep);
-	json_object_object_get_ex(rep, "ids", &ids);
+	json_object_object_get_ex(rep, K_IDS, &ids);
 	for (size_t i = 0; i < json_object_array_length(ids); i++)
 		printf("%lld\n", (long long)json_object_get_int64(json_object_array_get_idx(ids, i)));
 	fflush(stdout);
@@ -576,10 +583,10 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 			json_object *m = json_object_array_get_idx(arr, i);
 
 			print_bar(m, false);
-			active |= !terminal_phase(gets_(m, "phase"));
+			active |= !terminal_phase(gets_(m, K_PHASE));
 		}
 		for (size_t i = 0; json && i < json_object_array_length(arr); i++)
-			active |= !terminal_phase(gets_(json_object_array_get_idx(arr, i), "phase"));
+			active |= !terminal_phase(gets_(json_object_array_get_idx(arr, i), K_PHASE));
 		json_object_put(arr);
 		fflush(stdout);
 		if (!watch || !active)
@@ -594,10 +601,10 @@ static int cmd_cancel(struct ctl *c, int argc, char **argv)
 	uint64_t id;
 
 	if (argc != 1 || !(id = strtoull(argv[0], NULL, 10)))
-		return die(2, "cancel: expected one migration id%s", "");
+		return die(2, "cancel: expected one migration id");
 	req = json_object_new_object();
-	json_object_object_add(req, "cmd", json_object_new_string("cancel"));
-	json_object_object_add(req, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(req, K_CMD, json_object_new_string(CMD_CANCEL));
+	json_object_object_add(req, K_ID, json_object_new_int64((int64_t)id));
 	rep = call(c, req);
 	json_object_put(req);
 	if (!rep || !reply_ok(rep))
@@ -612,7 +619,7 @@ static int cmd_metrics(struct ctl *c, int argc)
 	json_object *rep, *text;
 
 	if (argc)
-		return die(2, "metrics takes no arguments%s", "");
+		return die(2, "metrics takes no arguments");
 	rep = simple(c, CMD_METRICS);
 	if (!rep || !reply_ok(rep) || !json_object_object_get_ex(rep, K_TEXT, &text))
 		return put_fail(rep);
@@ -653,17 +660,17 @@ static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
 	json_object *rep;
 	int ret;
 
-	if (!strcmp(cmd, "datastores"))
+	if (!strcmp(cmd, CMD_DATASTORES))
 		return cmd_datastores(c, argc, argv);
-	if (!strcmp(cmd, "where"))
+	if (!strcmp(cmd, CMD_WHERE))
 		return cmd_where(c, argc - json, argv + json, json);
-	if (!strcmp(cmd, "migrate"))
+	if (!strcmp(cmd, CMD_MIGRATE))
 		return cmd_migrate(c, argc + 1, argv - 1);
-	if (!strcmp(cmd, "status"))
+	if (!strcmp(cmd, CMD_STATUS))
 		return cmd_status(c, argc, argv);
-	if (!strcmp(cmd, "cancel"))
+	if (!strcmp(cmd, CMD_CANCEL))
 		return cmd_cancel(c, argc, argv);
-	if (!strcmp(cmd, "metrics"))
+	if (!strcmp(cmd, CMD_METRICS))
 		return cmd_metrics(c, argc);
 	if (!strcmp(cmd, "datastore"))
 		return cmd_datastore(c, argc, argv);
@@ -671,9 +678,9 @@ static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
 		return cmd_evacuate(c, argc + 1, argv - 1);
 	if (!strcmp(cmd, "rebalance"))
 		return cmd_rebalance(c, argc + 1, argv - 1);
-	if (strcmp(cmd, "events"))
+	if (strcmp(cmd, CMD_EVENTS))
 		return die(2, "unknown command '%s' (see --help)", cmd);
-	rep = simple(c, "events");
+	rep = simple(c, CMD_EVENTS);
 	ret = rep && reply_ok(rep) ? 0 : 1;
 	if (!ret)
 		puts(json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));

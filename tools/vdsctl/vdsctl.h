@@ -18,8 +18,9 @@ struct ctl {
 	FILE *in;
 };
 
-/* "vdsctl: " fmt (with arg) on stderr; returns code. */
-int die(int code, const char *fmt, const char *arg);
+/* "vdsctl: " and the formatted line on stderr; returns code, so that a refusal is
+ * one statement: return die(2, "...", ...). */
+int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One request, one reply; NULL (with a message printed) if the daemon is gone. */
 json_object *call(struct ctl *c, json_object *req);
 /* ok: true; else the daemon's error printed (reply_ok) or not (reply_ok_quiet). */
