@@ -163,17 +163,20 @@ static void log_to_fuse(int prio, const char *fmt, va_list ap)
  * leave their journals for the next mount. */
 static int serve(struct vds *v)
 {
-	struct vds_loop *lp;
+	struct vds_loop *lp = NULL;
 	char c;
 	int ret = migs_start(v->migs);
 
 	if (!ret)
 		ret = control_start(&v->ctl);
 	if (!ret)
-		ret = loop_start(v->se, v->opts.threads, stop_pipe[1], &lp);
+		ret = loop_start(v->se, &(struct loop_conf){ .threads = v->opts.threads,
+			.sync_io = v->opts.sync_io }, stop_pipe[1], &lp);
 	if (ret) {
 		vds_log(LOG_ERR, "vdsfs: cannot start: %s\n", strerror(-ret));
 		fuse_session_unmount(v->se);
+		if (lp)
+			loop_free(lp);
 		return 1;
 	}
 	while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
@@ -183,6 +186,7 @@ static int serve(struct vds *v)
 	fuse_session_exit(v->se);
 	loop_stop(lp);
 	fuse_session_unmount(v->se);
+	loop_free(lp);
 	control_stop(&v->ctl);
 	migs_shutdown(v->migs);
 	return 0;

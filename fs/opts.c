@@ -96,6 +96,12 @@ static int parse_o_word(struct vds_opts *o, const char *w, char *err, size_t len
 		o->threads = (unsigned)d;
 		return 0;
 	}
+	if (!strcmp(w, "async_io=on") || !strcmp(w, "async_io=off")) {
+		o->sync_io = !strcmp(w, "async_io=off");
+		return 0;
+	}
+	if (!strncmp(w, "async_io=", 9))
+		return vds_err(err, len, -EINVAL, "%s: expected async_io=on or async_io=off", w);
 	if (!strncmp(w, "timeout=", 8)) {
 		if (parse_number(w + 8, 0, 86400, &d))
 			return vds_err(err, len, -EINVAL, "timeout=%s: expected seconds, 0-86400", w + 8);
@@ -224,6 +230,9 @@ void opts_usage(const char *argv0)
 	       "     control_group=GROUP also let this group use the control socket\n"
 	       "                         (default: root and the daemon's user only)\n"
 	       "     threads=N           FUSE worker threads (default %d)\n"
+	       "     async_io=on|off     backing reads and writes through io_uring,\n"
+	       "                         replied on completion (on, the default), or\n"
+	       "                         by the worker threads themselves (off)\n"
 	       "     timeout=SECONDS     kernel entry/attribute cache time (default %g)\n"
 	       "     allow_other, default_permissions, ro, fsname=..., and the other\n"
 	       "     FUSE mount options (see mount.fuse3(8))\n"

@@ -29,6 +29,7 @@ struct vds_opts {
 	char *control;		/* control socket path; NULL = default */
 	char *control_group;	/* group also allowed on the control socket; NULL = none */
 	unsigned threads;	/* FUSE worker threads */
+	bool sync_io;		/* async_io=off: workers do backing I/O themselves */
 	double timeout;		/* entry and attribute cache timeout, seconds */
 	char *fuse_opts;	/* comma list handed to libfuse, never NULL after parse */
 };
