@@ -161,6 +161,12 @@ static void log_to_fuse(int prio, const char *fmt, va_list ap)
 /* Threads start here, after daemonizing. Shutdown order: no new requests (unmount,
  * workers joined), no new control requests, then migrations stop where they are and
  * leave their journals for the next mount. */
+static enum loop_uring loop_uring_of(enum vds_io_uring u)
+{
+	return u == VDS_IO_URING_ON ? LOOP_URING_ON : u == VDS_IO_URING_OFF ? LOOP_URING_OFF :
+	       LOOP_URING_AUTO;
+}
+
 static int serve(struct vds *v)
 {
 	struct vds_loop *lp = NULL;
@@ -171,6 +177,7 @@ static int serve(struct vds *v)
 		ret = control_start(&v->ctl);
 	if (!ret)
 		ret = loop_start(v->se, &(struct loop_conf){ .threads = v->opts.threads,
+			.uring = loop_uring_of(v->opts.io_uring),
 			.sync_io = v->opts.sync_io }, stop_pipe[1], &lp);
 	if (ret) {
 		vds_log(LOG_ERR, "vdsfs: cannot start: %s\n", strerror(-ret));
@@ -286,6 +293,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	install_signals();
+	if (v->opts.io_uring == VDS_IO_URING_ON && !loop_uring_offered()) {
+		ret = die("io_uring=on, but the kernel does not offer FUSE over io_uring "
+			  "(/sys/module/fuse/parameters/enable_uring is not Y)");
+		goto out;
+	}
 	if (fuse_session_mount(v->se, mnt)) {
 		ret = die("mount failed");
 		goto out;

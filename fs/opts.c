@@ -96,6 +96,17 @@ static int parse_o_word(struct vds_opts *o, const char *w, char *err, size_t len
 		o->threads = (unsigned)d;
 		return 0;
 	}
+	if (!strncmp(w, "io_uring=", 9)) {
+		static const char *const names[] = { [VDS_IO_URING_AUTO] = "auto",
+			[VDS_IO_URING_ON] = "on", [VDS_IO_URING_OFF] = "off" };
+
+		for (int i = 0; i < 3; i++)
+			if (!strcmp(w + 9, names[i])) {
+				o->io_uring = (enum vds_io_uring)i;
+				return 0;
+			}
+		return vds_err(err, len, -EINVAL, "io_uring=%s: expected auto, on or off", w + 9);
+	}
 	if (!strcmp(w, "async_io=on") || !strcmp(w, "async_io=off")) {
 		o->sync_io = !strcmp(w, "async_io=off");
 		return 0;
@@ -230,6 +241,10 @@ void opts_usage(const char *argv0)
 	       "     control_group=GROUP also let this group use the control socket\n"
 	       "                         (default: root and the daemon's user only)\n"
 	       "     threads=N           FUSE worker threads (default %d)\n"
+	       "     io_uring=auto|on|off  take the kernel's requests through FUSE over\n"
+	       "                         io_uring when the kernel offers it (auto, the\n"
+	       "                         default), or refuse to mount without it (on),\n"
+	       "                         or read /dev/fuse only (off)\n"
 	       "     async_io=on|off     backing reads and writes through io_uring,\n"
 	       "                         replied on completion (on, the default), or\n"
 	       "                         by the worker threads themselves (off)\n"

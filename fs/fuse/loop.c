@@ -1,4 +1,5 @@
-/* loop.c - our own receive loop around fuse_session_process_buf().
+/* loop.c - our own receive loop around fuse_session_process_buf(), and the reply
+ * path under it.
  *
  * Why not fuse_session_loop_mt(): libfuse 3.14 reads each request into a malloc'd
  * buffer where a WRITE payload starts 80 bytes past a page boundary, so a backing fd
@@ -7,15 +8,23 @@
  * Here each request is read into a buffer of ours (loop_int.h) placed so that the
  * payload lands exactly on a page boundary, and an operation may keep the buffer
  * (loop_req_keep) until its backing I/O completes on the aio thread: the worker
- * takes a fresh buffer from the pool for its next read.
+ * takes a fresh buffer from the pool for its next read. The same layout serves the
+ * io_uring transport (ring.c), which libfuse 3.14 does not know: the session's
+ * writev hook (loop_attach) sends each reply where its request came from.
  *
- * Workers block in read() on the one session fd; replies for requests they keep
- * come from the aio completion thread. On unmount the kernel fails the read with
- * ENODEV; the first worker to see it tells main through stop_fd. To stop from our
- * side (SIGTERM), main calls loop_stop, which wakes workers with SIGUSR1, whose
- * handler does nothing but make read() return EINTR so they see `stopping`; then
- * the I/O still in flight is answered. Buffers are freed after the unmount
- * (loop_free).
+ * Threads. One /dev/fuse worker starts first and reads INIT. If the kernel offers
+ * FUSE over io_uring and it is wanted, the ring is prepared before the INIT reply,
+ * the reply claims it, and the ring's workers start; the /dev/fuse worker stays for
+ * what the kernel still sends there (FORGET, INTERRUPT). Otherwise the other
+ * threads-1 /dev/fuse workers start. Workers block in read() on the one session
+ * fd; replies for requests they keep come from the aio completion thread.
+ *
+ * Stopping. On unmount the kernel fails the read with ENODEV (and the ring's
+ * commands with ENOTCONN); the first worker to see it tells main through stop_fd.
+ * To stop from our side (SIGTERM), main calls loop_stop, which wakes workers with
+ * SIGUSR1, whose handler does nothing but make read() or io_uring_enter() return
+ * EINTR so they see `stopping`; then the I/O still in flight is answered. Buffers
+ * the kernel may write into are freed only after the unmount (loop_free).
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -26,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +52,7 @@ static __thread struct loop_req *tl_req;	/* the request this thread serves */
  * the kernel) on another thread before the dispatching worker looks again, so the
  * worker must decide from what it saw itself whether the buffer is still its own. */
 static __thread bool tl_kept;
+static struct vds_loop *the_loop;		/* for the writev hook: one loop a process */
 
 /* --- requests -------------------------------------------------------------------- */
 
@@ -81,12 +92,15 @@ void loop_req_resume(struct loop_req *r)
 	tl_req = r;
 }
 
-/* The buffer goes back to the pool. */
+/* A ring entry is the kernel's again the moment its reply is committed: nothing of
+ * it may be touched after. A /dev/fuse buffer goes back to the pool. */
 void loop_req_done(struct loop_req *r)
 {
 	struct vds_loop *lp = r->lp;
 
 	tl_req = NULL;
+	if (r->w)
+		return;
 	pthread_mutex_lock(&lp->pool_lock);
 	r->next = lp->pool;
 	lp->pool = r;
@@ -121,6 +135,53 @@ static struct loop_req *pool_get(struct vds_loop *lp)
 	return r ? r : loop_req_alloc(lp);
 }
 
+/* --- the reply path ------------------------------------------------------------- */
+
+/* The INIT reply claims the kernel's ring when ring_prepare succeeded: a kernel
+ * that saw FUSE_OVER_IO_URING keeps taking ring commands for this connection
+ * even if enable_uring is switched off later. */
+static void claim_ring(struct iovec *iov, int count)
+{
+	struct fuse_init_out *o = count > 1 ? iov[1].iov_base : NULL;
+
+	if (!o || iov[1].iov_len < offsetof(struct fuse_init_out, flags2) + sizeof(o->flags2))
+		return;
+	o->flags |= FUSE_INIT_EXT;
+	o->flags2 |= (uint32_t)(VDS_FUSE_OVER_IO_URING >> 32);
+}
+
+/* Every reply libfuse sends comes here, from whichever thread replies. A reply to
+ * the request this thread serves from the ring goes into its entry; all else
+ * (replies to /dev/fuse requests, an EAGAIN to an INTERRUPT sent while serving
+ * another request) is written to /dev/fuse. */
+static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct fuse_out_header *out = iov[0].iov_base;
+	struct loop_req *r = tl_req;
+	struct vds_loop *lp = the_loop;
+
+	(void)userdata;
+	if (r && r->w && out->unique == r->unique)
+		return ring_reply(r, iov, count);
+	if (lp && lp->ring_claimed && out->unique == lp->init_unique && out->unique)
+		claim_ring(iov, count);
+	return writev(fd, iov, count);
+}
+
+static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)userdata;
+	return read(fd, buf, len);	/* unused: the loop reads by itself */
+}
+
+static int attach(struct fuse_session *se)
+{
+	static const struct fuse_custom_io io = { .writev = hook_writev, .read = hook_read };
+	int fd = fuse_session_fd(se);
+
+	return fd < 0 ? -EBADF : fuse_session_custom_io(se, &io, fd);
+}
+
 /* --- workers --------------------------------------------------------------------- */
 
 static void wake_handler(int sig)
@@ -128,7 +189,7 @@ static void wake_handler(int sig)
 	(void)sig;
 }
 
-static void loop_signal_stop(struct vds_loop *lp)
+void loop_signal_stop(struct vds_loop *lp)
 {
 	char c = 1;
 
@@ -150,6 +211,51 @@ bool loop_dispatch(struct loop_req *r, void *mem, size_t len)
 	return kept;
 }
 
+/* INIT arrives before any other request, on the first worker: decide the transport
+ * and prepare the ring, so that the reply can claim it. */
+static void before_init(struct vds_loop *lp, const struct fuse_in_header *in, size_t len)
+{
+	const struct fuse_init_in *ii = (const void *)(in + 1);
+	bool offered = len >= sizeof(*in) + offsetof(struct fuse_init_in, unused) &&
+		       (ii->flags & FUSE_INIT_EXT) &&
+		       (ii->flags2 & (uint32_t)(VDS_FUSE_OVER_IO_URING >> 32));
+	int ret;
+
+	lp->init_unique = in->unique;
+	if (lp->conf.uring == LOOP_URING_OFF)
+		return;
+	if (!offered) {
+		if (lp->conf.uring == LOOP_URING_ON)
+			fuse_log(FUSE_LOG_ERR, "vdsfs: io_uring=on, but the kernel did not offer FUSE over io_uring; serving /dev/fuse\n");
+		return;
+	}
+	ret = ring_prepare(lp, &lp->ring);
+	if (ret) {
+		fuse_log(FUSE_LOG_ERR, "vdsfs: FUSE over io_uring: %s; serving /dev/fuse\n",
+			 strerror(-ret));
+		return;
+	}
+	lp->ring_claimed = true;
+}
+
+/* After the INIT reply: the kernel is initialized, the other threads may start. */
+static void after_init(struct vds_loop *lp)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&lp->threads_lock);
+	if (atomic_load(&lp->stopping))
+		goto out;
+	if (lp->ring_claimed)
+		ret = ring_start(lp->ring);
+	else if (lp->conf.threads > 1)
+		ret = loop_add_dev_workers(lp, lp->conf.threads - 1);
+	if (ret)
+		fuse_log(FUSE_LOG_ERR, "vdsfs: cannot start workers: %s\n", strerror(-ret));
+out:
+	pthread_mutex_unlock(&lp->threads_lock);
+}
+
 static void *dev_worker(void *arg)
 {
 	struct vds_loop *lp = arg;
@@ -158,6 +264,7 @@ static void *dev_worker(void *arg)
 	while (!atomic_load(&lp->stopping)) {
 		char *mem;
 		ssize_t n;
+		bool init;
 
 		if (!r && !(r = pool_get(lp))) {
 			fuse_log(FUSE_LOG_ERR, "vdsfs: out of memory for a request buffer\n");
@@ -172,8 +279,14 @@ static void *dev_worker(void *arg)
 				fuse_log(FUSE_LOG_ERR, "vdsfs: reading /dev/fuse: %s\n", strerror(errno));
 			break;
 		}
+		init = (size_t)n >= sizeof(struct fuse_in_header) &&
+		       ((struct fuse_in_header *)mem)->opcode == FUSE_INIT;
+		if (init)
+			before_init(lp, (struct fuse_in_header *)mem, (size_t)n);
 		if (loop_dispatch(r, mem, (size_t)n))
 			r = NULL;	/* no longer ours: loop_req_done gives it back */
+		if (init)
+			after_init(lp);
 		if (fuse_session_exited(lp->se))
 			break;
 	}
@@ -184,6 +297,29 @@ static void *dev_worker(void *arg)
 	return NULL;
 }
 
+/* With threads_lock held (or before any other thread runs). */
+int loop_add_dev_workers(struct vds_loop *lp, unsigned n)
+{
+	for (unsigned i = 0; i < n && lp->ndev <= lp->conf.threads; i++) {
+		int ret = pthread_create(&lp->dev_tid[lp->ndev], NULL, dev_worker, lp);
+
+		if (ret)
+			return -ret;
+		lp->ndev++;
+	}
+	return 0;
+}
+
+bool loop_uring_offered(void)
+{
+	FILE *f = fopen("/sys/module/fuse/parameters/enable_uring", "re");
+	int c = f ? fgetc(f) : EOF;
+
+	if (f)
+		fclose(f);
+	return c == 'Y' || c == '1';
+}
+
 int loop_start(struct fuse_session *se, const struct loop_conf *conf, int stop_fd,
 	       struct vds_loop **out)
 {
@@ -191,7 +327,7 @@ int loop_start(struct fuse_session *se, const struct loop_conf *conf, int stop_f
 	struct vds_loop *lp = calloc(1, sizeof(*lp));
 	int ret;
 
-	if (!lp || !(lp->tid = calloc(conf->threads, sizeof(pthread_t)))) {
+	if (!lp || !(lp->dev_tid = calloc(conf->threads + 1, sizeof(pthread_t)))) {
 		free(lp);
 		return -ENOMEM;
 	}
@@ -202,13 +338,37 @@ int loop_start(struct fuse_session *se, const struct loop_conf *conf, int stop_f
 	lp->stop_fd = stop_fd;
 	lp->conf = *conf;
 	pthread_mutex_init(&lp->pool_lock, NULL);
-	ret = aio_start(AIO_DEPTH, &lp->aio);
-	for (; !ret && lp->n < conf->threads; lp->n++)
-		ret = -pthread_create(&lp->tid[lp->n], NULL, dev_worker, lp);
+	pthread_mutex_init(&lp->threads_lock, NULL);
+	the_loop = lp;
+	ret = attach(se);
+	if (!ret)
+		ret = aio_start(AIO_DEPTH, &lp->aio);
+	if (!ret) {
+		pthread_mutex_lock(&lp->threads_lock);
+		ret = loop_add_dev_workers(lp, 1);
+		pthread_mutex_unlock(&lp->threads_lock);
+	}
 	*out = lp;
 	if (ret)
 		loop_stop(lp);
 	return ret;
+}
+
+/* A worker may be between its check and its wait when the first signal lands, so
+ * keep knocking until it has left. */
+void loop_join_knocking(pthread_t tid)
+{
+	struct timespec ts;
+
+	do {
+		pthread_kill(tid, SIGUSR1);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+	} while (pthread_timedjoin_np(tid, NULL, &ts) == ETIMEDOUT);
 }
 
 static void write_test_stats(struct vds_loop *lp)
@@ -222,7 +382,9 @@ static void write_test_stats(struct vds_loop *lp)
 	if (!path || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
 	    !(f = fopen(tmp, "we")))
 		return;
-	fprintf(f, "transport dev\nmax_inflight %u\n", lp->aio ? aio_max_inflight(lp->aio) : 0);
+	fprintf(f, "transport %s\nmax_inflight %u\n",
+		lp->ring && ring_serving(lp->ring) ? "io_uring" : "dev",
+		lp->aio ? aio_max_inflight(lp->aio) : 0);
 	if (fclose(f) == 0)
 		rename(tmp, path);
 #else
@@ -230,24 +392,15 @@ static void write_test_stats(struct vds_loop *lp)
 #endif
 }
 
-/* A worker may be between its check and read() when the first signal lands, so keep
- * knocking until it has left. Then the I/O still in flight is answered. */
 void loop_stop(struct vds_loop *lp)
 {
 	atomic_store(&lp->stopping, true);
-	for (unsigned i = 0; i < lp->n; i++) {
-		struct timespec ts;
-
-		do {
-			pthread_kill(lp->tid[i], SIGUSR1);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 20 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-		} while (pthread_timedjoin_np(lp->tid[i], NULL, &ts) == ETIMEDOUT);
-	}
+	pthread_mutex_lock(&lp->threads_lock);	/* no thread starts after this */
+	pthread_mutex_unlock(&lp->threads_lock);
+	for (unsigned i = 0; i < lp->ndev; i++)
+		loop_join_knocking(lp->dev_tid[i]);
+	if (lp->ring)
+		ring_stop(lp->ring);
 	write_test_stats(lp);
 	if (lp->aio)
 		aio_stop(lp->aio);
@@ -256,6 +409,8 @@ void loop_stop(struct vds_loop *lp)
 
 void loop_free(struct vds_loop *lp)
 {
+	if (lp->ring)
+		ring_free(lp->ring);
 	while (lp->pool) {
 		struct loop_req *r = lp->pool;
 
@@ -263,6 +418,9 @@ void loop_free(struct vds_loop *lp)
 		loop_req_free(r);
 	}
 	pthread_mutex_destroy(&lp->pool_lock);
-	free(lp->tid);
+	pthread_mutex_destroy(&lp->threads_lock);
+	free(lp->dev_tid);
+	if (the_loop == lp)
+		the_loop = NULL;
 	free(lp);
 }

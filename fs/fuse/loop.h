@@ -1,9 +1,12 @@
-/* loop.h - the FUSE request loop: workers reading /dev/fuse, and the requests'
- * buffers.
+/* loop.h - the FUSE request loop: workers receiving kernel requests, and the
+ * requests' buffers.
  *
- * Each request lives in a buffer of ours whose data area is page-aligned (loop.c),
- * and an operation may keep its request past its return and reply later from
- * another thread (the asynchronous backing I/O of ops_io.c, through aio.h).
+ * Requests come through one of two transports: read() on /dev/fuse, or the
+ * kernel's io_uring queues (FUSE over io_uring, kernel 6.14+, when
+ * /sys/module/fuse/parameters/enable_uring allows it). Either way each request
+ * lives in a buffer of ours whose data area is page-aligned (loop.c), and an
+ * operation may keep its request past its return and reply later from another
+ * thread (the asynchronous backing I/O of ops_io.c, through aio.h).
  */
 #ifndef VDS_LOOP_H
 #define VDS_LOOP_H
@@ -15,12 +18,18 @@ struct vds_loop;
 struct loop_req;
 struct aio;
 
+enum loop_uring { LOOP_URING_AUTO, LOOP_URING_ON, LOOP_URING_OFF };
+
 struct loop_conf {
 	unsigned threads;	/* workers taking requests */
+	enum loop_uring uring;	/* transport: FUSE over io_uring when offered (auto) */
 	bool sync_io;		/* backing I/O by the workers themselves, no io_uring */
 };
 
-/* Start serving the mounted session se; the first worker to see the session end writes a byte to stop_fd. 0 or -errno;
+/* Before the mount: whether the kernel offers FUSE over io_uring to new mounts. */
+bool loop_uring_offered(void);
+/* Start serving the mounted session se (its replies then go through our hook);
+ * the first worker to see the session end writes a byte to stop_fd. 0 or -errno;
  * on error *out is still set, for loop_free after the unmount. */
 int loop_start(struct fuse_session *se, const struct loop_conf *conf, int stop_fd,
 	       struct vds_loop **out);
@@ -35,7 +44,8 @@ void loop_free(struct vds_loop *lp);
 
 /* The request this thread is serving (NULL outside a request). */
 struct loop_req *loop_req_current(void);
-/* r's data area: VDS_IO_MAX bytes, page-aligned. A READ's reply is read there. */
+/* r's data area: VDS_IO_MAX bytes, page-aligned. A READ's reply is read there
+ * (and, on the ring, sent from there with no copy). */
 void *loop_req_data(struct loop_req *r);
 /* LOOP_REQ_SCRATCH bytes of r the operation may use while it keeps r. */
 void *loop_req_scratch(struct loop_req *r);

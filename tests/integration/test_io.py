@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The I/O path: backing reads and writes are asynchronous, so more of them are in
-flight on the backing file than there are worker threads.
+flight on the backing file than there are worker threads, on each transport.
 
 The daemon counts (fs/fuse/aio.c): the most backing ops in flight at once, written
 at exit to VDSFS_TEST_IO_STATS with the transport in use (test builds only). The
@@ -12,7 +12,7 @@ import os
 import time
 import unittest
 
-from vdsfs_fixture import Mount, main, run
+from vdsfs_fixture import Mount, main, run, uring_param
 
 THREADS = 4
 DEPTH = 32
@@ -37,7 +37,7 @@ class InFlight(unittest.TestCase):
             return dict(line.split() for line in f)
 
     def in_flight(self, transport):
-        m = Mount(self, n=2, opts=f"threads={THREADS}")
+        m = Mount(self, n=2, opts=f"threads={THREADS},io_uring={transport}")
         stats = os.path.join(m.top, "io-stats")
         m.start(env={"VDSFS_TEST_IO_STATS": stats,
                      "VDSFS_TEST_AIO_GATHER": str(THREADS + 1)})
@@ -46,12 +46,18 @@ class InFlight(unittest.TestCase):
         self.run_fio(m, "randread")
         self.run_fio(m, "randwrite")
         s = self.stats_after(m, stats)
-        self.assertEqual(s["transport"], transport)
+        self.assertEqual(s["transport"], "io_uring" if transport == "on" else "dev")
         self.assertGreater(int(s["max_inflight"]), THREADS, s)
 
     def test_dev_fuse(self):
-        self.in_flight("dev")
+        self.in_flight("off")
 
+    def test_fuse_over_io_uring(self):
+        old = uring_param("Y")
+        if old is None:
+            self.skipTest("this kernel has no FUSE over io_uring")
+        self.addCleanup(uring_param, old)
+        self.in_flight("on")
 
 
 if __name__ == "__main__":
