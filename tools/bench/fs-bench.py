@@ -14,8 +14,14 @@ shown as FAIL with its error, not dropped.
 
 Usage: tools/bench/fs-bench.py [--runtime S] [--runs N] [--size 1g] [--backing tmpfs,ext4]
        [--build DIR | --vdsfs PATH] [--jobs seqwrite,seqread,...] [--vdsfs-opts O]
+       [--variant NAME=OPTS ...]
   --build (or VDSFS_BUILD): the build directory whose fs/vdsfs is measured, default
   build/ of this tree; --jobs: any of the job names in the table's first column.
+  --variant (repeatable): measure several vdsfs mounts side by side, each with its own
+  -o options (say io_uring=off vs io_uring=on, async_io=off), each a row of the
+  table; without it there is one, "vdsfs", with --vdsfs-opts. A variant with
+  io_uring=on turns /sys/module/fuse/parameters/enable_uring on for the run and puts
+  it back after.
 Needs root, fio, mergerfs (tools/deps.sh bench installs them).
 """
 import argparse
@@ -100,19 +106,27 @@ class Backing:
             sh(["umount", "-l", self.ds], check=False)
 
 
-def start_targets(b, top, vdsfs, vdsfs_opts):
-    mv = os.path.join(top, f"{b.kind}-vdsfs")
+def start_targets(b, top, vdsfs, variants, targets):
+    """Mounts each vdsfs variant and mergerfs over b, adding them to targets as they
+    come up (so that the caller unmounts whatever did)."""
+    targets["native"] = b.ds
+    for name, opts in variants:
+        # A datastore has one daemon at a time: each variant gets its own folder,
+        # holding a hard link to the one file, so all measure the same data.
+        ds = os.path.join(b.ds, f"v-{name}")
+        os.mkdir(ds)
+        os.link(os.path.join(b.ds, b.file), os.path.join(ds, b.file))
+        mv = os.path.join(top, f"{b.kind}-{name}")
+        os.mkdir(mv)
+        cmd = [vdsfs, f"ds={ds}", mv, "-o", ",".join(o for o in (f"control={mv}.sock", opts) if o)]
+        sh(cmd)
+        wait_mounted(mv)
+        targets[name] = mv
     mm = os.path.join(top, f"{b.kind}-mergerfs")
-    os.mkdir(mv)
     os.mkdir(mm)
-    cmd = [vdsfs, f"ds={b.ds}", mv]
-    if vdsfs_opts:
-        cmd += ["-o", vdsfs_opts]
-    sh(cmd)
-    wait_mounted(mv)
     sh(["mergerfs", "-o", "cache.files=off,category.create=mfs,fsname=mergerfs", b.ds, mm])
     wait_mounted(mm)
-    return {"native": b.ds, "vdsfs": mv, "mergerfs": mm}
+    targets["mergerfs"] = mm
 
 
 def fmt_cell(r):
@@ -138,7 +152,7 @@ def run_backing(kind, args, top):
     b = Backing(kind, top, args.size)
     targets = {}
     try:
-        targets = start_targets(b, top, args.vdsfs, args.vdsfs_opts)
+        start_targets(b, top, args.vdsfs, args.variants, targets)
         results = {}
         for job in args.jobs:
             runs = {t: [] for t in targets}
@@ -158,16 +172,18 @@ def run_backing(kind, args, top):
         b.close()
 
 
-def report(kind, results):
+def report(kind, results, variants):
     print(f"\n## {kind} backing (median of runs; MiB/s, IOPS, p50 and p99 completion latency usec)")
-    print(f"| job | native MiB/s IOPS p50 p99 | vdsfs MiB/s IOPS p50 p99 | mergerfs MiB/s IOPS p50 p99 |"
-          f" vdsfs/native | vdsfs/mergerfs |")
+    print("| job | target | MiB/s IOPS p50 p99 | /native | /mergerfs | p99/native p99 |")
     print("|---|---|---|---|---|---|")
     for job, (res, errs) in results.items():
         key = "mibs" if job.startswith("seq") else "iops"
-        cells = [fmt_cell(res[t]) for t in ("native", "vdsfs", "mergerfs")]
-        print(f"| {job} | {cells[0]} | {cells[1]} | {cells[2]} | "
-              f"{ratio(res['vdsfs'], res['native'], key)} | {ratio(res['vdsfs'], res['mergerfs'], key)} |")
+        for t in ["native"] + [n for n, _ in variants] + ["mergerfs"]:
+            r = res[t]
+            tail = ("| | |" if t == "native" else
+                    f"| {ratio(r, res['native'], key)} | {ratio(r, res['mergerfs'], key)} "
+                    f"| {ratio(r, res['native'], 'p99')} |")
+            print(f"| {job} | {t} | {fmt_cell(r)} {tail}")
         for t, e in errs.items():
             print(f"|  | {t} failed: {e} | | | | |")
 
@@ -182,9 +198,15 @@ def main():
     ap.add_argument("--build", default=os.environ.get("VDSFS_BUILD", "build"))
     ap.add_argument("--vdsfs", help="the vdsfs binary (default: BUILD/fs/vdsfs)")
     ap.add_argument("--vdsfs-opts", default="")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME=OPTS: a vdsfs mount with these -o options (repeatable)")
     ap.add_argument("--dir", default="/var/tmp", help="where the ext4 backing lives")
     args = ap.parse_args()
     args.jobs = args.jobs.split(",")
+    args.variants = [tuple(v.split("=", 1)) if "=" in v else (v, "") for v in args.variant] or \
+        [("vdsfs", args.vdsfs_opts)]
+    if len({n for n, _ in args.variants} | {"native", "mergerfs"}) != len(args.variants) + 2:
+        sys.exit("fs-bench: variant names must be distinct and not native or mergerfs")
     unknown = [j for j in args.jobs if j not in JOBS]
     if unknown:
         sys.exit(f"fs-bench: unknown job {','.join(unknown)}; jobs: {','.join(JOBS)}")
@@ -200,14 +222,26 @@ def main():
     for tool in ("fio", "mergerfs"):
         if not shutil.which(tool):
             sys.exit(f"fs-bench: {tool} missing (tools/deps.sh bench)")
+    uring_old = None
+    if any("io_uring=on" in o.split(",") for _, o in args.variants):
+        param = "/sys/module/fuse/parameters/enable_uring"
+        with open(param) as f:
+            uring_old = f.read().strip()
+        with open(param, "w") as f:
+            f.write("Y")
     top = tempfile.mkdtemp(prefix="vdsfs-bench-", dir=args.dir)
     print(f"# fs-bench: runtime {args.runtime}s x {args.runs} runs, file {args.size}, "
           f"kernel {os.uname().release}, {os.cpu_count()} cpus")
+    for n, o in args.variants:
+        print(f"# {n}: -o {o or '(defaults)'}")
     try:
         for kind in args.backing.split(","):
-            report(kind, run_backing(kind, args, top))
+            report(kind, run_backing(kind, args, top), args.variants)
     finally:
         shutil.rmtree(top, ignore_errors=True)
+        if uring_old is not None:
+            with open(param, "w") as f:
+                f.write(uring_old)
 
 
 if __name__ == "__main__":
