@@ -96,6 +96,9 @@ static inline bool mig_phase_final(enum mig_phase p)
 #define K_STARTED_SEQ	"started_seq"
 #define K_ENDED_SEQ	"ended_seq"
 #define K_RECOVERED	"recovered"
+#define K_RESUMED	"resumed"
+#define K_RESUMED_FROM	"resumed_from"
+#define K_RECOPIED	"bytes_recopied"
 #define K_HELD_AT	"held_at"
 
 #endif

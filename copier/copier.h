@@ -98,6 +98,13 @@ int copier_copy_at(int src_dirfd, const char *src_rel, int dst_dirfd,
 int copier_check_space(int src_fd, int dst_dirfd, const char *dst_rel,
 		       uint64_t margin, char *msg, size_t msglen);
 
+/* Could a copy of src_fd to dst_dirfd/dst_rel resume (opts.resume)? 0 with *off,
+ * the offset it would resume from; -ENOENT if there is no checkpoint (it would start
+ * over); -ESTALE if there is one it cannot trust (another source, a partial copy
+ * missing or shorter than the checkpoint says). why gets one line on failure. */
+int copier_resume_point(int src_fd, int dst_dirfd, const char *dst_rel, uint64_t *off,
+			char *why, size_t len);
+
 /* Checksum of a file's content that skips holes on both sides: files with
  * equal content (holes read as zeros) and size have equal checksums. */
 int copier_checksum(int fd, uint64_t *sum);

@@ -69,17 +69,53 @@ static bool ckpt_matches(const struct ckpt *c, const struct stat *st)
 }
 
 /* Returns the offset to resume from, 0 for a fresh copy. */
-static uint64_t resume_point(int dirfd, const char *rel, const struct stat *st)
+/* Where a copy of st may resume at dirfd/rel: 0 with *off set (aligned down), or
+ * -ENOENT when there is no checkpoint, -ESTALE with why when there is one that cannot
+ * be trusted (another source, a partial copy shorter than it says). */
+static int resume_check(int dirfd, const char *rel, const struct stat *st, uint64_t *off,
+			char *why, size_t len)
 {
 	struct stat dst;
 	struct ckpt c;
 
-	if (ckpt_read(dirfd, rel, &c) < 0 || !ckpt_matches(&c, st))
-		return 0;
-	if (fstatat(dirfd, rel, &dst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(dst.st_mode) ||
-	    (uint64_t)dst.st_size < c.done_off || c.done_off > (uint64_t)st->st_size)
-		return 0;
-	return align_down(c.done_off, COPIER_ALIGN);
+	if (ckpt_read(dirfd, rel, &c) < 0) {
+		snprintf(why, len, "no usable checkpoint beside %s", rel);
+		return -ENOENT;
+	}
+	if (!ckpt_matches(&c, st)) {
+		snprintf(why, len, "the checkpoint of %s names another source file", rel);
+		return -ESTALE;
+	}
+	if (fstatat(dirfd, rel, &dst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(dst.st_mode)) {
+		snprintf(why, len, "the partial copy %s is gone", rel);
+		return -ESTALE;
+	}
+	if ((uint64_t)dst.st_size < c.done_off || c.done_off > (uint64_t)st->st_size) {
+		snprintf(why, len, "the partial copy %s is shorter than its checkpoint says", rel);
+		return -ESTALE;
+	}
+	*off = align_down(c.done_off, COPIER_ALIGN);
+	return 0;
+}
+
+static uint64_t resume_point(int dirfd, const char *rel, const struct stat *st)
+{
+	uint64_t off = 0;
+	char why[8];
+
+	return resume_check(dirfd, rel, st, &off, why, sizeof(why)) ? 0 : off;
+}
+
+int copier_resume_point(int src_fd, int dst_dirfd, const char *dst_rel, uint64_t *off,
+			char *why, size_t len)
+{
+	struct stat st;
+
+	if (fstat(src_fd, &st) < 0) {
+		snprintf(why, len, "reading the source: %s", strerror(errno));
+		return -errno;
+	}
+	return resume_check(dst_dirfd, dst_rel, &st, off, why, len);
 }
 
 static int open_dst(struct engine_job *ej, bool fresh)

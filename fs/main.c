@@ -271,6 +271,7 @@ int main(int argc, char **argv)
 		ret = check_mountpoint(v->opts.mountpoint, &mnt, err, sizeof(err));
 	if (!ret)
 		ret = open_datastores(v, mnt, err, sizeof(err));
+	migs_set_resume(v->migs, !v->opts.no_resume);
 	if (!ret)
 		ret = migs_recover(v->migs);	/* before anyone can see the files */
 	if (!ret)

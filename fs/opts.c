@@ -119,6 +119,12 @@ static int parse_o_word(struct vds_opts *o, const char *w, char *err, size_t len
 		o->timeout = d;
 		return 0;
 	}
+	if (!strncmp(w, "resume=", 7)) {
+		if (strcmp(w + 7, "on") && strcmp(w + 7, "off"))
+			return vds_err(err, len, -EINVAL, "resume=%s: expected on or off", w + 7);
+		o->no_resume = !strcmp(w + 7, "off");
+		return 0;
+	}
 	if (!strcmp(w, "debug")) {
 		o->debug = true;
 		return 0;
@@ -241,14 +247,16 @@ void opts_usage(const char *argv0)
 	       "     control_group=GROUP also let this group use the control socket\n"
 	       "                         (default: root and the daemon's user only)\n"
 	       "     threads=N           FUSE worker threads (default %d)\n"
-	       "     io_uring=auto|on|off  take the kernel's requests through FUSE over\n"
-	       "                         io_uring when the kernel offers it (auto, the\n"
-	       "                         default), or refuse to mount without it (on),\n"
-	       "                         or read /dev/fuse only (off)\n"
-	       "     async_io=on|off     backing reads and writes through io_uring,\n"
-	       "                         replied on completion (on, the default), or\n"
-	       "                         by the worker threads themselves (off)\n"
+	       "     io_uring=auto|on|off  FUSE over io_uring when the kernel offers it\n"
+	       "                         (auto, the default), required (on), or never:\n"
+	       "                         /dev/fuse only (off)\n"
+	       "     async_io=on|off     backing reads and writes through io_uring, answered\n"
+	       "                         (on, the default) on completion, or done by each\n"
+	       "                         FUSE worker itself (off)\n"
 	       "     timeout=SECONDS     kernel entry/attribute cache time (default %g)\n"
+	       "     resume=on|off       after a crash or an unmount, go on with a migration\n"
+	       "                         that was copying or converging (on, the default),\n"
+	       "                         or roll it back (off)\n"
 	       "     allow_other, default_permissions, ro, fsname=..., and the other\n"
 	       "     FUSE mount options (see mount.fuse3(8))\n"
 	       "  -h, --help         this text\n"

@@ -36,6 +36,7 @@ struct vds_opts {
 	enum vds_io_uring io_uring;
 	bool sync_io;		/* async_io=off: workers do backing I/O themselves */
 	double timeout;		/* entry and attribute cache timeout, seconds */
+	bool no_resume;		/* resume=off: recovery rolls back instead */
 	char *fuse_opts;	/* comma list handed to libfuse, never NULL after parse */
 };
 

@@ -240,6 +240,11 @@ static json_object *mig_json(const struct mig_info *m)
 	add_int(o, K_STARTED_SEQ, m->started_seq);
 	add_int(o, K_ENDED_SEQ, m->ended_seq);
 	json_object_object_add(o, K_RECOVERED, json_object_new_boolean(m->recovered));
+	json_object_object_add(o, K_RESUMED, json_object_new_boolean(m->resumed));
+	if (m->resumed) {
+		add_int(o, K_RESUMED_FROM, m->resumed_from);
+		add_int(o, K_RECOPIED, m->recopied);
+	}
 	if (m->msg[0])
 		add_str(o, m->is_error ? K_ERROR : K_NOTE, m->msg);
 	if (m->held_at)

@@ -115,13 +115,19 @@ static int mig_prepare(struct mig *m)
 		overlay_close(ov);
 		return mig_fail(m, ret, "cannot write the journal: %s", strerror(-ret));
 	}
-	vfile_pause(m->vf);
-	m->ov = ov;
-	vfile_set_route(m->vf, &mig_route, m);
-	vfile_resume(m->vf);
+	mig_route_on(m, ov, -1);
 	mig_set_phase(m, MIG_COPYING);
 	testpoint(m, "overlay-on");
 	return 0;
+}
+
+void mig_route_on(struct mig *m, struct overlay *ov, int mirror_fd)
+{
+	vfile_pause(m->vf);
+	m->ov = ov;
+	m->mirror_fd = mirror_fd;
+	vfile_set_route(m->vf, &mig_route, m);
+	vfile_resume(m->vf);
 }
 
 /* --- copy --------------------------------------------------------------------- */
@@ -159,6 +165,12 @@ static int mig_copy(struct mig *m)
 	o.progress_arg = m;
 	o.cancel = &m->cancel;
 	o.no_space_check = true;	/* mig_check() did, with the request's margin */
+	/* A partial copy and its checkpoint outlive a crash or an unmount, so the
+	 * next mount resumes rather than starts over (recover.c); mig_drop_files
+	 * removes them when the migration rolls back. */
+	o.keep_partial = true;
+	o.checkpoint_every = MIG_CHECKPOINT_EVERY;
+	o.resume = m->resumed;
 	ret = copier_copy(m->base_fd, D->state_fd, tmp, &o, &res);
 	if (ret == -ECANCELED)
 		return ret;	/* a cancel, or a failure already said (no room left) */
@@ -170,6 +182,10 @@ static int mig_copy(struct mig *m)
 	migs_lock(m->g);
 	m->copy_ns = vds_now_ns(CLOCK_MONOTONIC) - t0;
 	m->done = m->total = res.data_bytes;
+	if (m->resumed) {
+		m->resumed_from = res.resumed_from;
+		m->recopied = res.copied;
+	}
 	migs_unlock(m->g);
 	testpoint(m, "copied");
 	return 0;
@@ -267,6 +283,84 @@ static int mirror_on(struct mig *m, int target)
 	return ret;
 }
 
+/* One chunk of the repair pass: make [off, off+len) of the copy read as the file
+ * does, under the region's lock (ordered against mirrored writes as merge_chunk). */
+static int repair_chunk(struct mig *m, uint64_t off, size_t len, char *view, char *copy)
+{
+	int ri = (off >> MIG_REGION_SHIFT) % MIG_REGIONS;
+	ssize_t a, b;
+	int ret = 0;
+
+	lk_rdlock(&m->span, LK_REGION);
+	lk_lock(&m->region[ri], LK_REGION);
+	a = overlay_read(m->ov, view, len, (off_t)off);
+	b = a < 0 ? 0 : pread(m->copy_fd, copy, (size_t)a, (off_t)off);
+	if (a < 0)
+		ret = (int)a;
+	else if (b < 0)
+		ret = -errno;
+	else if (b < a || memcmp(view, copy, (size_t)a))
+		ret = pwrite_all(m->copy_fd, view, (size_t)a, (off_t)off) == a ? 0 : -EIO;
+	lk_unlock(&m->region[ri], LK_REGION);
+	lk_rwunlock(&m->span, LK_REGION);
+	return ret;
+}
+
+/* The data extents of fd below size, chunked by region: every chunk repaired. */
+static int repair_extents(struct mig *m, int fd, uint64_t size, char *view, char *copy)
+{
+	off_t pos = 0;
+	int ret = 0;
+
+	while (!ret && (uint64_t)pos < size) {
+		off_t s = lseek(fd, pos, SEEK_DATA), e;
+
+		if (s < 0)
+			return errno == ENXIO ? 0 : -errno;
+		e = lseek(fd, s, SEEK_HOLE);
+		if (e < 0)
+			return -errno;
+		if ((uint64_t)e > size)
+			e = (off_t)size;
+		for (uint64_t off = (uint64_t)s; !ret && off < (uint64_t)e;) {
+			uint64_t end = (off | (MERGE_CHUNK - 1)) + 1;
+
+			if (end > (uint64_t)e)
+				end = (uint64_t)e;
+			if (atomic_load(&m->cancel) || atomic_load(&m->stopping))
+				return -ECANCELED;
+			ret = repair_chunk(m, off, end - off, view, copy);
+			off = end;
+		}
+		pos = e;
+	}
+	return ret;
+}
+
+/* A converging migration resumed after a crash: its differencing file holds every
+ * write since overlay-on that was flushed, and the merge pass puts those into the
+ * copy. But a write mirrored into the copy whose block the differencing file had not
+ * yet committed (never flushed: lost with the crash) may sit in the copy while the
+ * file, read through the overlay, no longer has it. Left there, the block would
+ * change under the guest at the switch. So every data extent of the base and of the
+ * copy is compared with what the file reads and rewritten where they differ: a read
+ * of the data, no write where they agree (MIGRATION.md, "Resume"). */
+static int repair_pass(struct mig *m)
+{
+	struct overlay_stats st;
+	char *view = malloc(MERGE_CHUNK), *copy = malloc(MERGE_CHUNK);
+	int ret = view && copy ? 0 : -ENOMEM;
+
+	overlay_stats(m->ov, &st);
+	if (!ret)
+		ret = repair_extents(m, m->base_fd, st.size, view, copy);
+	if (!ret)
+		ret = repair_extents(m, m->copy_fd, st.size, view, copy);
+	free(view);
+	free(copy);
+	return ret;
+}
+
 static int mig_converge(struct mig *m)
 {
 	uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
@@ -281,6 +375,8 @@ static int mig_converge(struct mig *m)
 		ret = mirror_on(m, m->copy_fd);
 	if (!ret)
 		ret = merge_pass(m, m->copy_fd, true);
+	if (!ret && m->resumed && m->resume_phase == MIG_CONVERGING)
+		ret = repair_pass(m);
 	if (!ret && fdatasync(m->copy_fd) < 0)
 		ret = -errno;
 	if (!ret && (ret = atomic_load(&m->mirror_err)))
@@ -407,14 +503,59 @@ void mig_release_stuck(struct mig *m)
 	m->stuck = false;
 }
 
+bool mig_wait_retry(struct mig *m, unsigned *wait_s)
+{
+	struct migs *g = m->g;
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += *wait_s;
+	migs_lock(g);
+	while (!atomic_load(&m->stopping) &&
+	       pthread_cond_timedwait(&g->retry, &g->lock, &until) != ETIMEDOUT)
+		;
+	migs_unlock(g);
+	*wait_s = *wait_s * 2 > 60 ? 60 : *wait_s * 2;
+	return !atomic_load(&m->stopping);
+}
+
+/* After a rollback the migration is over (its slot is free, its record final), but
+ * a datastore that does not answer (a network datastore gone away) may keep its
+ * copy and journal from being removed: the copy would hold the destination's room,
+ * and its check, until the next mount. So while the daemon runs the removal is
+ * retried, with a growing wait, and status says so meanwhile. */
+static void drop_until_done(struct mig *m, int err)
+{
+	char base[sizeof(m->msg)], line[sizeof(m->msg) + 96];
+	unsigned wait_s = 1;
+
+	migs_lock(m->g);
+	memcpy(base, m->msg, sizeof(base));
+	migs_unlock(m->g);
+	do {
+		snprintf(line, sizeof(line), "%s%s(its state files could not all be removed yet: "
+			 "%s; retrying)", base, base[0] ? " " : "", strerror(-err));
+		line[sizeof(m->msg) - 1] = 0;	/* a long note is cut, not overrun */
+		migs_lock(m->g);
+		memcpy(m->msg, line, sizeof(m->msg));
+		migs_unlock(m->g);
+	} while (mig_wait_retry(m, &wait_s) && (err = mig_drop_files(m, false)));
+	if (!err) {
+		migs_lock(m->g);
+		memcpy(m->msg, base, sizeof(base));
+		migs_unlock(m->g);
+	}
+}
+
 static void mig_run(struct mig *m)
 {
 	bool overlay_on = false, settled = false;
-	int ret;
+	int ret, left;
 
-	ret = mig_prepare(m);
+	/* A resumed migration's route is on since the mount (recover.c). */
+	ret = m->resumed ? 0 : mig_prepare(m);
 	overlay_on = m->ov != NULL;
-	if (!ret)
+	if (!ret && !(m->resumed && m->resume_phase == MIG_CONVERGING))
 		ret = mig_copy(m);
 	if (!ret)
 		ret = mig_converge(m);
@@ -422,7 +563,6 @@ static void mig_run(struct mig *m)
 		ret = mig_switch(m, &settled);
 	if (!ret) {
 		uint64_t t0 = vds_now_ns(CLOCK_MONOTONIC);
-		int left;
 
 		release_io(m, true);
 		left = mig_drop_files(m, !settled);
@@ -464,12 +604,15 @@ static void mig_run(struct mig *m)
 			return;
 		}
 	}
-	release_io(m, false);
+	release_io(m, true);
+	left = mig_drop_files(m, false);
 	/* A cancel with an error recorded (no room left, say) is a failure. */
 	if (ret == -ECANCELED && !m->err)
 		finish(m, MIG_CANCELLED, -ECANCELED);
 	else
 		finish(m, MIG_FAILED, m->err ? m->err : ret);
+	if (left)
+		drop_until_done(m, left);
 }
 
 /* The last thing the thread does is say so: from then on the record may be freed

@@ -53,6 +53,9 @@ int migs_new(struct store *s, struct ns *ns, struct migs **out);
  * a datastore's state folder cannot be read. */
 int migs_recover(struct migs *g);
 int migs_start(struct migs *g);
+/* -o resume=off: recovery rolls back a migration that was copying or converging
+ * instead of resuming it. Before migs_recover. */
+void migs_set_resume(struct migs *g, bool on);
 /* Stop every migration where it is (their journals tell the next mount), wait for
  * their threads. */
 void migs_shutdown(struct migs *g);
@@ -91,6 +94,9 @@ struct mig_info {
 	uint64_t queued_ns, started_ns, ended_ns;	/* CLOCK_REALTIME */
 	uint64_t started_seq, ended_seq;		/* scheduler order, 0 = not yet */
 	bool recovered;
+	bool resumed;			/* resumed at mount instead of rolled back */
+	uint64_t resumed_from;		/* the copy went on from this offset */
+	uint64_t recopied;		/* bytes the resumed copy wrote */
 	bool is_error;			/* msg is an error (else a note) */
 	char msg[256];			/* "" if none */
 	const char *held_at;		/* test builds: the hold point it waits at */

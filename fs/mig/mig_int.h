@@ -84,6 +84,12 @@ struct mig {
 	int err;
 	char msg[256];
 	bool recovered;			/* outcome of a crash recovery at mount */
+	/* Resumed at mount (recover.c) instead of rolled back: the phase it was in
+	 * (copying or converging), the offset the copy went on from, and the bytes
+	 * the resumed copy wrote again. */
+	bool resumed;
+	enum mig_phase resume_phase;
+	uint64_t resumed_from, recopied;
 	bool stuck;			/* rollback, or a switch past its commit, failed:
 					 * the overlay stays until exit */
 	bool stale;			/* switched, but the source is still there (hidden) */
@@ -126,6 +132,9 @@ struct migs {
 	struct sched *sched;
 	pthread_cond_t retry;		/* with lock: wakes a switch's retry wait early */
 	bool journals_dirty;		/* a path changed; mig_sync_journals has work */
+	bool resume;			/* -o resume (default on): recovery resumes */
+	struct mig **pending;		/* resumed at mount, queued by migs_start */
+	size_t npending, pending_cap;
 };
 
 static inline void migs_lock(struct migs *g)
@@ -139,6 +148,10 @@ static inline void migs_unlock(struct migs *g)
 }
 
 /* mig.c: the migration's thread and its helpers */
+/* Give m's file its route (and the mirror when converging), in one pause. */
+void mig_route_on(struct mig *m, struct overlay *ov, int mirror_fd);
+/* Byte offset between checkpoints of a migration's copy: what a crash can cost. */
+#define MIG_CHECKPOINT_EVERY	(64ull << 20)
 void mig_set_phase(struct mig *m, enum mig_phase p);
 /* m->path as it is now (g->lock taken here). */
 void mig_copy_path(struct mig *m, char *out, size_t len);
@@ -152,6 +165,9 @@ int mig_fail(struct mig *m, int err, const char *fmt, ...) __attribute__((format
  * first error, logged with the step that failed. */
 int mig_drop_files(struct mig *m, bool keep_journal);
 void mig_thread_start(struct mig *m);
+/* Wait *wait_s seconds (or until the daemon stops: false) and double it, up to 60:
+ * the pace of a retry. */
+bool mig_wait_retry(struct mig *m, unsigned *wait_s);
 /* Shutdown, no I/O any more: a stuck migration finally lets go of its file. */
 void mig_release_stuck(struct mig *m);
 
@@ -168,6 +184,11 @@ int mig_switch(struct mig *m, bool *settled);
 
 /* registry.c */
 struct mig *mig_new(struct migs *g, const char *path, int src, int dst, uint64_t bwlimit);
+/* Pin m's file (m->path on m->src) and take a reference on its vfile for the
+ * migration's lifetime; the file must be the inode in *expect. */
+int mig_bind(struct mig *m, const struct stat *expect);
+/* Recovery, before the scheduler runs: m resumes once migs_start queues it. */
+int mig_resume_later(struct migs *g, struct mig *m);
 void mig_free(struct mig *m);
 /* With g->lock held: add a new record; note that m reached its final phase (it may
  * drop the oldest finished record from the listing). */

@@ -385,17 +385,9 @@ static int remove_stale(struct mig *m, struct flip *f)
 	unsigned wait_s = 1;
 	int ret = -ESHUTDOWN;
 
-	while (!atomic_load(&m->stopping)) {
-		struct timespec until;
+	while (mig_wait_retry(m, &wait_s)) {
 		struct stat st;
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += wait_s;
-		migs_lock(g);
-		while (!atomic_load(&m->stopping) &&
-		       pthread_cond_timedwait(&g->retry, &g->lock, &until) != ETIMEDOUT)
-			;
-		migs_unlock(g);
 		testpoint(m, "unlink-retry");
 		if (atomic_load(&m->stopping))
 			break;
@@ -412,7 +404,6 @@ static int remove_stale(struct mig *m, struct flip *f)
 			ret = fsync(f->sparent) < 0 ? -errno : 0;
 		if (!ret)
 			break;
-		wait_s = wait_s * 2 > 60 ? 60 : wait_s * 2;
 		vds_log(LOG_ERR, "vdsfs: %s: removing the old file %s: %s; retrying in %u s\n",
 			m->name, f->name, strerror(-ret), wait_s);
 	}

@@ -208,6 +208,88 @@ static int roll_back(struct mig *m, bool preparing, bool *gone, char *why, size_
 	return ret;
 }
 
+/* Phases copying and converging, unless -o resume=off: go on from where the crash
+ * left the migration instead of throwing its copy away. The file is routed through
+ * its overlay from now on, before the mount makes it visible (its differencing
+ * file holds writes the base does not); the migration is queued when the scheduler
+ * starts (migs_start). A converging one mirrors into its copy again at once. 0 when
+ * resumed; else -errno, why says what stands in the way, and the caller rolls back. */
+static int resume(struct mig *m, enum mig_phase phase, char *why, size_t len)
+{
+	const struct datastore *S = &m->g->store->ds[m->src], *D = &m->g->store->ds[m->dst];
+	struct overlay_open_opts oo = { .why = why, .why_len = len };
+	char name[48], uuid[64], p[32];
+	struct overlay *ov = NULL;
+	uint64_t off;
+	struct stat st;
+	int ret;
+
+	if (!locate_source(m))
+		return snprintf(why, len, "the file is gone"), -ENOENT;
+	if ((ret = ds_still_there(D)))
+		return snprintf(why, len, "datastore %s is not mounted at %s", D->name, D->path), ret;
+	ret = bn_open(S->fd, m->path, O_PATH | O_CLOEXEC | O_NOFOLLOW, 0);
+	if (ret >= 0) {
+		fd_path(ret, p);
+		m->base_fd = open_noatime(p, O_RDWR | O_CLOEXEC);	/* as mig_prepare */
+		close(ret);
+	}
+	if (ret < 0 || m->base_fd < 0 || fstat(m->base_fd, &st) < 0)
+		return snprintf(why, len, "opening the file: %s", strerror(errno)), -errno;
+	snprintf(name, sizeof(name), "%s.copy", m->name);
+	if (phase == MIG_COPYING) {
+		ret = copier_resume_point(m->base_fd, D->state_fd, name, &off, why, len);
+		if (ret == -ESTALE)
+			return ret;	/* a checkpoint that cannot be trusted: roll back */
+	} else {
+		m->copy_fd = openat(D->state_fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (m->copy_fd < 0)
+			return snprintf(why, len, "its copy on %s: %s", D->name, strerror(errno)), -errno;
+	}
+	snprintf(name, sizeof(name), "%s.diff", m->name);
+	m->diff_fd = openat(S->state_fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (m->diff_fd < 0)
+		return snprintf(why, len, "its differencing file: %s", strerror(errno)), -errno;
+	snprintf(uuid, sizeof(uuid), "%s:%lu", m->name, (unsigned long)st.st_ino);
+	oo.base_uuid = uuid;
+	ret = overlay_open(m->base_fd, m->diff_fd, &oo, &ov);
+	if (ret)
+		return ret;
+	if (!(m->queued_path = strdup(m->path)))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = mig_resume_later(m->g, m);
+	if (!ret && (ret = mig_bind(m, &st)))
+		m->g->npending--;	/* the one just added: nothing is queued for m */
+	if (ret) {
+		overlay_close(ov);
+		return snprintf(why, len, "%s", strerror(-ret)), ret;
+	}
+	m->src_dev = st.st_dev;
+	m->src_ino = st.st_ino;
+	m->resumed = true;
+	m->resume_phase = phase;
+	m->phase = MIG_QUEUED;
+	m->ended_ns = 0;
+	m->released = false;	/* the scheduler will have a job for it */
+	m->journal_phase = (int)phase;
+	m->space_check = true;
+	mig_route_on(m, ov, phase == MIG_CONVERGING ? m->copy_fd : -1);
+	return 0;
+}
+
+/* What resume() opened, closed again before a roll back. */
+static void unresume(struct mig *m)
+{
+	int *fds[] = { &m->base_fd, &m->diff_fd, &m->copy_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+}
+
 static struct mig *record(struct migs *g, const struct journal_rec *r, int src, int dst)
 {
 	struct mig *m = mig_new(g, r->path, src, dst, 0);
@@ -234,7 +316,7 @@ static void recover_one(struct migs *g, int ds, const char *file)
 	struct journal_rec r;
 	char text[8192], why[256] = "";
 	bool gone = false;
-	int src, dst, ret;
+	int src, dst, ret = 0;
 	struct mig *m;
 
 	if (read_small(s->ds[ds].state_fd, file, text, sizeof(text)) || journal_parse(text, &r)) {
@@ -262,16 +344,31 @@ static void recover_one(struct migs *g, int ds, const char *file)
 			snprintf(m->msg, sizeof(m->msg), ret ? "recovery could not finish the switch: %s"
 							    : "finished the switch after a crash%s",
 				 ret ? strerror(-ret) : "");
+	} else if ((r.phase == MIG_COPYING || r.phase == MIG_CONVERGING) && g->resume &&
+		   !(ret = resume(m, r.phase, why, sizeof(why)))) {
+		vds_log(LOG_NOTICE, "vdsfs: migration %llu of %s: resumed after a crash (was %s)\n",
+			(unsigned long long)r.id, m->path, mig_phase_name(r.phase));
+		snprintf(m->msg, sizeof(m->msg), "resumed after a crash (was %s)",
+			 mig_phase_name(r.phase));
+		return;	/* queued when the scheduler starts; its journal stays */
 	} else {
+		char note[200] = "";
+
+		if (ret) {	/* a resume that could not proceed */
+			snprintf(note, sizeof(note), "could not resume (%.150s); ", why);
+			unresume(m);
+			why[0] = 0;
+		}
 		ret = roll_back(m, r.phase == MIG_PREPARING, &gone, why, sizeof(why));
 		m->phase = ret ? MIG_FAILED : MIG_CANCELLED;
 		if (gone)
 			snprintf(m->msg, sizeof(m->msg), "the file was removed during the migration: "
 				 "nothing to roll back after the crash");
+		else if (ret)
+			snprintf(m->msg, sizeof(m->msg), "%srecovery refused this file: %s", note, why);
 		else
-			snprintf(m->msg, sizeof(m->msg), ret ? "recovery refused this file: %s"
-							    : "rolled back after a crash (was %s)",
-				 ret ? why : mig_phase_name(r.phase));
+			snprintf(m->msg, sizeof(m->msg), "%srolled back after a crash (was %s)", note,
+				 mig_phase_name(r.phase));
 	}
 	m->err = ret;
 	migs_lock(g);

@@ -147,7 +147,7 @@ static void job_run(struct sched_job *job)
 
 	m->sjob = job;
 	migs_lock(m->g);
-	m->phase = MIG_PREPARING;
+	m->phase = m->resumed ? m->resume_phase : MIG_PREPARING;
 	m->started_ns = now_real_ns();
 	migs_unlock(m->g);
 	mig_thread_start(m);
@@ -223,10 +223,50 @@ int migs_new(struct store *s, struct ns *ns, struct migs **out)
 	g->store = s;
 	g->ns = ns;
 	g->next_id = 1;
+	g->resume = true;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->retry, NULL);
 	*out = g;
 	return 0;
+}
+
+int mig_resume_later(struct migs *g, struct mig *m)
+{
+	if (g->npending == g->pending_cap) {
+		size_t cap = g->pending_cap ? g->pending_cap * 2 : 8;
+		struct mig **p = realloc(g->pending, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		g->pending = p;
+		g->pending_cap = cap;
+	}
+	g->pending[g->npending++] = m;
+	return 0;
+}
+
+/* The migrations recovery resumed go to the scheduler like any request's, so the
+ * distinct-datastore rule holds for them too. Out of memory in the scheduler, one
+ * stays queued in the registry as failed; its route keeps serving the file and
+ * the next mount resumes it (its journal is kept). */
+static void queue_resumed(struct migs *g)
+{
+	migs_lock(g);
+	for (size_t i = 0; i < g->npending; i++) {
+		struct mig *m = g->pending[i];
+
+		m->job = sched_submit(g->sched, m->src, m->dst, m->path, &mig_job_ops, m);
+		if (!m->job) {
+			m->phase = MIG_FAILED;
+			m->stuck = true;
+			snprintf(m->msg, sizeof(m->msg), "could not queue the resumed migration "
+				 "(out of memory); the next mount resumes it");
+		}
+	}
+	migs_unlock(g);
+	free(g->pending);
+	g->pending = NULL;
+	g->npending = g->pending_cap = 0;
 }
 
 int migs_start(struct migs *g)
@@ -236,17 +276,27 @@ int migs_start(struct migs *g)
 				.event_arg = g };
 
 	g->sched = sched_new(&o);
-	return g->sched ? 0 : -ENOMEM;
+	if (!g->sched)
+		return -ENOMEM;
+	queue_resumed(g);
+	return 0;
+}
+
+void migs_set_resume(struct migs *g, bool on)
+{
+	g->resume = on;
 }
 
 void migs_shutdown(struct migs *g)
 {
 	migs_lock(g);
-	for (struct mig *m = g->head; m; m = m->next)
-		if (!mig_phase_final(m->phase)) {
-			atomic_store(&m->stopping, true);
+	for (struct mig *m = g->head; m; m = m->next) {
+		if (!mig_phase_final(m->phase))
 			atomic_store(&m->cancel, true);
-		}
+		/* A finished one's thread may still be retrying a cleanup. */
+		if (!mig_phase_final(m->phase) || (m->thread_started && !m->thread_exited))
+			atomic_store(&m->stopping, true);
+	}
 	pthread_cond_broadcast(&g->retry);	/* a switch waiting to retry an unlink */
 	migs_unlock(g);
 	testpoint_wake();
@@ -267,6 +317,7 @@ void migs_free(struct migs *g)
 {
 	if (!g)
 		return;
+	free(g->pending);
 	pthread_cond_destroy(&g->retry);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
@@ -292,6 +343,7 @@ struct mig *mig_new(struct migs *g, const char *path, int src, int dst, uint64_t
 	for (int i = 0; i < MIG_REGIONS; i++)
 		pthread_mutex_init(&m->region[i], NULL);
 	m->queued_ns = now_real_ns();
+	m->resume_phase = MIG_QUEUED;
 	return m;
 }
 
@@ -372,9 +424,9 @@ static void prune_locked(struct migs *g)
 
 /* --- submit ---------------------------------------------------------------------------- */
 
-/* Pin the file's node and open-file object for the migration's lifetime. The file
- * must still be the one the check saw (checked): a rename in between makes it fail. */
-static int mig_bind(struct mig *m, const struct stat *checked)
+/* The file must still be the one the check saw (checked): a rename in between makes
+ * it fail with -ESTALE. */
+int mig_bind(struct mig *m, const struct stat *checked)
 {
 	struct migs *g = m->g;
 	struct stat st;
@@ -574,6 +626,9 @@ static void info_locked(struct migs *g, const struct mig *m, struct mig_info *i)
 	i->started_seq = m->started_seq;
 	i->ended_seq = m->ended_seq;
 	i->recovered = m->recovered;
+	i->resumed = m->resumed;
+	i->resumed_from = m->resumed_from;
+	i->recopied = m->recopied;
 	i->is_error = m->err != 0;
 	snprintf(i->msg, sizeof(i->msg), "%s", m->msg);
 	i->held_at = m->held_at;

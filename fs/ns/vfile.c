@@ -16,7 +16,7 @@
  * kernel already sends the append offset. */
 #define VFILE_STRIP	(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND)
 
-static struct vfile *vfile_new(struct node *n)
+static struct vfile *vfile_new(struct ns *ns, struct node *n)
 {
 	struct vfile *vf = calloc(1, sizeof(*vf));
 	pthread_rwlockattr_t a;
@@ -33,6 +33,7 @@ static struct vfile *vfile_new(struct node *n)
 	pthread_mutex_init(&vf->idle_lock, NULL);
 	pthread_cond_init(&vf->idle, NULL);
 	vf->node = n;
+	vf->store = ns->store;
 	return vf;
 }
 
@@ -52,7 +53,7 @@ static struct vfile *ref(struct ns *ns, struct node *n, bool create)
 
 	lk_lock(&ns->nodes.lock, LK_NODES);
 	if (!n->vf && create)
-		n->vf = vfile_new(n);
+		n->vf = vfile_new(ns, n);
 	vf = n->vf;
 	if (vf)
 		vf->refs++;
@@ -247,6 +248,8 @@ int vfile_fallocate(struct vhandle *h, int mode, off_t off, off_t len)
 	io_begin(vf);
 	if (vf->route)
 		ret = vf->route->fallocate(vf->route_arg, mode, off, len);
+	else if (mode & FALLOC_FL_ZERO_RANGE)	/* where it may not zero: datastore.h */
+		ret = ds_zero_range(&vf->store->ds[vf->node->ds], h->fd, mode, off, len);
 	else
 		ret = fallocate(h->fd, mode, off, len) < 0 ? -errno : 0;
 	io_end(vf);

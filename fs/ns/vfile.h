@@ -68,6 +68,7 @@ struct vfile {
 	pthread_rwlock_t gate;		/* see above */
 	bool paused;			/* gate held exclusive by vfile_pause */
 	struct node *node;
+	const struct store *store;	/* the node's datastore is store->ds[node->ds] */
 	pthread_mutex_t hlock;		/* LK_HANDLES: handles, nhandles */
 	struct vhandle *handles;
 	size_t nhandles;

@@ -15,9 +15,11 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "datastore.h"
+#include "log.h"
 #include "errmsg.h"
 
 /* True if inner is outer or lies below it. Both must be canonical. */
@@ -118,8 +120,15 @@ int ds_open(struct datastore *ds, const char *name, const char *canon, char *err
 		return vds_err(err, len, -errno, "datastore %s: %s/%s is not a directory", name, canon,
 			    VDS_STATE_DIR);
 	int ret = ds_lock(ds, err, len);
-	if (!ret)
+	if (!ret) {
 		ds_write_pid(ds);
+		ds->zero_range = ds_probe_zero_range(ds->state_fd);
+		if (ds->zero_range != DS_ZR_NATIVE)
+			vds_log(LOG_WARNING, "vdsfs: datastore %s (%s): fallocate(ZERO_RANGE) succeeds "
+				"without zeroing here; vdsfs %s\n", ds->name, ds->path,
+				ds->zero_range == DS_ZR_EMULATE ? "punches a hole and allocates instead"
+							       : "answers EOPNOTSUPP instead");
+	}
 	return ret;
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Crash at every step of a migration (the daemon SIGKILLs itself at a named point,
 VDSFS_TEST_CRASH, fs/mig/testpoint.h), mount again on the same datastores, and check:
-every write flushed before the crash reads back, the migration was finished or
-rolled back as MIGRATION.md says, status reports it as recovered, the file lives on
-exactly one datastore, and nothing is left in .vdsfs/.
+every write flushed before the crash reads back, the migration was resumed,
+finished or rolled back as MIGRATION.md says, status reports it as recovered, the
+file lives on exactly one datastore, and nothing is left in .vdsfs/.
 
 Two writers prove the flushed data survives:
 - qemu-io writes patterns and flushes, before and during the migration;
@@ -19,20 +19,21 @@ import unittest
 from vdsfs_fixture import Ctl, Mount, main, run, state_files, wait_dead
 from test_migrate import MB, make_file, qemu_io
 
-# point -> (hold point for the writes made during the migration, outcome)
-# Up to and including "converged" the journal says the source is authoritative:
-# recovery merges the differencing file back (cancelled). From the committed
-# "switching" record on, the copy is complete: recovery finishes the flip (done).
+# point -> (hold point for the writes made during the migration, outcome, resumed)
+# Copying or converging, the next mount resumes the migration (MIGRATION.md,
+# "Resume"): it goes on from the copy's last checkpoint, or merges and repairs the
+# copy, and switches (done). From the committed "switching" record on, recovery
+# finishes the flip (done). A rollback under way (cancelling) is finished (cancelled).
 POINTS = {
-    "overlay-on": (None, "cancelled"),
-    "mid-copy": ("overlay-on", "cancelled"),
-    "copied": ("overlay-on", "cancelled"),
-    "mid-converge": ("copied", "cancelled"),
-    "converged": ("copied", "cancelled"),
-    "before-flip": ("copied", "done"),
-    "after-flip": ("copied", "done"),
-    "cleanup": ("copied", "done"),
-    "mid-cancel": ("copied", "cancelled"),
+    "overlay-on": (None, "done", True),
+    "mid-copy": ("overlay-on", "done", True),
+    "copied": ("overlay-on", "done", True),
+    "mid-converge": ("copied", "done", True),
+    "converged": ("copied", "done", True),
+    "before-flip": ("copied", "done", False),
+    "after-flip": ("copied", "done", False),
+    "cleanup": ("copied", "done", False),
+    "mid-cancel": ("copied", "cancelled", False),
 }
 
 
@@ -88,44 +89,54 @@ def changed(path, before):
     return os.stat(path).st_mtime_ns != before
 
 
+def crash_mid_migration(case, m, to, hold, outcome, cancel=False, migrate_args=()):
+    """vm/disk on m's first datastore, the daemon started with a VDSFS_TEST_CRASH
+    point (and hold, if given): write with qemu-io and fio, migrate it to `to`, write
+    again while held, let it crash, mount again, and check that recovery ended the
+    migration as outcome and every flushed write reads back. Returns the status."""
+    c = Ctl(m)
+    img = m.path("vm/disk")
+    qemu_io(img, "write -P 0xa1 0 2M", "flush")
+    base = m.backing(0, "vm/disk")
+    before = os.stat(base).st_mtime_ns
+    fio = FioWriter(case, m, img)
+    c.wait(lambda: changed(base, before), "fio to write before the migration")
+    mid, = c.migrate(*migrate_args, img, "--to", to)
+    patterns = [("0xa1", "0 2M")]
+    if hold:
+        c.wait_held(mid, hold)
+        c.wait(lambda: c.one(mid)["diff_bytes"] > 0, "fio to write into the overlay")
+        qemu_io(img, "write -P 0xb2 10M 1M", "write -P 0xc3 31M 512k", "flush")
+        patterns += [("0xb2", "10M 1M"), ("0xc3", "31M 512k")]
+        if cancel:
+            c.run("cancel", str(mid))
+        c.release()
+    wait_dead(m)
+    fio.reap()
+    run(["fusermount3", "-uz", m.mnt], check=False)
+    m.start()
+    st = c.wait_phase(mid, "done", "failed", "cancelled")
+    case.assertTrue(st["recovered"], st)
+    case.assertEqual(st["phase"], outcome, st)
+    for pat, rng in patterns:
+        qemu_io(img, f"read -P {pat} {rng}")
+    fio.verify()
+    case.assertEqual(os.stat(img).st_size, 32 * MB)
+    return st
+
+
 class Crash(unittest.TestCase):
     def crash_at(self, point):
-        hold, outcome = POINTS[point]
+        hold, outcome, resumed = POINTS[point]
         m = Mount(self, n=2)
         make_file(m.backing(0, "vm/disk"), 32)
         env = {"VDSFS_TEST_CRASH": point}
         if hold:
             env["VDSFS_TEST_HOLD"] = hold
         m.start(env=env)
-        c = Ctl(m)
-        img = m.path("vm/disk")
-        qemu_io(img, "write -P 0xa1 0 2M", "flush")
-        base = m.backing(0, "vm/disk")
-        before = os.stat(base).st_mtime_ns
-        fio = FioWriter(self, m, img)
-        c.wait(lambda: changed(base, before), "fio to write before the migration")
-        args = ["--bwlimit", "8M"] if point == "mid-copy" else []
-        mid, = c.migrate(*args, img, "--to", "ds1")
-        patterns = [("0xa1", "0 2M")]
-        if hold:
-            c.wait_held(mid, hold)
-            c.wait(lambda: c.one(mid)["diff_bytes"] > 0, "fio to write into the overlay")
-            qemu_io(img, "write -P 0xb2 10M 1M", "write -P 0xc3 31M 512k", "flush")
-            patterns += [("0xb2", "10M 1M"), ("0xc3", "31M 512k")]
-            if point == "mid-cancel":
-                c.run("cancel", str(mid))
-            c.release()
-        wait_dead(m)
-        fio.reap()
-        run(["fusermount3", "-uz", m.mnt], check=False)
-        m.start()
-        st = c.one(mid)
-        self.assertTrue(st["recovered"], st)
-        self.assertEqual(st["phase"], outcome, st)
-        for pat, rng in patterns:
-            qemu_io(img, f"read -P {pat} {rng}")
-        fio.verify()
-        self.assertEqual(os.stat(img).st_size, 32 * MB)
+        st = crash_mid_migration(self, m, "ds1", hold, outcome, cancel=point == "mid-cancel",
+                                 migrate_args=["--bwlimit", "8M"] if point == "mid-copy" else [])
+        self.assertEqual(st["resumed"], resumed, st)
         self.assertEqual(m.where("vm/disk"), [1] if outcome == "done" else [0])
         self.assertEqual(state_files(m), [])
 

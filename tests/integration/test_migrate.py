@@ -252,10 +252,10 @@ class SparseMap(Base):
 class UnmountMidMigration(Base):
     """Unmounting stops a migration where it is and leaves its journal; the daemon
     exits (even with the migration parked at a test hold point), and the next mount
-    rolls it back."""
+    resumes it (MIGRATION.md, "Resume")."""
     hold = "copied"
 
-    def test_unmount_then_remount_rolls_back(self):
+    def test_unmount_then_remount_resumes(self):
         img, mid = self.migrate_held("copied", "write -P 0x6b 3M 1M", "flush")
         with open(self.m.backing(0, ".vdsfs/lock")) as f:
             pid = int(f.read())
@@ -263,10 +263,10 @@ class UnmountMidMigration(Base):
         self.c.wait(lambda: not os.path.exists(f"/proc/{pid}"), "the daemon to exit")
         self.assertTrue(state_files(self.m))        # the journal is left for recovery
         self.m.start()
-        st = self.c.one(mid)
-        self.assertEqual((st["phase"], st["recovered"]), ("cancelled", True), st)
+        st = self.c.wait_phase(mid, "done", "failed", "cancelled")
+        self.assertEqual((st["phase"], st["recovered"], st["resumed"]), ("done", True, True), st)
         qemu_io(img, "read -P 0x6b 3M 1M")
-        self.assertEqual(self.m.where("vm/disk"), [0])
+        self.assertEqual(self.m.where("vm/disk"), [1])
         self.assert_clean()
 
 

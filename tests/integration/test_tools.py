@@ -12,7 +12,7 @@ import tempfile
 import threading
 import unittest
 
-from vdsfs_fixture import VDSCTL, VDSFS, main, run
+from vdsfs_fixture import CONTROL_DIR, VDSCTL, VDSFS, _rmdir_if_empty, default_socket, main, run
 
 VDS_COPY = os.environ.get("VDS_COPY", "vds-copy")
 VDS_DIFF = os.environ.get("VDS_DIFF", "vds-diff")
@@ -20,14 +20,20 @@ K, M, G = 1 << 10, 1 << 20, 1 << 30
 
 
 class FakeDaemon:
-    """A control socket that answers every request with ok and keeps the requests."""
+    """A control socket that answers every request with ok and keeps the requests;
+    at path if given (then removed at cleanup), else in a temporary folder."""
 
-    def __init__(self, case):
+    REPLY = '{"ok":true,"ids":[],"where":[],"migrations":[]}\n'
+
+    def __init__(self, case, path=None, reply=REPLY):
         self.dir = tempfile.mkdtemp(prefix="vdsctl-it-")
         case.addCleanup(shutil.rmtree, self.dir, True)
-        self.path = os.path.join(self.dir, "ctl.sock")
+        self.path = path or os.path.join(self.dir, "ctl.sock")
+        self.reply = reply
         self.srv = socket.socket(socket.AF_UNIX)
         self.srv.bind(self.path)
+        if path:
+            case.addCleanup(os.unlink, path)
         self.srv.listen(4)
         self.requests = []
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -43,7 +49,7 @@ class FakeDaemon:
             with conn, conn.makefile("rw") as f:
                 for line in f:
                     self.requests.append(json.loads(line))
-                    f.write('{"ok":true,"ids":[],"where":[],"migrations":[]}\n')
+                    f.write(self.reply)
                     f.flush()
 
     def close(self):
@@ -150,6 +156,84 @@ class MigrateRequest(unittest.TestCase):
             refused(self, [VDSCTL, "-s", d.path, "migrate", "--space-margin", bad, "vm/a=bulk"],
                     "--space-margin", bad)
         self.assertEqual(d.requests, [])
+
+
+class GlobalFlags(unittest.TestCase):
+    """vdsctl's own options, before the command: short and long forms, --opt=value,
+    and the usage on stderr with exit status 2 (nothing sent) for a bad one."""
+
+    def usage_error(self, d, *args):
+        del d.requests[:]
+        p = run([VDSCTL] + list(args), check=False)
+        self.assertEqual((p.returncode, p.stdout), (2, ""), p.stderr)
+        self.assertTrue(p.stderr.startswith("usage: vdsctl "), p.stderr)
+        self.assertEqual(d.requests, [])
+
+    def test_help_and_version(self):
+        for args in (["-h"], ["--help"], ["-s", "/nonexistent", "--help"]):
+            p = run([VDSCTL] + args)
+            self.assertTrue(p.stdout.startswith("usage: vdsctl "), args)
+            self.assertEqual(p.stderr, "")
+        for args in (["-V"], ["--version"]):
+            self.assertEqual(run([VDSCTL] + args).stdout, f"vdsctl {os.environ['VDS_VERSION']}\n")
+
+    def test_socket_long_and_short(self):
+        d = FakeDaemon(self)
+        for flags in (["-s", d.path], ["--socket", d.path], [f"--socket={d.path}"],
+                      [f"-s{d.path}"], ["-s", "/nonexistent", "--socket", d.path]):
+            del d.requests[:]
+            p = run([VDSCTL] + flags + ["status", "--json"])
+            self.assertEqual((p.stdout, d.requests), ("[\n]\n", [{"cmd": "status"}]), flags)
+
+    def test_mount_long_form_finds_the_default_socket(self):
+        mnt = tempfile.mkdtemp(prefix="vdsctl-it-mnt-")
+        self.addCleanup(os.rmdir, mnt)
+        if not os.path.isdir(CONTROL_DIR):
+            os.mkdir(CONTROL_DIR, 0o711)
+            self.addCleanup(_rmdir_if_empty, CONTROL_DIR)
+        d = FakeDaemon(self, path=default_socket(mnt))
+        for flags in (["--mount", mnt], [f"--mount={mnt}"], ["-m", mnt]):
+            del d.requests[:]
+            run([VDSCTL] + flags + ["cancel", "7"])
+            self.assertEqual(d.requests, [{"cmd": "cancel", "id": 7}], flags)
+
+    def test_usage_errors(self):
+        d = FakeDaemon(self)
+        self.usage_error(d)                                     # nothing at all
+        self.usage_error(d, "-s", d.path)                       # no command
+        self.usage_error(d, "status")                           # neither -m nor -s
+        self.usage_error(d, "-s", d.path, "-x", "status")       # unknown option
+        self.usage_error(d, "-s", d.path, "--bogus", "status")
+        self.usage_error(d, "-s", d.path, "-m")                 # -m without its value
+        self.usage_error(d, "-s", d.path, "--mount")
+
+    def test_options_end_at_the_command(self):
+        d = FakeDaemon(self)
+        # After the command, -m is status's argument, not vdsctl's option.
+        refused(self, [VDSCTL, "-s", d.path, "status", "-m", "x"], "bad migration id '-m'")
+        # The command's own options keep getopt's message for what is wrong.
+        refused(self, [VDSCTL, "-s", d.path, "migrate", "--bogus", "vm/a=bulk"],
+                "unrecognized option '--bogus'")
+        self.assertEqual(d.requests, [])
+
+
+class DatastoresNames(unittest.TestCase):
+    """datastores --names: the names alone, one a line, as shell completion reads
+    them; a bad argument is refused before anything is sent."""
+
+    def test_names(self):
+        reply = json.dumps({"ok": True, "datastores": [
+            {"name": "fast", "path": "/srv/a b", "fs": "ext4", "size": 1, "free": 1, "held": 0,
+             "migrations": 0}, {"name": "bulk", "path": "/srv/c", "fs": "xfs", "size": 2,
+                                "free": 1, "held": 1, "migrations": 1}]}) + "\n"
+        d = FakeDaemon(self, reply=reply)
+        p, reqs = d.ctl("datastores", "--names")
+        self.assertEqual((p.stdout, reqs), ("fast\nbulk\n", [{"cmd": "datastores"}]))
+        for args, words in ((["--names", "--json"], ("not both",)),
+                            (["--name"], ("unknown argument '--name'",)), (["x"], ("'x'",))):
+            del d.requests[:]
+            refused(self, [VDSCTL, "-s", d.path, "datastores"] + args, "datastores:", *words)
+            self.assertEqual(d.requests, [])
 
 
 class DatastoreSpecs(unittest.TestCase):

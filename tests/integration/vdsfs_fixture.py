@@ -6,6 +6,7 @@ even when a test fails or raises. Tests need root and /dev/fuse; without them th
 whole module is skipped (meson counts exit status 77 as a skip).
 """
 import errno
+import fcntl
 import os
 import shutil
 import subprocess
@@ -79,6 +80,28 @@ def wait_gone(path, timeout=60):
         time.sleep(0.05)
 
 
+def wait_unlocked(lock, timeout=60):
+    """Until no process holds the flock on a datastore's .vdsfs/lock (the daemon
+    holds it for as long as it serves the datastore)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return      # never served, or a datastore that is gone
+    try:
+        end = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                if time.time() > end:
+                    raise AssertionError(f"{lock} is still held {timeout} s after the unmount")
+                time.sleep(0.05)
+    finally:
+        os.close(fd)
+
+
 class Mount:
     """Datastores ds0..dsN-1 under a fresh temp dir, mounted at <tmp>/mnt (or at mnt:
     relative to the temp dir, or absolute). control=False leaves the daemon its
@@ -122,13 +145,19 @@ class Mount:
         raise AssertionError("vdsfs did not mount")
 
     def stop(self):
+        """Unmount, then wait until the daemon has let go of its datastores: the
+        unmount returns before the daemon has finished shutting down (migrations
+        stopped, journals written), and a mount started before that is refused
+        as "already served by another vdsfs"."""
         if mounted(self.mnt):
             if run(["fusermount3", "-u", self.mnt], check=False).returncode != 0:
                 run(["fusermount3", "-uz", self.mnt], check=False)
         for _ in range(100):
             if not mounted(self.mnt):
-                return
+                break
             time.sleep(0.05)
+        for p in self.paths:
+            wait_unlocked(os.path.join(p, ".vdsfs", "lock"))
 
     def _umount_path(self, p):
         run(["umount", "-l", p], check=False)

@@ -38,10 +38,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vdsctl (-m MOUNTPOINT | -s SOCKET) COMMAND [ARGS]\n"
-		"       vdsctl --version\n"
+		"       vdsctl (-h | --help | -V | --version)\n"
+		"\n"
+		"  -m, --mount MOUNTPOINT  the vdsfs mount to control (its default socket\n"
+		"                          unless -s names another)\n"
+		"  -s, --socket SOCKET     the control socket (vdsfs -o control=PATH)\n"
+		"  -h, --help              this text\n"
+		"  -V, --version           the version\n"
 		"\n"
 		"commands:\n"
-		"  datastores [--json]                 datastores, space, bytes held, migrations\n"
+		"  datastores [--json | --names]       datastores, space, bytes held, migrations;\n"
+		"                                      --names: only the names, one per line\n"
 		"  where [--json] PATH...              the datastore of each file, its migration\n"
 		"  migrate [--wait] [--parallel N] [--bwlimit RATE] [--space-margin SIZE]\n"
 		"          [--no-space-check] PATH... --to NAME\n"
@@ -217,14 +224,32 @@ static int finish_reply(json_object *rep, bool print)
 	return ok ? 0 : 1;
 }
 
-static int cmd_datastores(struct ctl *c, bool json)
+/* --names prints one name a line and nothing else: what shell completion reads. */
+static int cmd_datastores(struct ctl *c, int argc, char **argv)
 {
-	json_object *rep = simple(c, "datastores"), *arr;
+	json_object *rep, *arr;
 	char a[32], b[32], h[32];
+	bool json = false, names = false;
 
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--names"))
+			names = true;
+		else
+			return die(2, "datastores: unknown argument '%s'", argv[i]);
+	if (json && names)
+		return die(2, "datastores: --json or --names, not both%s", "");
+	rep = simple(c, "datastores");
 	if (!rep || !reply_ok(rep) || json)
 		return finish_reply(rep, json);
 	json_object_object_get_ex(rep, "datastores", &arr);
+	for (size_t i = 0; names && i < json_object_array_length(arr); i++)
+		puts(gets_(json_object_array_get_idx(arr, i), "name"));
+	if (names) {
+		json_object_put(rep);
+		return 0;
+	}
 	printf("%-12s %-8s %10s %10s %10s %5s  %s\n", "NAME", "FS", "SIZE", "FREE", "HELD", "MIGR", "PATH");
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *d = json_object_array_get_idx(arr, i);
@@ -571,7 +596,7 @@ static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
 	int ret;
 
 	if (!strcmp(cmd, "datastores"))
-		return cmd_datastores(c, json);
+		return cmd_datastores(c, argc, argv);
 	if (!strcmp(cmd, "where"))
 		return cmd_where(c, argc - json, argv + json, json);
 	if (!strcmp(cmd, "migrate"))
@@ -592,27 +617,33 @@ static int run_command(struct ctl *c, const char *cmd, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	static const struct option lo[] = { { "mount", 1, 0, 'm' }, { "socket", 1, 0, 's' },
+		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
 	struct ctl c = { .fd = -1 };
 	const char *mnt = NULL;
-	int i = 1, ret;
+	int opt, ret;
 
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+	/* "+": the options end at the command, whose own options come after it. A bad
+	 * or incomplete option gets the usage on stderr, as a missing command does. */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+m:s:hV", lo, NULL)) != -1) {
+		if (opt == 'h') {
 			usage(stdout);
 			return 0;
-		} else if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
+		} else if (opt == 'V') {
 			printf("vdsctl %s\n", VDS_VERSION);
 			return 0;
-		} else if (!strcmp(argv[i], "-m") && i + 1 < argc)
-			mnt = argv[++i];
-		else if (!strcmp(argv[i], "-s") && i + 1 < argc)
-			snprintf(c.sock, sizeof(c.sock), "%s", argv[++i]);
+		} else if (opt == 'm')
+			mnt = optarg;
+		else if (opt == 's')
+			snprintf(c.sock, sizeof(c.sock), "%s", optarg);
 		else {
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (i == argc || (!mnt && !c.sock[0])) {
+	opterr = 1;	/* migrate's own options say what is wrong with them */
+	if (optind == argc || (!mnt && !c.sock[0])) {
 		usage(stderr);
 		return 2;
 	}
@@ -625,7 +656,7 @@ int main(int argc, char **argv)
 	else if (ctl_connect(&c))
 		ret = die(2, "cannot reach vdsfs at %s (is it mounted? -s for a custom socket)", c.sock);
 	else
-		ret = run_command(&c, argv[i], argc - i - 1, argv + i + 1);
+		ret = run_command(&c, argv[optind], argc - optind - 1, argv + optind + 1);
 	if (c.in)
 		fclose(c.in);
 	free(c.cwd);
