@@ -1,10 +1,8 @@
-/* aio.c - backing reads and writes through io_uring: the aio's own ring with its
- * completion thread, or a ring the caller reaps (aio_submit_on).
+/* aio.c - backing reads and writes through one io_uring, one completion thread.
  *
- * Submission is shared: any worker takes the ring's sq_lock, fills one SQE and
- * submits it, so a ring's submission side has one writer at a time. Completion is
- * not: only the ring's reaper (the completion thread for the aio's own ring) reaps,
- * with no lock, and calls each op's done() through aio_complete. A write that
+ * Submission is shared: any worker takes sq_lock, fills one SQE and submits it, so
+ * the ring's submission side has one writer at a time. Completion is not: only the
+ * completion thread reaps, with no lock, and calls each op's done(). A write that
  * came back short is continued from where it stopped (pwrite_all's contract); a
  * read is returned as pread would have returned it. An op the ring has no room for,
  * or that comes back EAGAIN (an fd opened O_NONBLOCK), is done synchronously here
@@ -48,9 +46,9 @@ static void note_start(struct aio *a)
 		;
 }
 
-static void finish(struct aio_op *op, ssize_t res)
+static void finish(struct aio *a, struct aio_op *op, ssize_t res)
 {
-	atomic_fetch_sub(&op->a->inflight, 1);
+	atomic_fetch_sub(&a->inflight, 1);
 	op->done(op, res);
 }
 
@@ -69,106 +67,82 @@ static ssize_t run_sync(struct aio_op *op)
 	return n < 0 ? -errno : n;
 }
 
-/* With op->sq_lock held. */
-static int queue_op(struct aio_op *op)
+/* With sq_lock held. */
+static int queue_op(struct aio *a, struct aio_op *op)
 {
-	struct io_uring *ring = op->ring;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
 	char *buf = (char *)op->buf + op->moved;
 	unsigned len = (unsigned)(op->len - op->moved);
 	off_t off = op->off + (off_t)op->moved;
 	int ret;
 
 	if (!sqe) {	/* full of unsubmitted SQEs: only if a submit failed */
-		io_uring_submit(ring);
-		if (!(sqe = io_uring_get_sqe(ring)))
+		io_uring_submit(&a->ring);
+		if (!(sqe = io_uring_get_sqe(&a->ring)))
 			return -EBUSY;
 	}
 	if (op->write)
 		io_uring_prep_write(sqe, op->fd, buf, len, off);
 	else
 		io_uring_prep_read(sqe, op->fd, buf, len, off);
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | AIO_TAG);
+	io_uring_sqe_set_data(sqe, op);
 	/* A failed enter leaves the SQE queued for the next one, so it must not be
-	 * done another way: retry what is transient (the reaper drains the CQ without
-	 * this lock). */
-	while ((ret = io_uring_submit(ring)) == -EINTR || ret == -EAGAIN || ret == -EBUSY)
+	 * done another way: retry what is transient (the completion thread drains
+	 * the CQ without this lock). */
+	while ((ret = io_uring_submit(&a->ring)) == -EINTR || ret == -EAGAIN || ret == -EBUSY)
 		sched_yield();
 	return 0;
 }
 
-bool aio_submit_on(struct aio *a, struct io_uring *ring, pthread_mutex_t *sq_lock,
-		   struct aio_op *op)
+void aio_submit(struct aio *a, struct aio_op *op)
 {
 	int ret;
 
-	op->a = a;
-	op->ring = ring;
-	op->sq_lock = sq_lock;
 	note_start(a);
-	pthread_mutex_lock(sq_lock);
-	ret = queue_op(op);
-	pthread_mutex_unlock(sq_lock);
+	pthread_mutex_lock(&a->sq_lock);
+	ret = queue_op(a, op);
+	pthread_mutex_unlock(&a->sq_lock);
 	if (ret)
-		finish(op, run_sync(op));
-	return !ret;
-}
-
-void aio_submit(struct aio *a, struct aio_op *op)
-{
-	(void)aio_submit_on(a, &a->ring, &a->sq_lock, op);
+		finish(a, op, run_sync(op));
 }
 
 /* A write that stopped short goes on from there, as pwrite_all would. */
-bool aio_complete(uint64_t user_data, int res)
+static void complete(struct aio *a, struct aio_op *op, int res)
 {
-	struct aio_op *op = (struct aio_op *)(uintptr_t)(user_data & ~AIO_TAG);
 	int ret;
 
 	if (res == -EAGAIN) {
-		finish(op, run_sync(op));
-		return true;
+		finish(a, op, run_sync(op));
+		return;
 	}
 	if (!op->write || res <= 0) {
-		finish(op, op->moved ? (ssize_t)op->moved : res);
-		return true;
+		finish(a, op, op->moved ? (ssize_t)op->moved : res);
+		return;
 	}
 	op->moved += (size_t)res;
 	if (op->moved == op->len) {
-		finish(op, (ssize_t)op->len);
-		return true;
+		finish(a, op, (ssize_t)op->len);
+		return;
 	}
-	pthread_mutex_lock(op->sq_lock);
-	ret = queue_op(op);
-	pthread_mutex_unlock(op->sq_lock);
+	pthread_mutex_lock(&a->sq_lock);
+	ret = queue_op(a, op);
+	pthread_mutex_unlock(&a->sq_lock);
 	if (ret)
-		finish(op, run_sync(op));
-	return ret != 0;
-}
-
-unsigned aio_test_gather(void)
-{
-#ifdef VDS_TEST_HOOKS
-	const char *env = getenv("VDSFS_TEST_AIO_GATHER");
-
-	return env ? (unsigned)strtoul(env, NULL, 10) : 0;
-#else
-	return 0;
-#endif
-}
-
-unsigned aio_inflight(struct aio *a)
-{
-	return atomic_load(&a->inflight);
+		finish(a, op, run_sync(op));
 }
 
 static void test_gather(struct aio *a)
 {
-	unsigned n = aio_test_gather();
+#ifdef VDS_TEST_HOOKS
+	const char *env = getenv("VDSFS_TEST_AIO_GATHER");
+	unsigned n = env ? (unsigned)strtoul(env, NULL, 10) : 0;
 	struct timespec ms = { 0, 1000 * 1000 };
 
 	for (int i = 0; n && i < 10000 && atomic_load(&a->inflight) < n; i++)
 		nanosleep(&ms, NULL);
+#else
+	(void)a;
+#endif
 }
 
 static void *completer(void *arg)
@@ -178,22 +152,22 @@ static void *completer(void *arg)
 
 	while (!ending || atomic_load(&a->inflight)) {
 		struct io_uring_cqe *cqe;
-		uint64_t ud;
+		struct aio_op *op;
 		int res, ret = io_uring_wait_cqe(&a->ring, &cqe);
 
 		if (ret == -EINTR)
 			continue;
 		if (ret < 0)
 			break;	/* cannot happen with a live ring */
-		ud = io_uring_cqe_get_data64(cqe);
-		if (ud && !gathered) {
+		op = io_uring_cqe_get_data(cqe);
+		if (op && !gathered) {
 			test_gather(a);
 			gathered = true;
 		}
 		res = cqe->res;
 		io_uring_cqe_seen(&a->ring, cqe);
-		if (ud)
-			aio_complete(ud, res);
+		if (op)
+			complete(a, op, res);
 		else
 			ending = true;
 	}

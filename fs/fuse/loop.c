@@ -76,14 +76,6 @@ struct aio *loop_req_aio(struct loop_req *r)
 	return r->lp->aio;
 }
 
-void loop_req_submit(struct loop_req *r, struct aio_op *op)
-{
-	if (r->w)
-		ring_submit_io(r, op);
-	else
-		aio_submit(r->lp->aio, op);
-}
-
 bool loop_req_async(struct loop_req *r)
 {
 	return !r->lp->conf.sync_io;

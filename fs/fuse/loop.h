@@ -49,13 +49,9 @@ struct loop_req *loop_req_current(void);
 void *loop_req_data(struct loop_req *r);
 /* LOOP_REQ_SCRATCH bytes of r the operation may use while it keeps r. */
 void *loop_req_scratch(struct loop_req *r);
-/* The aio that counts r's backing I/O, and whether it is to be used (async_io=on). */
+/* The ring for r's backing I/O, and whether it is to be used (async_io=on). */
 struct aio *loop_req_aio(struct loop_req *r);
 bool loop_req_async(struct loop_req *r);
-/* Start op, r's backing read or write, where r's reply is best sent from: a ring
- * entry's on its worker's own io_uring, a /dev/fuse request's on the aio ring. */
-struct aio_op;
-void loop_req_submit(struct loop_req *r, struct aio_op *op);
 /* Keep r past the operation's return: its buffer (a WRITE's payload) stays as it
  * is, and the worker goes on with another. The reply then comes from any thread,
  * between loop_req_resume(r) and loop_req_done(r), which gives r back. */

@@ -96,8 +96,6 @@ void ring_stop(struct ring *rg);
 void ring_free(struct ring *rg);
 /* The ring took the kernel's requests (its registration did not fail). */
 bool ring_serving(struct ring *rg);
-/* r's backing I/O on its worker's io_uring, completed by that worker. */
-void ring_submit_io(struct loop_req *r, struct aio_op *op);
 /* The reply to a request r took from the ring: into r's entry, and commit it. */
 ssize_t ring_reply(struct loop_req *r, const struct iovec *iov, int count);
 

@@ -7,8 +7,7 @@
  * Reads and writes of a passthrough file are asynchronous: the worker hands them to
  * io_uring (aio.h) with the request kept (loop_req_keep: a WRITE's payload stays in
  * its buffer, a READ's data lands in it) and goes on with the next request; the
- * reply is sent from where it completes (loop_req_submit: the aio completion
- * thread, or the ring worker that took the request). So the backing file sees as many
+ * reply is sent from the aio completion thread. So the backing file sees as many
  * requests at once as the guest issues, not one per worker. A routed file's I/O
  * (a migration's overlay), an O_NONBLOCK handle (io_uring would answer EAGAIN where
  * pread waits) and a misaligned O_DIRECT payload stay synchronous.
@@ -190,7 +189,7 @@ struct io_async {
 };
 _Static_assert(sizeof(struct io_async) <= LOOP_REQ_SCRATCH, "struct io_async in a request");
 
-/* Where the I/O completed (loop_req_submit). The I/O ends (for a pause) before the reply, while
+/* On the aio completion thread. The I/O ends (for a pause) before the reply, while
  * the kernel still holds the file open. */
 static void io_done(struct aio_op *op, ssize_t n)
 {
@@ -228,7 +227,7 @@ static bool io_start(fuse_req_t req, struct loop_req *lr, struct vhandle *h, boo
 		.req = req, .h = h, .lr = lr,
 	};
 	loop_req_keep(lr);
-	loop_req_submit(lr, &io->op);
+	aio_submit(loop_req_aio(lr), &io->op);
 	return true;
 }
 

@@ -17,17 +17,9 @@
  *
  * Threads: `threads` workers, each with its own io_uring (128-byte SQEs, for the
  * command block) holding an even share of every queue's entries, so that a worker
- * busy with a slow request leaves the others' entries free. A request's backing
- * read or write goes on the same io_uring (ring_submit_io) and its completion is
- * reaped by the same worker, which replies and so commits and fetches the entry's
- * next request from its own thread: the kernel prepares that request in the task
- * that issued the command, so a reply committed from another thread (as through a
- * shared completion thread) would hand every next request to that thread first.
- * Each ring's submission side still has its own lock: a reply may come from
- * another thread (an operation that replies later from elsewhere).
- *
- * A worker leaves only once its own backing ops have completed: nobody else reaps
- * its ring.
+ * busy with a slow request leaves the others' entries free. A reply may come from
+ * another thread (the aio completion thread): each ring's submission side has its
+ * own lock, taken by whoever commits.
  *
  * Depth: RING_QUEUE_DEPTH entries per queue bound the requests one CPU can have in
  * the daemon at once (requests beyond wait in the kernel's queue); each costs a
@@ -43,7 +35,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "aio.h"
 #include "loop_int.h"
 
 #define RING_QUEUE_DEPTH	32
@@ -57,11 +48,6 @@ struct ring_worker {
 	pthread_mutex_t sq_lock;	/* the submission side of uring */
 	unsigned nent;
 	struct loop_req **ent;
-	unsigned nops;			/* backing ops on uring (this worker only) */
-	/* TEST-ONLY (aio_test_gather): op completions held back, at most nent (an
-	 * entry has one request at a time, a request one op) */
-	struct held_cqe { uint64_t ud; int res; } *held;
-	unsigned nheld;
 };
 
 struct ring {
@@ -235,77 +221,33 @@ static bool handle(struct ring *rg, struct loop_req *r, int res)
 	return true;
 }
 
-void ring_submit_io(struct loop_req *r, struct aio_op *op)
-{
-	struct ring_worker *w = r->w;
-
-	if (aio_submit_on(r->lp->aio, &w->uring, &w->sq_lock, op))
-		w->nops++;
-}
-
-static void op_cqe(struct ring_worker *w, uint64_t ud, int res)
-{
-	if (aio_complete(ud, res))
-		w->nops--;
-}
-
-/* TEST-ONLY: hold op completions until the gather count is in flight (or 10 s have
- * passed since the first was held), then give them all, once. */
-static bool hold_op(struct ring_worker *w, uint64_t ud, int res, unsigned gather)
-{
-	if (!gather || !w->held || w->nheld == w->nent)
-		return false;
-	w->held[w->nheld++] = (struct held_cqe){ ud, res };
-	return true;
-}
-
-static void release_held(struct ring_worker *w, unsigned *gather, unsigned *waited_ms)
-{
-	if (!w->nheld || (aio_inflight(w->rg->lp->aio) < *gather && *waited_ms < 10000))
-		return;
-	for (unsigned i = 0; i < w->nheld; i++)
-		op_cqe(w, w->held[i].ud, w->held[i].res);
-	w->nheld = 0;
-	*gather = 0;
-}
-
 static void *worker(void *arg)
 {
 	struct ring_worker *w = arg;
 	struct ring *rg = w->rg;
 	struct vds_loop *lp = rg->lp;
-	unsigned gather = aio_test_gather(), waited_ms = 0;
 	bool live = true;
 
 	pthread_mutex_lock(&w->sq_lock);
 	for (unsigned i = 0; i < w->nent; i++)
 		submit_cmd_locked(w, w->ent[i], VDS_FUSE_URING_CMD_REGISTER);
 	pthread_mutex_unlock(&w->sq_lock);
-	/* After the connection ends or a stop, go on reaping this ring's own ops. */
-	while ((live && !atomic_load(&lp->stopping)) || w->nops) {
-		struct __kernel_timespec ms = { 0, 1000 * 1000 };
+	while (live && !atomic_load(&lp->stopping)) {
 		struct io_uring_cqe *cqe;
-		int ret = w->nheld ? io_uring_wait_cqe_timeout(&w->uring, &cqe, &ms) :
-			  io_uring_wait_cqe(&w->uring, &cqe);
+		int ret = io_uring_wait_cqe(&w->uring, &cqe);
 
-		if (w->nheld && ret == -ETIME)
-			waited_ms++;
-		release_held(w, &gather, &waited_ms);
-		if (ret == -EINTR || ret == -ETIME)
+		if (ret == -EINTR)
 			continue;
 		if (ret < 0) {
 			fuse_log(FUSE_LOG_ERR, "vdsfs: FUSE over io_uring: %s\n", strerror(-ret));
 			break;
 		}
 		do {
-			uint64_t ud = io_uring_cqe_get_data64(cqe);
+			struct loop_req *r = io_uring_cqe_get_data(cqe);
 			int res = cqe->res;
 
 			io_uring_cqe_seen(&w->uring, cqe);
-			if (!(ud & AIO_TAG))
-				live = handle(rg, (struct loop_req *)(uintptr_t)ud, res) && live;
-			else if (!hold_op(w, ud, res, gather))
-				op_cqe(w, ud, res);
+			live = handle(rg, r, res) && live;
 		} while (io_uring_peek_cqe(&w->uring, &cqe) == 0);
 	}
 	if (!live)
@@ -323,10 +265,7 @@ static int worker_init(struct ring *rg, struct ring_worker *w, unsigned nent)
 	w->ent = calloc(nent ? nent : 1, sizeof(*w->ent));
 	if (!w->ent)
 		return -ENOMEM;
-	if (aio_test_gather() && !(w->held = calloc(nent ? nent : 1, sizeof(*w->held))))
-		return -ENOMEM;
-	/* Room for each entry's command and its backing op at once. */
-	ret = io_uring_queue_init_params(2 * (nent ? nent : 1), &w->uring, &p);
+	ret = io_uring_queue_init_params(nent ? nent : 1, &w->uring, &p);
 	if (ret)
 		return ret;
 	w->uring_ok = true;
@@ -422,7 +361,6 @@ void ring_free(struct ring *rg)
 		for (unsigned j = 0; j < w->nent; j++)
 			loop_req_free(w->ent[j]);
 		free(w->ent);
-		free(w->held);
 		pthread_mutex_destroy(&w->sq_lock);
 	}
 	free(rg);
