@@ -165,9 +165,15 @@ static void log_to_fuse(int prio, const char *fmt, va_list ap)
 /* Threads start here, after daemonizing. Shutdown order: no new requests (unmount,
  * workers joined), no new control requests, then migrations stop where they are and
  * leave their journals for the next mount. */
+static enum loop_uring loop_uring_of(enum vds_io_uring u)
+{
+	return u == VDS_IO_URING_ON ? LOOP_URING_ON : u == VDS_IO_URING_OFF ? LOOP_URING_OFF :
+	       LOOP_URING_AUTO;
+}
+
 static int serve(struct vds *v)
 {
-	struct vds_loop *lp;
+	struct vds_loop *lp = NULL;
 	char c;
 	int ret = migs_start(v->migs);
 
@@ -176,10 +182,14 @@ static int serve(struct vds *v)
 	if (!ret && v->metrics.path)
 		ret = metrics_file_start(&v->metrics);
 	if (!ret)
-		ret = loop_start(v->se, v->opts.threads, stop_pipe[1], &lp);
+		ret = loop_start(v->se, &(struct loop_conf){ .threads = v->opts.threads,
+			.uring = loop_uring_of(v->opts.io_uring),
+			.sync_io = v->opts.sync_io }, stop_pipe[1], &lp);
 	if (ret) {
 		vds_log(LOG_ERR, "vdsfs: cannot start: %s\n", strerror(-ret));
 		fuse_session_unmount(v->se);
+		if (lp)
+			loop_free(lp);
 		return 1;
 	}
 	/* Ready: the mount is up, the workers read it, the control socket accepts. */
@@ -192,6 +202,7 @@ static int serve(struct vds *v)
 	fuse_session_exit(v->se);
 	loop_stop(lp);
 	fuse_session_unmount(v->se);
+	loop_free(lp);
 	control_stop(&v->ctl);
 	metrics_file_stop(&v->metrics);	/* it reads the records migs_shutdown frees */
 	migs_shutdown(v->migs);
@@ -305,6 +316,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	install_signals();
+	if (v->opts.io_uring == VDS_IO_URING_ON && !loop_uring_offered()) {
+		ret = die("io_uring=on, but the kernel does not offer FUSE over io_uring "
+			  "(/sys/module/fuse/parameters/enable_uring is not Y)");
+		goto out;
+	}
 	if (fuse_session_mount(v->se, mnt)) {
 		ret = die("mount failed");
 		goto out;

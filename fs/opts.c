@@ -141,6 +141,27 @@ static int opt_timeout(struct vds_opts *o, const char *v, char *err, size_t len)
 	return 0;
 }
 
+static int opt_io_uring(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	static const char *const names[] = { [VDS_IO_URING_AUTO] = "auto",
+		[VDS_IO_URING_ON] = "on", [VDS_IO_URING_OFF] = "off" };
+
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(v, names[i])) {
+			o->io_uring = (enum vds_io_uring)i;
+			return 0;
+		}
+	return vds_err(err, len, -EINVAL, "io_uring=%s: expected auto, on or off", v);
+}
+
+static int opt_async_io(struct vds_opts *o, const char *v, char *err, size_t len)
+{
+	if (strcmp(v, "on") && strcmp(v, "off"))
+		return vds_err(err, len, -EINVAL, "async_io=%s: expected async_io=on or async_io=off", v);
+	o->sync_io = !strcmp(v, "off");
+	return 0;
+}
+
 static int opt_resume(struct vds_opts *o, const char *v, char *err, size_t len)
 {
 	if (strcmp(v, "on") && strcmp(v, "off"))
@@ -217,6 +238,8 @@ static const struct own_opt {
 	{ "control_group=", opt_control_group },
 	{ "threads=", opt_threads },
 	{ "timeout=", opt_timeout },
+	{ "io_uring=", opt_io_uring },
+	{ "async_io=", opt_async_io },
 	{ "resume=", opt_resume },
 	{ "oom_score_adj=", opt_oom_score_adj },
 	{ "metrics=", opt_metrics },
@@ -355,6 +378,12 @@ void opts_usage(const char *argv0)
 	       "     control_group=GROUP also let this group use the control socket\n"
 	       "                         (default: root and the daemon's user only)\n"
 	       "     threads=N           FUSE worker threads (default %d)\n"
+	       "     io_uring=auto|on|off  FUSE over io_uring when the kernel offers it\n"
+	       "                         (auto, the default), required (on), or never:\n"
+	       "                         /dev/fuse only (off)\n"
+	       "     async_io=on|off     backing reads and writes through io_uring, answered\n"
+	       "                         (on, the default) on completion, or done by each\n"
+	       "                         FUSE worker itself (off)\n"
 	       "     timeout=SECONDS     kernel entry/attribute cache time (default %g)\n"
 	       "     resume=on|off       after a crash or an unmount, go on with a migration\n"
 	       "                         that was copying or converging (on, the default),\n"

@@ -18,6 +18,10 @@
 
 #define VDS_ERR_LEN	256
 
+/* How the kernel's requests reach the daemon: FUSE over io_uring when the kernel
+ * offers it (auto), always (on: refuse to mount without it), or never. */
+enum vds_io_uring { VDS_IO_URING_AUTO, VDS_IO_URING_ON, VDS_IO_URING_OFF };
+
 struct vds_opts {
 	struct vds_ds_spec ds[VDS_MAX_DS];
 	int nds;
@@ -31,6 +35,8 @@ struct vds_opts {
 	char *control;		/* control socket path; NULL = default */
 	char *control_group;	/* group also allowed on the control socket; NULL = none */
 	unsigned threads;	/* FUSE worker threads */
+	enum vds_io_uring io_uring;
+	bool sync_io;		/* async_io=off: workers do backing I/O themselves */
 	double timeout;		/* entry and attribute cache timeout, seconds */
 	bool no_resume;		/* resume=off: recovery rolls back instead */
 	bool oom_set;		/* oom_score_adj= given */

@@ -2,6 +2,9 @@
 # tools/test.sh: the whole test suite, as CI runs it. Installs what is missing, builds
 # with -Werror, then runs
 #   1. every meson test (suites 'unit' and 'integration'; the latter mounts for real),
+#      then the integration suite again over the other transport, FUSE over io_uring
+#      (VDSFS_EXTRA_OPTS=io_uring=on: the fixture turns the kernel's enable_uring on
+#      for each test and restores it; a kernel without it skips),
 #   2. the unit suite and every integration test again under AddressSanitizer + UBSan,
 #   3. migrations, concurrent I/O and faults under ThreadSanitizer,
 #   4. each libFuzzer target for a short while (clang build, -Dfuzz=true).
@@ -27,6 +30,9 @@ step "build (-Werror)"
 if setup "$out/main" -Dwerror=true; then
   step "meson test: unit + integration"
   meson test -C "$out/main" --print-errorlogs --num-processes 2 --suite unit --suite integration
+  step "meson test: integration over FUSE over io_uring"
+  VDSFS_EXTRA_OPTS=io_uring=on meson test -C "$out/main" --print-errorlogs --suite integration \
+    --logbase testlog-uring
 else fail_setup=$((fail_setup + 1)); fi
 
 step "build with ASan + UBSan; unit tests, then every integration test with sanitized binaries"
@@ -60,5 +66,5 @@ if CC=clang setup "$out/fuzz" -Dfuzz=true -Dtests=true -Db_lundef=false; then
   meson test -C "$out/fuzz" --print-errorlogs --suite fuzz
 else fail_setup=$((fail_setup + 1)); fi
 
-python3 tools/test-summary.py "$fail_setup" "$out/main" "$out/asan" "$out/fuzz" \
-  "$out/asan-unit.json" "$out/tsan"
+python3 tools/test-summary.py "$fail_setup" "$out/main" "$out/main/meson-logs/testlog-uring.json" \
+  "$out/asan" "$out/fuzz" "$out/asan-unit.json" "$out/tsan"

@@ -1,8 +1,16 @@
 /* ops_io.c - open files: open, create, read, write, fsync, fallocate, lseek, release.
  *
  * The I/O path does no path walk and no allocation: the handle (fi->fh) carries the
- * backing fd, the worker's aligned buffer receives reads, and each request is one
- * vfile call, which routes it (vfile.h: passthrough, or a migration's route).
+ * backing fd, reads land in the request's own buffer (loop.h), and each request is
+ * one vfile call, which routes it (vfile.h: passthrough, or a migration's route).
+ *
+ * Reads and writes of a passthrough file are asynchronous: the worker hands them to
+ * io_uring (aio.h) with the request kept (loop_req_keep: a WRITE's payload stays in
+ * its buffer, a READ's data lands in it) and goes on with the next request; the
+ * reply is sent from the aio completion thread. So the backing file sees as many
+ * requests at once as the guest issues, not one per worker. A routed file's I/O
+ * (a migration's overlay), an O_NONBLOCK handle (io_uring would answer EAGAIN where
+ * pread waits) and a misaligned O_DIRECT payload stay synchronous.
  *
  * Opens with O_DIRECT keep their meaning end to end: the backing fd is opened
  * O_DIRECT too, and the kernel is told FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES
@@ -14,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <linux/fuse.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +30,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "beneath.h"
 #include "iobuf.h"
+#include "loop.h"
 #include "vfile.h"
 #include "vfs.h"
 #include "wrate.h"
@@ -169,10 +180,63 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		vfile_release(v->ns, h);
 }
 
+/* One asynchronous read or write, in the scratch space of its kept request. */
+struct io_async {
+	struct aio_op op;
+	fuse_req_t req;
+	struct vhandle *h;
+	struct loop_req *lr;
+};
+_Static_assert(sizeof(struct io_async) <= LOOP_REQ_SCRATCH, "struct io_async in a request");
+
+/* On the aio completion thread. The I/O ends (for a pause) before the reply, while
+ * the kernel still holds the file open. */
+static void io_done(struct aio_op *op, ssize_t n)
+{
+	struct io_async *io = (struct io_async *)((char *)op - offsetof(struct io_async, op));
+	struct loop_req *lr = io->lr;
+
+	vfile_async_end(io->h->vf);
+	if (op->write && n > 0)
+		wrate_note(&io->h->vf->node->wrate, (size_t)n);
+	loop_req_resume(lr);
+	if (n < 0)
+		fuse_reply_err(io->req, (int)-n);
+	else if (op->write)
+		fuse_reply_write(io->req, (size_t)n);
+	else
+		fuse_reply_buf(io->req, op->buf, (size_t)n);
+	loop_req_done(lr);
+}
+
+/* Hand the I/O to io_uring if h's file is passthrough: true if so (the reply will
+ * come from io_done), false if the caller must do it synchronously. */
+static bool io_start(fuse_req_t req, struct loop_req *lr, struct vhandle *h, bool write,
+		     void *buf, size_t size, off_t off)
+{
+	struct io_async *io;
+	int fd;
+
+	if (!lr || !loop_req_async(lr) || (h->flags & O_NONBLOCK) ||
+	    (fd = vfile_async_begin(h)) < 0)
+		return false;
+	io = loop_req_scratch(lr);
+	*io = (struct io_async){
+		.op = { .done = io_done, .fd = fd, .write = write, .buf = buf, .len = size,
+			.off = off },
+		.req = req, .h = h, .lr = lr,
+	};
+	loop_req_keep(lr);
+	aio_submit(loop_req_aio(lr), &io->op);
+	return true;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	void *buf = iobuf_get();
+	struct loop_req *lr = loop_req_current();
+	struct vhandle *h = fh_of(fi);
+	void *buf = lr ? loop_req_data(lr) : iobuf_get();
 	ssize_t n;
 
 	(void)ino;
@@ -180,7 +244,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, buf ? EINVAL : ENOMEM);
 		return;
 	}
-	n = vfile_read(fh_of(fi), buf, size, off);
+	if (io_start(req, lr, h, false, buf, size, off))
+		return;
+	if (lr)
+		aio_count_sync(loop_req_aio(lr), true);
+	n = vfile_read(h, buf, size, off);
+	if (lr)
+		aio_count_sync(loop_req_aio(lr), false);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -190,6 +260,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
+	struct loop_req *lr = loop_req_current();
+	struct aio *a = lr ? loop_req_aio(lr) : NULL;
 	struct vhandle *h = fh_of(fi);
 	ssize_t n;
 
@@ -203,8 +275,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		}
 		memcpy(bounce, buf, size);
 		buf = bounce;
+		lr = NULL;	/* the bounce buffer is this worker's: stay synchronous */
 	}
+	if (io_start(req, lr, h, true, (void *)buf, size, off))
+		return;
+	if (a)
+		aio_count_sync(a, true);
 	n = vfile_write(h, buf, size, off);
+	if (a)
+		aio_count_sync(a, false);
 	if (n > 0)
 		wrate_note(&h->vf->node->wrate, (size_t)n);
 	if (n < 0)

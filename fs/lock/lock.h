@@ -6,7 +6,10 @@
  *
  *   LK_GATE     a file's I/O gate (ns/vfile.h): shared for I/O, opens, releases and
  *               metadata of that file; exclusive to change its route or backing. A
- *               thread holds at most one gate.
+ *               thread holds at most one gate. Asynchronous I/O (started by one
+ *               thread, completed by another) holds it shared only to start and is
+ *               counted in flight instead; the exclusive holder waits for that
+ *               count under the file's idle lock (LK_LEAF).
  *   LK_NS       the namespace (ns/ns.h): shared around "resolve a name, then act on
  *               it"; exclusive for a migration's flip (a rename and an unlink).
  *               Held across backing name operations, never across an fsync or a
@@ -23,7 +26,8 @@
  *   LK_NODES    the node table (ns/node.h): nodes, their kernel and daemon
  *               references, and each file node's vfile pointer and count.
  *   LK_LEAF     locks that take no other lock: the control socket's clients, the
- *               test hold points, the switch's retry timer.
+ *               test hold points, the switch's retry timer, a file's idle lock
+ *               (ns/vfile.c: its in-flight asynchronous I/O drained).
  * The libraries' own locks (overlay/, copier/) come after all of these: they are
  * taken inside ours, and no code of fs/ runs while one of them is held (callbacks
  * such as the scheduler's events are delivered with none held).

@@ -32,6 +32,8 @@ static struct vfile *vfile_new(struct ns *ns, struct node *n)
 	pthread_rwlock_init(&vf->gate, &a);
 	pthread_rwlockattr_destroy(&a);
 	pthread_mutex_init(&vf->hlock, NULL);
+	pthread_mutex_init(&vf->idle_lock, NULL);
+	pthread_cond_init(&vf->idle, NULL);
 	vf->node = n;
 	vf->store = ns->store;
 	vf->io = ns->store->io;
@@ -40,6 +42,9 @@ static struct vfile *vfile_new(struct ns *ns, struct node *n)
 
 static void vfile_free(struct vfile *vf)
 {
+	assert(!atomic_load(&vf->inflight));
+	pthread_cond_destroy(&vf->idle);
+	pthread_mutex_destroy(&vf->idle_lock);
 	pthread_mutex_destroy(&vf->hlock);
 	pthread_rwlock_destroy(&vf->gate);
 	free(vf);
@@ -276,6 +281,46 @@ off_t vfile_lseek(struct vhandle *h, off_t off, int whence)
 	return res;
 }
 
+/* --- asynchronous passthrough I/O ------------------------------------------------ */
+
+int vfile_async_begin(struct vhandle *h)
+{
+	struct vfile *vf = h->vf;
+	int fd = -EXDEV;
+
+	io_begin(vf);
+	if (!vf->route) {
+		atomic_fetch_add(&vf->inflight, 1);
+		fd = h->fd;
+	}
+	io_end(vf);
+	return fd;
+}
+
+/* seq_cst on both sides: either this sees drain_wait set, or the pause sees the
+ * count this just lowered (wait_drained). */
+void vfile_async_end(struct vfile *vf)
+{
+	if (atomic_fetch_sub(&vf->inflight, 1) != 1 || !atomic_load(&vf->drain_wait))
+		return;
+	lk_lock(&vf->idle_lock, LK_LEAF);
+	pthread_cond_broadcast(&vf->idle);
+	lk_unlock(&vf->idle_lock, LK_LEAF);
+}
+
+/* With the gate exclusive, no I/O starts: wait for the started ones to end. */
+static void wait_drained(struct vfile *vf)
+{
+	if (!atomic_load(&vf->inflight))
+		return;
+	lk_lock(&vf->idle_lock, LK_LEAF);
+	atomic_store(&vf->drain_wait, true);
+	while (atomic_load(&vf->inflight))
+		lk_wait(&vf->idle, &vf->idle_lock);
+	atomic_store(&vf->drain_wait, false);
+	lk_unlock(&vf->idle_lock, LK_LEAF);
+}
+
 /* --- metadata calls by node ------------------------------------------------------ */
 
 struct vfile *vfile_hold(struct ns *ns, struct node *n)
@@ -323,6 +368,7 @@ void vfile_fix_stat(struct vfile *vf, struct stat *st)
 void vfile_pause(struct vfile *vf)
 {
 	lk_wrlock(&vf->gate, LK_GATE);
+	wait_drained(vf);
 	vf->paused = true;
 }
 

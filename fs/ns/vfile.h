@@ -16,6 +16,14 @@
  * switch. While paused, no handle comes or goes, which is what lets a switch reopen
  * every handle on a new backing and swap them all at once (vfile_rebind_*).
  *
+ * Asynchronous I/O. A passthrough read or write may be handed to io_uring by one
+ * thread and completed by another (vfile_async_begin/end). It cannot hold the gate
+ * across threads (a lock belongs to the thread that took it), so it takes the gate
+ * shared only to start, counts itself in vf->inflight while it runs, and
+ * vfile_pause, once it holds the gate exclusive (so no I/O can start), also waits
+ * for that count to drain. A pause therefore waits for every I/O of the file, sync
+ * or async, exactly as before.
+ *
  * Lifetime: a vfile lives while it has a handle or someone holds a reference
  * (vfile_get); its count and node->vf are guarded by the node table's lock
  * (LK_NODES), and while it lives its node lives. vf->handles has its own lock
@@ -25,6 +33,7 @@
 #define VDS_VFILE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -69,6 +78,13 @@ struct vfile {
 	const struct vroute *route;
 	void *route_arg;
 	struct ds_iostat *io;		/* the store's, one per datastore (iostat.h) */
+	/* Asynchronous I/O started (under the gate) and not yet ended; a pause waits
+	 * for 0 on idle, under idle_lock (LK_LEAF), with drain_wait set so that the
+	 * last I/O to end knows to wake it. */
+	atomic_uint inflight;
+	atomic_bool drain_wait;
+	pthread_mutex_t idle_lock;
+	pthread_cond_t idle;
 };
 
 /* --- handles (the FUSE layer's open, create, release) ---------------------------- */
@@ -95,6 +111,20 @@ int vfile_fallocate(struct vhandle *h, int mode, off_t off, off_t len);
 /* SEEK_DATA / SEEK_HOLE (and the rest): the offset, or -errno. */
 off_t vfile_lseek(struct vhandle *h, off_t off, int whence);
 
+/* --- asynchronous passthrough I/O ------------------------------------------------ */
+
+/* Start one read or write of h that the caller carries out itself on the backing fd,
+ * asynchronously, completing in any thread. If h's file is passthrough: the I/O is
+ * counted in flight (a pause waits for it), and h's backing fd is returned, valid
+ * until vfile_async_end. If the file is routed: -EXDEV, nothing is counted, and the
+ * caller uses vfile_read / vfile_write instead. Takes the gate shared for an instant
+ * (so it waits out a pause), and never across the I/O. The caller keeps the
+ * semantics vfile_write documents: all of buf or an error; an O_DSYNC handle's fd
+ * was opened O_DSYNC, so its writes are durable on completion. */
+int vfile_async_begin(struct vhandle *h);
+/* The I/O started by vfile_async_begin is over: call before replying for it. */
+void vfile_async_end(struct vfile *vf);
+
 /* --- metadata calls by node ---------------------------------------------------- */
 
 /* The file's vfile with its gate held shared, so its route and node->fd stay as
@@ -114,7 +144,8 @@ void vfile_fix_stat(struct vfile *vf, struct stat *st);
 /* A reference that keeps the vfile (and its node) alive, created if need be. */
 struct vfile *vfile_get(struct ns *ns, struct node *n);
 void vfile_put(struct ns *ns, struct vfile *vf);
-/* Take the gate exclusive: in-flight I/O has ended and none starts until resume. */
+/* Take the gate exclusive: in-flight I/O, sync and async, has ended and none starts
+ * until resume. */
 void vfile_pause(struct vfile *vf);
 void vfile_resume(struct vfile *vf);
 /* While paused: route the file through r (NULL: passthrough again). */

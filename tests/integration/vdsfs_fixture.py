@@ -16,6 +16,24 @@ import time
 import unittest
 
 VDSFS = os.environ.get("VDSFS", "vdsfs")
+# Options every Mount adds, so that the whole suite can run once per transport
+# (tools/test.sh: VDSFS_EXTRA_OPTS=io_uring=on).
+EXTRA_OPTS = os.environ.get("VDSFS_EXTRA_OPTS", "")
+URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
+
+
+def uring_param(value=None):
+    """The kernel's FUSE-over-io_uring switch: read it, or set it (Y/N) and return
+    what it was. None where this kernel has no such switch."""
+    try:
+        with open(URING_PARAM) as f:
+            old = f.read().strip()
+        if value is not None:
+            with open(URING_PARAM, "w") as f:
+                f.write(value)
+        return old
+    except OSError:
+        return None
 
 
 def require_root():
@@ -110,7 +128,7 @@ class Mount:
         # A per-test control socket keeps parallel or leftover daemons apart.
         self.sock = os.path.join(self.top, "ctl.sock") if control else default_socket(self.mnt)
         self.opts_control = control
-        opts = ",".join(o for o in (control and f"control={self.sock}", opts) if o)
+        opts = ",".join(o for o in (control and f"control={self.sock}", EXTRA_OPTS, opts) if o)
         self.opts = opts
         self.spec = ":".join(f"{nm}={p}" for nm, p in zip(self.names, self.paths))
 
@@ -167,6 +185,15 @@ class Mount:
 
 def main():
     require_root()
+    if "io_uring=on" in EXTRA_OPTS.split(","):
+        # The run that tests the io_uring transport turns the kernel's switch on
+        # for its mounts and puts it back as it was when it ends.
+        old = uring_param("Y")
+        if old is None:
+            print("skip: this kernel has no FUSE over io_uring")
+            sys.exit(77)
+        import atexit
+        atexit.register(uring_param, old)
     import warnings
     warnings.simplefilter("ignore", ResourceWarning)
     unittest.main(verbosity=2)

@@ -11,14 +11,17 @@ cell is the median of --runs runs. Prints MiB/s, IOPS, p50 and p99 completion la
 for every row and the ratios vdsfs/native and vdsfs/mergerfs.
 A target that fails a job (mergerfs 2.33 refuses O_DIRECT writes with EINVAL) is
 shown as FAIL with its error, not dropped.
---base PATH adds another vdsfs binary (say, a build of the commit before a change)
-as the target "base", on a datastore of its own holding the same file on the same
-backing (a datastore belongs to one vdsfs at a time), and the ratio vdsfs/base.
 
 Usage: tools/bench/fs-bench.py [--runtime S] [--runs N] [--size 1g] [--backing tmpfs,ext4]
-       [--build DIR | --vdsfs PATH] [--base PATH] [--jobs seqwrite,seqread,...] [--vdsfs-opts O]
+       [--build DIR | --vdsfs PATH] [--jobs seqwrite,seqread,...] [--vdsfs-opts O]
+       [--variant NAME=OPTS ...]
   --build (or VDSFS_BUILD): the build directory whose fs/vdsfs is measured, default
   build/ of this tree; --jobs: any of the job names in the table's first column.
+  --variant (repeatable): measure several vdsfs mounts side by side, each with its own
+  -o options (say io_uring=off vs io_uring=on, async_io=off), each a row of the
+  table; without it there is one, "vdsfs", with --vdsfs-opts. A variant with
+  io_uring=on turns /sys/module/fuse/parameters/enable_uring on for the run and puts
+  it back after.
 Needs root, fio, mergerfs (tools/deps.sh bench installs them).
 """
 import argparse
@@ -86,53 +89,44 @@ def fio(path, job, runtime, size):
 
 
 class Backing:
-    def __init__(self, kind, top, size, base=False):
+    def __init__(self, kind, top, size):
         self.kind = kind
         self.ds = os.path.join(top, f"{kind}-ds")
         os.mkdir(self.ds)
         if kind == "tmpfs":
             gib = int(size.rstrip("gG")) + 1 if size[-1] in "gG" else 2
-            sh(["mount", "-t", "tmpfs", "-o", f"size={gib * (2 if base else 1)}g", "tmpfs", self.ds])
+            sh(["mount", "-t", "tmpfs", "-o", f"size={gib}g", "tmpfs", self.ds])
         self.file = "bench.img"
-        # One fully written file, laid out once through the native path; the base
-        # build's datastore is a folder beside it, with a file of its own.
-        self.base_ds = os.path.join(self.ds, "base-ds") if base else None
-        for d in filter(None, (self.ds, self.base_ds)):
-            os.makedirs(d, exist_ok=True)
-            sh(["fio", "--name=layout", f"--filename={os.path.join(d, self.file)}",
-                f"--size={size}", "--rw=write", "--bs=1M", "--direct=0", "--ioengine=psync"])
+        # One fully written file, laid out once through the native path.
+        sh(["fio", "--name=layout", f"--filename={os.path.join(self.ds, self.file)}",
+            f"--size={size}", "--rw=write", "--bs=1M", "--direct=0", "--ioengine=psync"])
 
     def close(self):
         if self.kind == "tmpfs":
             sh(["umount", "-l", self.ds], check=False)
 
 
-def mount_vdsfs(vdsfs, ds, mnt, vdsfs_opts):
-    os.mkdir(mnt)
-    cmd = [vdsfs, f"ds={ds}", mnt]
-    if vdsfs_opts:
-        cmd += ["-o", vdsfs_opts]
-    sh(cmd)
-    wait_mounted(mnt)
-
-
-def start_targets(b, top, vdsfs, vdsfs_opts, base=None):
-    mv = os.path.join(top, f"{b.kind}-vdsfs")
+def start_targets(b, top, vdsfs, variants, targets):
+    """Mounts each vdsfs variant and mergerfs over b, adding them to targets as they
+    come up (so that the caller unmounts whatever did)."""
+    targets["native"] = b.ds
+    for name, opts in variants:
+        # A datastore has one daemon at a time: each variant gets its own folder,
+        # holding a hard link to the one file, so all measure the same data.
+        ds = os.path.join(b.ds, f"v-{name}")
+        os.mkdir(ds)
+        os.link(os.path.join(b.ds, b.file), os.path.join(ds, b.file))
+        mv = os.path.join(top, f"{b.kind}-{name}")
+        os.mkdir(mv)
+        cmd = [vdsfs, f"ds={ds}", mv, "-o", ",".join(o for o in (f"control={mv}.sock", opts) if o)]
+        sh(cmd)
+        wait_mounted(mv)
+        targets[name] = mv
     mm = os.path.join(top, f"{b.kind}-mergerfs")
-    targets = {"native": b.ds}
-    # The base build's datastore sits inside the other's: the bench file is at
-    # the top of each, and neither mount sees the other's file by its name.
-    mount_vdsfs(vdsfs, b.ds, mv, vdsfs_opts)
-    targets["vdsfs"] = mv
-    if base:
-        mb = os.path.join(top, f"{b.kind}-base")
-        mount_vdsfs(base, b.base_ds, mb, vdsfs_opts)
-        targets["base"] = mb
     os.mkdir(mm)
     sh(["mergerfs", "-o", "cache.files=off,category.create=mfs,fsname=mergerfs", b.ds, mm])
     wait_mounted(mm)
     targets["mergerfs"] = mm
-    return targets
 
 
 def fmt_cell(r):
@@ -155,10 +149,10 @@ def median_result(rs):
 
 
 def run_backing(kind, args, top):
-    b = Backing(kind, top, args.size, base=bool(args.base))
+    b = Backing(kind, top, args.size)
     targets = {}
     try:
-        targets = start_targets(b, top, args.vdsfs, args.vdsfs_opts, args.base)
+        start_targets(b, top, args.vdsfs, args.variants, targets)
         results = {}
         for job in args.jobs:
             runs = {t: [] for t in targets}
@@ -178,19 +172,20 @@ def run_backing(kind, args, top):
         b.close()
 
 
-def report(kind, results, base):
-    names = ["native", "vdsfs"] + (["base"] if base else []) + ["mergerfs"]
-    ratios = [("vdsfs", "native"), ("vdsfs", "mergerfs")] + ([("vdsfs", "base")] if base else [])
+def report(kind, results, variants):
     print(f"\n## {kind} backing (median of runs; MiB/s, IOPS, p50 and p99 completion latency usec)")
-    print("| job | " + " | ".join(f"{t} MiB/s IOPS p50 p99" for t in names) + " | " +
-          " | ".join(f"{a}/{b}" for a, b in ratios) + " |")
-    print("|---|" + "---|" * (len(names) + len(ratios)))
+    print("| job | target | MiB/s IOPS p50 p99 | /native | /mergerfs | p99/native p99 |")
+    print("|---|---|---|---|---|---|")
     for job, (res, errs) in results.items():
         key = "mibs" if job.startswith("seq") else "iops"
-        print(f"| {job} | " + " | ".join(fmt_cell(res[t]) for t in names) + " | " +
-              " | ".join(ratio(res[a], res[b], key) for a, b in ratios) + " |")
+        for t in ["native"] + [n for n, _ in variants] + ["mergerfs"]:
+            r = res[t]
+            tail = ("| | |" if t == "native" else
+                    f"| {ratio(r, res['native'], key)} | {ratio(r, res['mergerfs'], key)} "
+                    f"| {ratio(r, res['native'], 'p99')} |")
+            print(f"| {job} | {t} | {fmt_cell(r)} {tail}")
         for t, e in errs.items():
-            print(f"|  | {t} failed: {e} |" + " |" * (len(names) + len(ratios) - 1))
+            print(f"|  | {t} failed: {e} | | | | |")
 
 
 def main():
@@ -202,19 +197,22 @@ def main():
     ap.add_argument("--jobs", default=",".join(JOBS))
     ap.add_argument("--build", default=os.environ.get("VDSFS_BUILD", "build"))
     ap.add_argument("--vdsfs", help="the vdsfs binary (default: BUILD/fs/vdsfs)")
-    ap.add_argument("--base", help="another vdsfs binary to compare with, side by side")
     ap.add_argument("--vdsfs-opts", default="")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME=OPTS: a vdsfs mount with these -o options (repeatable)")
     ap.add_argument("--dir", default="/var/tmp", help="where the ext4 backing lives")
     args = ap.parse_args()
     args.jobs = args.jobs.split(",")
+    args.variants = [tuple(v.split("=", 1)) if "=" in v else (v, "") for v in args.variant] or \
+        [("vdsfs", args.vdsfs_opts)]
+    if len({n for n, _ in args.variants} | {"native", "mergerfs"}) != len(args.variants) + 2:
+        sys.exit("fs-bench: variant names must be distinct and not native or mergerfs")
     unknown = [j for j in args.jobs if j not in JOBS]
     if unknown:
         sys.exit(f"fs-bench: unknown job {','.join(unknown)}; jobs: {','.join(JOBS)}")
     if not args.vdsfs:
         top = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
         args.vdsfs = os.path.join(top, args.build, "fs/vdsfs")
-    if args.base and not os.access(args.base, os.X_OK):
-        sys.exit(f"fs-bench: no vdsfs at {args.base} (--base)")
     if not os.access(args.vdsfs, os.X_OK):
         sys.exit(f"fs-bench: no vdsfs at {args.vdsfs} (build it, or --build DIR / --vdsfs PATH)")
     # SIGTERM ends the run like Ctrl-C, through the finally blocks that unmount
@@ -224,14 +222,26 @@ def main():
     for tool in ("fio", "mergerfs"):
         if not shutil.which(tool):
             sys.exit(f"fs-bench: {tool} missing (tools/deps.sh bench)")
+    uring_old = None
+    if any("io_uring=on" in o.split(",") for _, o in args.variants):
+        param = "/sys/module/fuse/parameters/enable_uring"
+        with open(param) as f:
+            uring_old = f.read().strip()
+        with open(param, "w") as f:
+            f.write("Y")
     top = tempfile.mkdtemp(prefix="vdsfs-bench-", dir=args.dir)
     print(f"# fs-bench: runtime {args.runtime}s x {args.runs} runs, file {args.size}, "
           f"kernel {os.uname().release}, {os.cpu_count()} cpus")
+    for n, o in args.variants:
+        print(f"# {n}: -o {o or '(defaults)'}")
     try:
         for kind in args.backing.split(","):
-            report(kind, run_backing(kind, args, top), args.base)
+            report(kind, run_backing(kind, args, top), args.variants)
     finally:
         shutil.rmtree(top, ignore_errors=True)
+        if uring_old is not None:
+            with open(param, "w") as f:
+                f.write(uring_old)
 
 
 if __name__ == "__main__":
