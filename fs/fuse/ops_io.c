@@ -186,6 +186,7 @@ struct io_async {
 	fuse_req_t req;
 	struct vhandle *h;
 	struct loop_req *lr;
+	struct vasync va;
 };
 _Static_assert(sizeof(struct io_async) <= LOOP_REQ_SCRATCH, "struct io_async in a request");
 
@@ -196,7 +197,7 @@ static void io_done(struct aio_op *op, ssize_t n)
 	struct io_async *io = (struct io_async *)((char *)op - offsetof(struct io_async, op));
 	struct loop_req *lr = io->lr;
 
-	vfile_async_end(io->h->vf);
+	vfile_async_end(io->h->vf, &io->va, op->write, n);
 	if (op->write && n > 0)
 		wrate_note(&io->h->vf->node->wrate, (size_t)n);
 	loop_req_resume(lr);
@@ -215,16 +216,17 @@ static bool io_start(fuse_req_t req, struct loop_req *lr, struct vhandle *h, boo
 		     void *buf, size_t size, off_t off)
 {
 	struct io_async *io;
+	struct vasync va;
 	int fd;
 
 	if (!lr || !loop_req_async(lr) || (h->flags & O_NONBLOCK) ||
-	    (fd = vfile_async_begin(h)) < 0)
+	    (fd = vfile_async_begin(h, &va)) < 0)
 		return false;
 	io = loop_req_scratch(lr);
 	*io = (struct io_async){
 		.op = { .done = io_done, .fd = fd, .write = write, .buf = buf, .len = size,
 			.off = off },
-		.req = req, .h = h, .lr = lr,
+		.req = req, .h = h, .lr = lr, .va = va,
 	};
 	loop_req_keep(lr);
 	aio_submit(loop_req_aio(lr), &io->op);

@@ -283,24 +283,28 @@ off_t vfile_lseek(struct vhandle *h, off_t off, int whence)
 
 /* --- asynchronous passthrough I/O ------------------------------------------------ */
 
-int vfile_async_begin(struct vhandle *h)
+int vfile_async_begin(struct vhandle *h, struct vasync *a)
 {
 	struct vfile *vf = h->vf;
 	int fd = -EXDEV;
 
+	a->t0 = vds_now_ns(CLOCK_MONOTONIC);
 	io_begin(vf);
 	if (!vf->route) {
 		atomic_fetch_add(&vf->inflight, 1);
 		fd = h->fd;
 	}
-	io_end(vf);
+	/* A switch pauses the file and waits for inflight to drain before it changes
+	 * the node's datastore, so this stays the I/O's datastore until its end. */
+	a->ds = io_end(vf);
 	return fd;
 }
 
 /* seq_cst on both sides: either this sees drain_wait set, or the pause sees the
  * count this just lowered (wait_drained). */
-void vfile_async_end(struct vfile *vf)
+void vfile_async_end(struct vfile *vf, const struct vasync *a, bool write, ssize_t res)
 {
+	ds_io_note(&vf->io[a->ds], write ? DS_WRITE : DS_READ, res, a->t0);
 	if (atomic_fetch_sub(&vf->inflight, 1) != 1 || !atomic_load(&vf->drain_wait))
 		return;
 	lk_lock(&vf->idle_lock, LK_LEAF);

@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -121,9 +122,15 @@ off_t vfile_lseek(struct vhandle *h, off_t off, int whence);
  * (so it waits out a pause), and never across the I/O. The caller keeps the
  * semantics vfile_write documents: all of buf or an error; an O_DSYNC handle's fd
  * was opened O_DSYNC, so its writes are durable on completion. */
-int vfile_async_begin(struct vhandle *h);
-/* The I/O started by vfile_async_begin is over: call before replying for it. */
-void vfile_async_end(struct vfile *vf);
+struct vasync {
+	uint64_t t0;	/* CLOCK_MONOTONIC at begin: the request's latency runs from here */
+	int ds;		/* the file's datastore, fixed while the I/O is in flight */
+};
+int vfile_async_begin(struct vhandle *h, struct vasync *a);
+/* The I/O started by vfile_async_begin is over with res (bytes or -errno): counted
+ * in the datastore's iostat as vfile_read/vfile_write count theirs. Call before
+ * replying for it. */
+void vfile_async_end(struct vfile *vf, const struct vasync *a, bool write, ssize_t res);
 
 /* --- metadata calls by node ---------------------------------------------------- */
 
