@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "aio.h"
+#include "kernel_hb.h"
 #include "paths.h"
 
 struct aio {
@@ -86,6 +87,7 @@ static int queue_op(struct aio *a, struct aio_op *op)
 	else
 		io_uring_prep_read(sqe, op->fd, buf, len, off);
 	io_uring_sqe_set_data(sqe, op);
+	handed_to_kernel(op);	/* the submitter touches op no more */
 	/* A failed enter leaves the SQE queued for the next one, so it must not be
 	 * done another way: retry what is transient (the completion thread drains
 	 * the CQ without this lock). */
@@ -160,6 +162,8 @@ static void *completer(void *arg)
 		if (ret < 0)
 			break;	/* cannot happen with a live ring */
 		op = io_uring_cqe_get_data(cqe);
+		if (op)
+			back_from_kernel(op);
 		if (op && !gathered) {
 			test_gather(a);
 			gathered = true;

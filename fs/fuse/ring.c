@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "loop_int.h"
+#include "kernel_hb.h"
 
 #define RING_QUEUE_DEPTH	32
 
@@ -113,6 +114,7 @@ static void submit_cmd_locked(struct ring_worker *w, struct loop_req *r, unsigne
 	while (!(sqe = io_uring_get_sqe(&w->uring)))
 		io_uring_submit(&w->uring);
 	prep_cmd(sqe, r, op);
+	handed_to_kernel(r);	/* the reply in r is the kernel's now */
 	while ((ret = io_uring_submit(&w->uring)) == -EINTR || ret == -EAGAIN || ret == -EBUSY)
 		sched_yield();
 }
@@ -246,6 +248,7 @@ static void *worker(void *arg)
 			struct loop_req *r = io_uring_cqe_get_data(cqe);
 			int res = cqe->res;
 
+			back_from_kernel(r);
 			io_uring_cqe_seen(&w->uring, cqe);
 			live = handle(rg, r, res) && live;
 		} while (io_uring_peek_cqe(&w->uring, &cqe) == 0);
