@@ -182,7 +182,10 @@ class Metrics(unittest.TestCase):
         end = time.time() + 60
         while time.time() < end:
             f, _ = self.file_metrics()
-            if ("vdsfs_migration_phase", tuple(sorted(dict(phase="copying", **labels).items()))) in f:
+            # Every phase has its series (0 or 1): wait for copying's to be 1, as a
+            # round written while the migration was still preparing has it at 0.
+            key = ("vdsfs_migration_phase", tuple(sorted(dict(phase="copying", **labels).items())))
+            if f.get(key) == 1:
                 break
             time.sleep(0.1)
         self.assertEqual(val(f, "vdsfs_migration_phase", phase="copying", **labels), 1)
