@@ -24,12 +24,18 @@
 #include "mountinfo.h"
 #include "store.h"
 
-/* What one text needs of the datastores, read once. */
+/* What one text needs of the datastores, read once: slots [0, n) as they were
+ * then, a removed one (store_live false) marked so that every family skips it, and
+ * a slot added meanwhile left out of this text rather than read half filled. */
 struct ds_snap {
+	bool live;
+	bool maint;
 	uint64_t size, free, held, files;
 	int migrations;
 	char fs[64];
 };
+
+#define FOR_LIVE(i, n, snap)	for (int i = 0; i < (n); i++) if ((snap)[i].live)
 
 static void family(FILE *f, const char *name, const char *type, const char *help)
 {
@@ -71,7 +77,7 @@ static void ds_label(FILE *f, const char *metric, const struct datastore *d)
 	fputc('}', f);
 }
 
-static void ds_gauges(FILE *f, const struct store *s, const struct ds_snap *snap)
+static void ds_gauges(FILE *f, const struct store *s, int n, const struct ds_snap *snap)
 {
 	static const struct {
 		const char *name, *help;
@@ -88,7 +94,7 @@ static void ds_gauges(FILE *f, const struct store *s, const struct ds_snap *snap
 	};
 
 	family(f, "vdsfs_datastore_info", "gauge", "A datastore of the mount: its path and filesystem type.");
-	for (int i = 0; i < s->nds; i++) {
+	FOR_LIVE(i, n, snap) {
 		fputs("vdsfs_datastore_info{datastore=", f);
 		label_value(f, s->ds[i].name);
 		fputs(",path=", f);
@@ -99,13 +105,19 @@ static void ds_gauges(FILE *f, const struct store *s, const struct ds_snap *snap
 	}
 	for (size_t k = 0; k < sizeof(g) / sizeof(g[0]); k++) {
 		family(f, g[k].name, "gauge", g[k].help);
-		for (int i = 0; i < s->nds; i++) {
+		FOR_LIVE(i, n, snap) {
 			ds_label(f, g[k].name, &s->ds[i]);
 			fprintf(f, " %" PRIu64 "\n", *(const uint64_t *)((const char *)&snap[i] + g[k].off));
 		}
 	}
+	family(f, "vdsfs_datastore_maintenance", "gauge",
+	       "1 while the datastore is in maintenance: no new file, directory or migration lands on it.");
+	FOR_LIVE(i, n, snap) {
+		ds_label(f, "vdsfs_datastore_maintenance", &s->ds[i]);
+		fprintf(f, " %d\n", snap[i].maint);
+	}
 	family(f, "vdsfs_datastore_migrations", "gauge", "Active migrations from or to the datastore.");
-	for (int i = 0; i < s->nds; i++) {
+	FOR_LIVE(i, n, snap) {
 		ds_label(f, "vdsfs_datastore_migrations", &s->ds[i]);
 		fprintf(f, " %d\n", snap[i].migrations);
 	}
@@ -143,7 +155,7 @@ static void ds_labels(char *buf, size_t len, const char *name)
 	fclose(f);
 }
 
-static void ds_io(FILE *f, struct store *s)
+static void ds_io(FILE *f, struct store *s, int n, const struct ds_snap *snap)
 {
 	char labels[128], name[64], help[160];
 
@@ -155,7 +167,7 @@ static void ds_io(FILE *f, struct store *s)
 			snprintf(help, sizeof(help), "Bytes %s through the mount, by the datastore of the file.",
 				 op == DS_READ ? "read" : "written");
 			family(f, name, "counter", help);
-			for (int i = 0; i < s->nds; i++) {
+			FOR_LIVE(i, n, snap) {
 				ds_label(f, name, &s->ds[i]);
 				fprintf(f, " %" PRIu64 "\n", atomic_load_explicit(&s->io[i].op[op].bytes,
 										   memory_order_relaxed));
@@ -165,7 +177,7 @@ static void ds_io(FILE *f, struct store *s)
 		snprintf(help, sizeof(help), "%s requests that failed, by the datastore of the file.",
 			 op == DS_READ ? "Read" : op == DS_WRITE ? "Write" : "Flush (fsync)");
 		family(f, name, "counter", help);
-		for (int i = 0; i < s->nds; i++) {
+		FOR_LIVE(i, n, snap) {
 			ds_label(f, name, &s->ds[i]);
 			fprintf(f, " %" PRIu64 "\n", atomic_load_explicit(&s->io[i].op[op].errors,
 									   memory_order_relaxed));
@@ -174,7 +186,7 @@ static void ds_io(FILE *f, struct store *s)
 		snprintf(help, sizeof(help), "Time %s requests took in the daemon, a switch's pause included.",
 			 op == DS_FLUSH ? "flush (fsync)" : o);
 		family(f, name, "histogram", help);
-		for (int i = 0; i < s->nds; i++) {
+		FOR_LIVE(i, n, snap) {
 			struct vds_hist_snap h;
 
 			vds_hist_read(&s->io[i].op[op].lat, &vds_io_buckets, &h);
@@ -271,8 +283,13 @@ char *metrics_text(const struct store *cs, struct migs *g)
 	size_t len = 0;
 	FILE *f;
 
-	for (int i = 0; i < s->nds; i++) {
+	int n = atomic_load(&s->nds);
+
+	for (int i = 0; i < n; i++) {
 		memset(&snap[i], 0, sizeof(snap[i]));
+		if (!(snap[i].live = store_live(s, i)))
+			continue;
+		snap[i].maint = atomic_load(&s->maint[i]);
 		ds_space(&s->ds[i], &snap[i].free, &snap[i].size);
 		snap[i].held = store_usage(&s->ds[i], &snap[i].files);
 		snap[i].migrations = mig_active_on(g, i);
@@ -285,8 +302,8 @@ char *metrics_text(const struct store *cs, struct migs *g)
 	fputs("vdsfs_build_info{version=", f);
 	label_value(f, VDS_VERSION);
 	fputs("} 1\n", f);
-	ds_gauges(f, s, snap);
-	ds_io(f, s);
+	ds_gauges(f, s, n, snap);
+	ds_io(f, s, n, snap);
 	totals(f, g);
 	migrations(f, g);
 	if (fclose(f)) {

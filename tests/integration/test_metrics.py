@@ -159,6 +159,21 @@ class Metrics(unittest.TestCase):
         self.assertEqual(val(f, "vdsfs_datastore_files", datastore="ds0"), 2)
         self.assertFalse(os.path.exists(self.prom + ".tmp"))
 
+    def test_maintenance_and_a_removed_datastore(self):
+        self.m.start()
+        s, _ = self.ctl_metrics()
+        self.assertEqual(val(s, "vdsfs_datastore_maintenance", datastore="ds1"), 0)
+        self.c.run("datastore", "maintenance", "ds1", "on")
+        s, _ = self.ctl_metrics()
+        self.assertEqual(val(s, "vdsfs_datastore_maintenance", datastore="ds1"), 1)
+        self.assertEqual(val(s, "vdsfs_datastore_maintenance", datastore="ds0"), 0)
+        self.c.run("datastore", "maintenance", "ds1", "off")
+        self.c.run("datastore", "remove", "ds1")
+        s, _ = self.ctl_metrics()
+        self.assertEqual([k for k in s if ("datastore", "ds1") in k[1]], [],
+                         "a removed datastore leaves every family")
+        self.assertEqual(val(s, "vdsfs_datastore_maintenance", datastore="ds0"), 0)
+
     def test_held_migration_phase_and_bytes(self):
         self.m.start(env={"VDSFS_TEST_HOLD": "copied"})
         path = self.m.path("vm/disk.img")
