@@ -83,6 +83,10 @@ void store_remove(struct store *s, int i)
 	d->lock_fd = -1;
 }
 
+/* One walk for every question asked of a datastore's tree: objects by kind and the
+ * bytes its regular files hold. Its own open of each directory, never a dup: a dup
+ * shares the directory's offset, so a second walk (or two at once) would find it
+ * already read to the end. limit: stop once that many objects were seen (0: all). */
 static void count_below(int dfd, bool top, uint64_t limit, struct store_count *c)
 {
 	int fd = reopen_dir(dfd);
@@ -111,6 +115,7 @@ static void count_below(int dfd, bool top, uint64_t limit, struct store_count *c
 			}
 		} else if (S_ISREG(st.st_mode)) {
 			c->files++;
+			c->held += (uint64_t)st.st_blocks * 512;
 		} else {
 			c->others++;
 		}
@@ -124,47 +129,13 @@ void store_count(const struct datastore *d, uint64_t limit, struct store_count *
 	count_below(d->fd, true, limit, c);
 }
 
-/* Its own open of the directory, never a dup of dfd: a dup shares the directory's
- * offset, so a second walk (or two at once) would find it already read to the end. */
-static uint64_t held_below(int dfd, bool top, uint64_t *files)
-{
-	int fd = reopen_dir(dfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
-	uint64_t sum = 0;
-
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	while ((de = readdir(d))) {
-		struct stat st;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    (top && !strcmp(de->d_name, VDS_STATE_DIR)) ||
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub >= 0) {
-				sum += held_below(sub, false, files);
-				close(sub);
-			}
-		} else if (S_ISREG(st.st_mode)) {
-			sum += (uint64_t)st.st_blocks * 512;
-			(*files)++;
-		}
-	}
-	closedir(d);
-	return sum;
-}
-
 uint64_t store_usage(const struct datastore *d, uint64_t *files)
 {
-	*files = 0;
-	return held_below(d->fd, true, files);
+	struct store_count c;
+
+	store_count(d, 0, &c);
+	*files = c.files;
+	return c.held;
 }
 
 uint64_t store_held_bytes(const struct datastore *d)

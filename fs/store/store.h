@@ -96,6 +96,7 @@ static inline void store_set_maint(struct store *s, int i, bool on)
  * .vdsfs/ excluded; stops counting at limit objects in all (0: no limit). */
 struct store_count {
 	uint64_t files, others, dirs;
+	uint64_t held;		/* bytes allocated to the regular files */
 };
 void store_count(const struct datastore *d, uint64_t limit, struct store_count *c);
 
